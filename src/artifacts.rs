@@ -1,0 +1,192 @@
+//! `target/manifest.json` and `target/run_results.json`, with dbt's field
+//! names where they apply, keys in sorted order so that two runs of the same
+//! project differ only in timestamps and ids.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Map, Value as Json};
+
+use crate::compile::Compiled;
+use crate::exec::publish::write_atomic;
+use crate::exec::runner::NodeResult;
+use crate::graph::Graph;
+
+/// Facts about one invocation, shared by its artifacts.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub id: String,
+    pub command: String,
+    pub started_at: DateTime<Utc>,
+    pub project: String,
+    pub target: String,
+    pub user: String,
+    pub host: String,
+}
+
+impl Invocation {
+    /// Starts a new invocation record.
+    pub fn new(command: &str, project: &str, target: &str) -> Invocation {
+        let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into());
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|s| s.trim().to_string())
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| "unknown".into());
+        Invocation {
+            id: uuid::Uuid::new_v4().to_string(),
+            command: command.into(),
+            started_at: Utc::now(),
+            project: project.into(),
+            target: target.into(),
+            user,
+            host,
+        }
+    }
+
+    fn metadata(&self, schema: &str) -> Json {
+        json!({
+            "dbt_schema_version": schema,
+            "wh_version": env!("CARGO_PKG_VERSION"),
+            "generated_at": ts(&Utc::now()),
+            "invocation_id": self.id,
+            "invocation_started_at": ts(&self.started_at),
+            "command": self.command,
+            "project_name": self.project,
+            "target": self.target,
+            "user": self.user,
+            "host": self.host,
+        })
+    }
+}
+
+fn ts(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Builds the manifest: every node with config, SQL and dependencies, and
+/// parent and child maps.
+pub fn manifest(inv: &Invocation, compiled: &Compiled, graph: &Graph) -> Json {
+    let mut nodes = Map::new();
+    let mut parent_map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut child_map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for m in compiled.models.values() {
+        let mut depends: Vec<String> = m.refs.iter().map(|r| compiled.models[r].unique_id.clone()).collect();
+        depends.extend(m.sources.iter().map(|s| compiled.sources[s].unique_id.clone()));
+        depends.sort();
+        parent_map.insert(m.unique_id.clone(), depends.clone());
+        for d in &depends {
+            child_map.entry(d.clone()).or_default().push(m.unique_id.clone());
+        }
+        child_map.entry(m.unique_id.clone()).or_default();
+        let columns: Map<String, Json> =
+            m.columns.iter().map(|c| (c.name.clone(), serde_json::to_value(c).unwrap_or(Json::Null))).collect();
+        nodes.insert(
+            m.unique_id.clone(),
+            json!({
+                "unique_id": m.unique_id,
+                "resource_type": "model",
+                "name": m.name,
+                "package_name": compiled.project_name,
+                "original_file_path": m.path.to_string_lossy().replace('\\', "/"),
+                "fqn": fqn(&compiled.project_name, &m.folder, &m.name),
+                "relation_name": crate::compile::relation(&m.name),
+                "output_path": m.output_path(),
+                "description": m.description,
+                "config": m.config,
+                "tags": m.config.tags,
+                "meta": m.config.meta,
+                "columns": columns,
+                "raw_code": m.raw_sql,
+                "compiled_code": m.sql,
+                "depends_on": { "nodes": depends, "macros": [] },
+                "data_tests": m.tests,
+            }),
+        );
+    }
+    let mut sources = Map::new();
+    for s in compiled.sources.values() {
+        let t = &s.table;
+        child_map.entry(s.unique_id.clone()).or_default();
+        parent_map.insert(s.unique_id.clone(), Vec::new());
+        sources.insert(
+            s.unique_id.clone(),
+            json!({
+                "unique_id": s.unique_id,
+                "resource_type": "source",
+                "source_name": t.source,
+                "name": t.name,
+                "source_description": t.source_description,
+                "description": t.description,
+                "relation_name": crate::compile::source_relation(&t.source, &t.name),
+                "location": s.location,
+                "format": t.format,
+                "meta": t.meta,
+                "tags": t.tags,
+                "columns": t.columns.iter().map(|c| (c.name.clone(), serde_json::to_value(c).unwrap_or(Json::Null))).collect::<Map<_, _>>(),
+                "loaded_at_field": t.loaded_at_field,
+                "freshness": t.freshness,
+                "original_file_path": t.defined_at.file.to_string_lossy().replace('\\', "/"),
+            }),
+        );
+    }
+    for v in child_map.values_mut() {
+        v.sort();
+    }
+    let _ = graph;
+    json!({
+        "metadata": inv.metadata("https://schemas.getdbt.com/dbt/manifest/v12.json"),
+        "nodes": nodes,
+        "sources": sources,
+        "parent_map": parent_map,
+        "child_map": child_map,
+    })
+}
+
+fn fqn(project: &str, folder: &[String], name: &str) -> Vec<String> {
+    let mut v = vec![project.to_string()];
+    v.extend(folder.iter().cloned());
+    v.push(name.to_string());
+    v
+}
+
+/// Builds run results: one entry per node, sorted by id.
+pub fn run_results(inv: &Invocation, results: &[NodeResult], elapsed: f64, args: Json) -> Json {
+    let entries: Vec<Json> = results
+        .iter()
+        .map(|r| {
+            json!({
+                "unique_id": r.unique_id,
+                "status": r.status.as_str(),
+                "timing": [{
+                    "name": "execute",
+                    "started_at": ts(&r.started_at),
+                    "completed_at": ts(&r.completed_at),
+                }],
+                "execution_time": r.seconds,
+                "thread_id": Json::Null,
+                "adapter_response": { "rows_affected": r.rows, "bytes_written": r.bytes },
+                "message": r.message,
+                "failures": Json::Null,
+                "relation_name": crate::compile::relation(&r.name),
+                "materialized": r.materialized.as_str(),
+                "output_path": r.output_path,
+                "location": r.failure.as_ref().and_then(|f| f.location.as_ref()).map(|l| l.to_string()),
+                "hint": r.failure.as_ref().and_then(|f| f.hint.clone()),
+            })
+        })
+        .collect();
+    json!({
+        "metadata": inv.metadata("https://schemas.getdbt.com/dbt/run-results/v6.json"),
+        "results": entries,
+        "elapsed_time": elapsed,
+        "args": args,
+    })
+}
+
+/// Writes `value` as pretty JSON to `path`, atomically.
+pub fn write_json(path: &Path, value: &Json) -> std::io::Result<()> {
+    let mut text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
+    text.push('\n');
+    write_atomic(path, text.as_bytes())
+}

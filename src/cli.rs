@@ -1,0 +1,99 @@
+//! The command line (clap derive): commands and the flags they share.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// wh builds a data warehouse from templated SQL models: renders them,
+/// runs them on DataFusion in dependency order and publishes Parquet.
+#[derive(Debug, Parser)]
+#[command(name = "wh", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub shared: SharedArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command accepts, before or after the command name.
+#[derive(Debug, Clone, Args)]
+pub struct SharedArgs {
+    /// The project folder (holding wh_project.yml).
+    #[arg(long, global = true, env = "WH_PROJECT_DIR", default_value = ".")]
+    pub project_dir: PathBuf,
+    /// The target (output environment) from wh_project.yml.
+    #[arg(long, global = true)]
+    pub target: Option<String>,
+    /// Vars as a YAML mapping, overriding wh_project.yml: '{raw_root: data/raw}'.
+    #[arg(long, global = true)]
+    pub vars: Option<String>,
+    /// How many models run at once.
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+    /// Models to include: name, +name, name+, +name+, @name, tag:x, path:models/marts, source:x.
+    #[arg(short = 's', long = "select", global = true, num_args = 1..)]
+    pub select: Vec<String>,
+    /// Models to leave out, same syntax as --select.
+    #[arg(long, global = true, num_args = 1..)]
+    pub exclude: Vec<String>,
+    /// Print errors only.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the selected models in DAG order and publish them.
+    Build,
+    /// Run the selected models (as build does).
+    Run,
+    /// Render every model's SQL to target/compiled/ without reading data.
+    Compile,
+    /// List the selected models.
+    Ls {
+        /// What to print for each model.
+        #[arg(long, value_enum, default_value_t = LsOutput::Name)]
+        output: LsOutput,
+    },
+    /// Print the first rows of a built model.
+    Show {
+        /// The model's name.
+        model: String,
+        /// How many rows.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+    /// Run ad-hoc SQL where every built model is a table by its name.
+    Query {
+        /// The SQL to run.
+        sql: String,
+        /// Print at most this many rows.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
+        format: QueryFormat,
+    },
+    /// Create a minimal working project in DIR.
+    Init {
+        /// The folder to create.
+        dir: PathBuf,
+    },
+}
+
+/// `wh ls --output`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LsOutput {
+    Name,
+    Path,
+    Json,
+}
+
+/// `wh query --format`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum QueryFormat {
+    Table,
+    Csv,
+    Json,
+}

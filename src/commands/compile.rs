@@ -1,0 +1,48 @@
+//! `wh compile`: render every model to `target/compiled/` and write the
+//! manifest, without reading any data.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::{compile_project, Settings};
+use crate::artifacts::{self, Invocation};
+use crate::compile::Compiled;
+use crate::error::Error;
+use crate::exec::publish::write_atomic;
+use crate::graph::Graph;
+
+/// Compiles the project.
+pub fn execute(settings: &Settings) -> Result<ExitCode, Error> {
+    let (compiled, graph) = compile_project(settings)?;
+    let inv = Invocation::new("compile", &compiled.project_name, &settings.project.target.name);
+    write_compiled(settings, &inv, &compiled, &graph)?;
+    settings.log(format!(
+        "Compiled {} models and {} sources to {}",
+        compiled.models.len(),
+        compiled.sources.len(),
+        settings.project.target_path.join("compiled").display()
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes each model's SQL under `target/compiled/` and `target/manifest.json`.
+pub fn write_compiled(settings: &Settings, inv: &Invocation, compiled: &Compiled, graph: &Graph) -> Result<(), Error> {
+    let dir = settings.target_dir().join("compiled");
+    for model in compiled.models.values() {
+        let path = dir.join(&model.path);
+        let mut text = model.sql.clone();
+        text.push('\n');
+        write(&path, text.as_bytes())?;
+    }
+    let manifest = artifacts::manifest(inv, compiled, graph);
+    let path = settings.target_dir().join("manifest.json");
+    artifacts::write_json(&path, &manifest).map_err(|source| Error::Io { path, source })
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    // Skip unchanged files: a 10,000-model project recompiles in place fast.
+    if std::fs::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    write_atomic(path, bytes).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+}

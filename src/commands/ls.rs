@@ -1,0 +1,36 @@
+//! `wh ls`: list the selected models.
+
+use std::process::ExitCode;
+
+use super::{compile_project, Settings};
+use crate::cli::LsOutput;
+use crate::error::Error;
+use crate::graph::selector;
+
+/// Prints the selected models, one per line, sorted by name.
+pub fn execute(settings: &Settings, output: LsOutput) -> Result<ExitCode, Error> {
+    let (compiled, graph) = compile_project(settings)?;
+    let selected = selector::select(&compiled, &graph, &settings.select, &settings.exclude)?;
+    let mut out = String::new();
+    for name in &selected {
+        let m = &compiled.models[name];
+        let line = match output {
+            LsOutput::Name => name.clone(),
+            LsOutput::Path => m.path.to_string_lossy().replace('\\', "/"),
+            LsOutput::Json => serde_json::json!({
+                "name": m.name,
+                "unique_id": m.unique_id,
+                "original_file_path": m.path.to_string_lossy().replace('\\', "/"),
+                "materialized": m.config.materialized.as_str(),
+                "tags": m.config.tags,
+                "depends_on": m.refs.iter().chain(m.sources.iter()).collect::<Vec<_>>(),
+                "output_path": m.output_path(),
+            })
+            .to_string(),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}

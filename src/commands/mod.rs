@@ -1,0 +1,151 @@
+//! One module per subcommand, and the settings they all start from.
+
+pub mod build;
+pub mod compile;
+pub mod init;
+pub mod ls;
+pub mod query;
+pub mod run;
+pub mod show;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use serde_json::Value as Json;
+
+use crate::cli::{Cli, Command, SharedArgs};
+use crate::compile::Compiled;
+use crate::error::Error;
+use crate::exec::Engine;
+use crate::graph::selector::{self, Selection};
+use crate::graph::Graph;
+use crate::project::{yaml, Overrides, Project};
+
+/// Everything a command needs, resolved once from flags and project files.
+pub struct Settings {
+    pub project: Project,
+    pub select: Selection,
+    pub exclude: Selection,
+    pub quiet: bool,
+    /// The flags as given, for run_results `args`.
+    pub args: Json,
+}
+
+impl Settings {
+    /// Loads the project and merges the command line into its settings.
+    pub fn resolve(shared: &SharedArgs, command: &str) -> Result<Settings, Error> {
+        let vars: BTreeMap<String, Json> = match &shared.vars {
+            Some(text) if !text.trim().is_empty() => yaml::parse_inline(text, "--vars")?,
+            _ => BTreeMap::new(),
+        };
+        if shared.threads == Some(0) {
+            return Err(Error::Usage { message: "--threads must be at least 1".into(), hint: None });
+        }
+        let overrides = Overrides { target: shared.target.clone(), vars: vars.clone(), threads: shared.threads };
+        let root = absolute(&shared.project_dir);
+        let project = Project::load(&root, &overrides)?;
+        let select = selector::parse(&shared.select)?;
+        let exclude = selector::parse(&shared.exclude)?;
+        let args = serde_json::json!({
+            "which": command,
+            "target": project.target.name,
+            "vars": vars,
+            "threads": project.target.threads,
+            "select": select.to_string(),
+            "exclude": exclude.to_string(),
+        });
+        Ok(Settings { project, select, exclude, quiet: shared.quiet, args })
+    }
+
+    /// Returns the local warehouse folder of the target.
+    pub fn warehouse(&self) -> Result<PathBuf, Error> {
+        self.project.local_warehouse().ok_or_else(|| Error::Usage {
+            message: format!(
+                "target `{}` writes to `{}`: only local warehouses are supported so far",
+                self.project.target.name, self.project.target.warehouse
+            ),
+            hint: Some("use a target whose `warehouse` is a local folder".into()),
+        })
+    }
+
+    /// Returns the `target/` folder for artifacts.
+    pub fn target_dir(&self) -> PathBuf {
+        self.project.root.join(&self.project.target_path)
+    }
+
+    /// Prints a progress or log line to stderr unless --quiet.
+    pub fn log(&self, line: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("{}", line.as_ref());
+        }
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+/// Renders the project and builds its graph.
+pub fn compile_project(settings: &Settings) -> Result<(Compiled, Graph), Error> {
+    let compiled = crate::compile::compile(&settings.project)?;
+    let graph = Graph::build(&compiled)?;
+    Ok((compiled, graph))
+}
+
+/// Opens the warehouse for reading: sources, published tables, and views
+/// and ephemerals planned from their SQL. Inputs that cannot be opened are
+/// left out (a query that needs one then names it as unknown).
+pub async fn open_warehouse(settings: &Settings, compiled: &Compiled, graph: &Graph) -> Result<Engine, Error> {
+    let warehouse = settings.warehouse()?;
+    let engine = Engine::new(None);
+    for source in compiled.sources.values() {
+        if let Err(e) = engine.register_source(source).await {
+            settings.log(format!("warning: {e}"));
+        }
+    }
+    for name in graph.order() {
+        let model = &compiled.models[name];
+        let result = match model.output_path() {
+            Some(rel) => {
+                let path = warehouse.join(rel);
+                if !path.is_file() {
+                    continue;
+                }
+                engine.register_published(name, &path).await
+            }
+            None => engine.register_view(name, &model.sql).await,
+        };
+        if let Err(e) = result {
+            settings.log(format!("warning: model `{name}` is not available: {e}"));
+        }
+    }
+    Ok(engine)
+}
+
+/// Runs the command line; returns the exit code, or an error for the
+/// reporter.
+pub fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
+    let shared = &cli.shared;
+    match cli.command {
+        Command::Init { dir } => init::execute(&dir),
+        Command::Build => runtime.block_on(build::execute(&Settings::resolve(shared, "build")?)),
+        Command::Run => runtime.block_on(run::execute(&Settings::resolve(shared, "run")?, "run")),
+        Command::Compile => compile::execute(&Settings::resolve(shared, "compile")?),
+        Command::Ls { output } => ls::execute(&Settings::resolve(shared, "ls")?, output),
+        Command::Show { model, limit } => {
+            runtime.block_on(show::execute(&Settings::resolve(shared, "show")?, &model, limit))
+        }
+        Command::Query { sql, limit, format } => {
+            runtime.block_on(query::execute(&Settings::resolve(shared, "query")?, &sql, limit, format))
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The top-level error: every module's typed error, its exit code, and the
+//! one reporter that prints an error with its place, causes and hint.
+
+use std::path::Path;
+
+use crate::compile::CompileError;
+use crate::diagnostic::{render_location, Location};
+use crate::exec::ExecError;
+use crate::graph::GraphError;
+use crate::project::ProjectError;
+
+/// Anything that stops a command before or outside model execution.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// A query given on the command line (`wh query`, `wh show`) failed.
+    #[error(transparent)]
+    Query(#[from] ExecError),
+    #[error("{message}")]
+    Usage { message: String, hint: Option<String> },
+    #[error("cannot write `{}`", path.display())]
+    Io { path: std::path::PathBuf, source: std::io::Error },
+    /// A broken invariant inside wh.
+    #[error("internal error: {0} (this is a bug in wh; please report it)")]
+    Internal(String),
+}
+
+impl Error {
+    /// Returns the exit code: 2 for project and usage errors, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Io { .. } | Error::Internal(_) => 1,
+            Error::Query(ExecError::Runtime { .. }) => 1,
+            _ => 2,
+        }
+    }
+
+    /// Returns where in the project the error is, if known.
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            Error::Project(ProjectError::Yaml { location, .. } | ProjectError::Invalid { location, .. }) => {
+                Some(location)
+            }
+            Error::Compile(e) => Some(&e.location),
+            Error::Graph(GraphError::Cycle { location, .. }) => Some(location),
+            Error::Query(ExecError::Source { location, .. }) => Some(location),
+            _ => None,
+        }
+    }
+
+    /// Returns the hint, if any.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Project(
+                ProjectError::Yaml { hint, .. } | ProjectError::Invalid { hint, .. } | ProjectError::Usage { hint, .. },
+            ) => hint.clone(),
+            Error::Compile(e) => e.hint.clone(),
+            Error::Graph(GraphError::Selector { hint, .. }) => hint.clone(),
+            Error::Graph(GraphError::Cycle { .. }) => {
+                Some("`a -> b` means `a` refs `b`; remove one ref to break the cycle".into())
+            }
+            Error::Query(e) => e.hint().map(str::to_string),
+            Error::Usage { hint, .. } => hint.clone(),
+            _ => None,
+        }
+    }
+}
+
+/// Formats an error for stderr: message, causes, place and hint.
+pub fn render(err: &Error, root: &Path) -> String {
+    let mut out = format!("error: {err}\n");
+    let mut source = std::error::Error::source(err);
+    // transparent variants share their source with the inner error: skip it
+    if matches!(err, Error::Project(_) | Error::Compile(_) | Error::Graph(_) | Error::Query(_)) {
+        source = source.and_then(std::error::Error::source);
+    }
+    while let Some(cause) = source {
+        out.push_str(&format!("  caused by: {cause}\n"));
+        source = cause.source();
+    }
+    if let Some(loc) = err.location() {
+        out.push_str(&render_location(loc, root));
+    }
+    if let Some(hint) = err.hint() {
+        out.push_str(&format!("  hint: {hint}\n"));
+    }
+    out
+}

@@ -1,0 +1,206 @@
+//! The execution seam: one DataFusion session behind a narrow interface
+//! (register inputs, plan a model's SQL, stage and publish its result). The
+//! rest of `wh` never touches DataFusion, so another engine can stand here.
+
+pub mod publish;
+pub mod runner;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::MemorySchemaProvider;
+use datafusion::common::TableReference;
+use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::prelude::{CsvReadOptions, DataFrame, ParquetReadOptions, SessionConfig, SessionContext};
+
+use crate::compile::CompiledSource;
+use crate::diagnostic::Location;
+use crate::project::config::FileFormat;
+use publish::Staged;
+
+/// A failure while planning or running SQL, or reading inputs.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The SQL does not parse or plan; `location` is in the compiled SQL.
+    #[error("{message}")]
+    Sql { message: String, location: Option<(usize, usize)>, hint: Option<String> },
+    /// The query failed while running.
+    #[error("{message}")]
+    Runtime { message: String },
+    /// A source's files cannot be read.
+    #[error("{message}")]
+    Source { message: String, location: Location, hint: Option<String> },
+    /// An upstream model needed by this run is not available.
+    #[error("{message}")]
+    Upstream { message: String, hint: Option<String> },
+    #[error("cannot write `{}`: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+impl ExecError {
+    /// Returns the hint, if any.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            ExecError::Sql { hint, .. } | ExecError::Source { hint, .. } | ExecError::Upstream { hint, .. } => {
+                hint.as_deref()
+            }
+            _ => None,
+        }
+    }
+}
+
+fn sql_error(err: DataFusionError) -> ExecError {
+    let location = err.diagnostic().and_then(|d| d.span).map(|s| (s.start.line as usize, s.start.column as usize));
+    let message = err.strip_backtrace();
+    // Parser errors carry their position only in the text.
+    let location = location.or_else(|| {
+        let at = message.rfind("at Line: ")?;
+        let rest = &message[at + 9..];
+        let (line, rest) = rest.split_once(", Column: ")?;
+        let col: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        Some((line.parse().ok()?, col.parse().ok()?))
+    });
+    let hint = err.diagnostic().and_then(|d| d.helps.first()).map(|h| h.message.clone());
+    ExecError::Sql { message, location, hint }
+}
+
+fn runtime_error(err: DataFusionError) -> ExecError {
+    ExecError::Runtime { message: err.strip_backtrace() }
+}
+
+/// What a table model produced.
+#[derive(Debug)]
+pub struct TableOutput {
+    pub staged: Staged,
+    pub schema: SchemaRef,
+}
+
+/// One DataFusion session for a whole command.
+#[derive(Clone)]
+pub struct Engine {
+    ctx: SessionContext,
+}
+
+impl Engine {
+    /// Creates a session; `partitions` caps DataFusion's parallelism per query.
+    pub fn new(partitions: Option<usize>) -> Engine {
+        let mut config = SessionConfig::new().with_information_schema(true);
+        if let Some(p) = partitions {
+            config = config.with_target_partitions(p.max(1));
+        }
+        config.options_mut().sql_parser.collect_spans = true;
+        Engine { ctx: SessionContext::new_with_config(config) }
+    }
+
+    /// Registers a source table as `"source"."table"`.
+    pub async fn register_source(&self, src: &CompiledSource) -> Result<(), ExecError> {
+        let table = &src.table;
+        let reference = TableReference::partial(table.source.as_str(), table.name.as_str());
+        self.ensure_schema(&table.source);
+        let location = src.location.as_str();
+        let is_glob = location.contains(['*', '?', '[']);
+        let local = !location.contains("://");
+        if local && !is_glob && !Path::new(location).exists() {
+            return Err(ExecError::Source {
+                message: format!("source `{}`: no file or directory at `{location}`", table.key()),
+                location: table.defined_at.clone(),
+                hint: Some("check the table's `location` and the vars it uses (e.g. --vars '{raw_root: DIR}')".into()),
+            });
+        }
+        let ext = if local && Path::new(location).is_file() {
+            Path::new(location).extension().and_then(|e| e.to_str()).map(|e| format!(".{e}")).unwrap_or_default()
+        } else {
+            match table.format {
+                FileFormat::Parquet => ".parquet".to_string(),
+                FileFormat::Csv => ".csv".to_string(),
+            }
+        };
+        let result = match table.format {
+            FileFormat::Parquet => {
+                let options = ParquetReadOptions { file_extension: &ext, ..Default::default() };
+                self.ctx.register_parquet(reference, location, options).await
+            }
+            FileFormat::Csv => {
+                let options = CsvReadOptions::new()
+                    .has_header(table.has_header)
+                    .delimiter(table.delimiter as u8)
+                    .file_extension(&ext);
+                self.ctx.register_csv(reference, location, options).await
+            }
+        };
+        result.map_err(|err| ExecError::Source {
+            message: format!("source `{}`: cannot read `{location}`: {}", table.key(), err.strip_backtrace()),
+            location: table.defined_at.clone(),
+            hint: None,
+        })
+    }
+
+    fn ensure_schema(&self, schema: &str) {
+        if let Some(catalog) = self.ctx.catalog("datafusion") {
+            if catalog.schema(schema).is_none() {
+                let _ = catalog.register_schema(schema, Arc::new(MemorySchemaProvider::new()));
+            }
+        }
+    }
+
+    /// Registers a published table model from its Parquet file.
+    pub async fn register_published(&self, name: &str, path: &Path) -> Result<(), ExecError> {
+        let options = ParquetReadOptions::default();
+        self.ctx
+            .register_parquet(TableReference::bare(name), path.to_string_lossy().as_ref(), options)
+            .await
+            .map_err(runtime_error)
+    }
+
+    /// Plans `sql` and registers it as a view named `name`.
+    pub async fn register_view(&self, name: &str, sql: &str) -> Result<(), ExecError> {
+        let df = self.plan(sql).await?;
+        self.ctx.register_table(TableReference::bare(name), df.into_view()).map_err(runtime_error)?;
+        Ok(())
+    }
+
+    /// Plans a query without running it.
+    pub async fn plan(&self, sql: &str) -> Result<DataFrame, ExecError> {
+        self.ctx.sql(sql).await.map_err(sql_error)
+    }
+
+    /// Runs a table model: executes `sql`, casts the result for BI readers,
+    /// registers it in memory as `name` for downstream models, and writes it
+    /// to a temporary file beside `dest` (not yet published).
+    pub async fn stage_table(&self, name: &str, sql: &str, dest: &Path) -> Result<TableOutput, ExecError> {
+        let df = self.plan(sql).await?;
+        let schema = publish::bi_schema(df.schema().as_arrow());
+        let batches = df.collect().await.map_err(runtime_error)?;
+        let batches: Vec<RecordBatch> = batches
+            .iter()
+            .filter(|b| b.num_rows() > 0)
+            .map(|b| publish::to_bi(b, &schema))
+            .collect::<Result<_, _>>()
+            .map_err(|e| ExecError::Runtime { message: e.to_string() })?;
+        let table = MemTable::try_new(schema.clone(), vec![batches.clone()]).map_err(runtime_error)?;
+        self.ctx.register_table(TableReference::bare(name), Arc::new(table)).map_err(runtime_error)?;
+        let dest_owned = dest.to_path_buf();
+        let write_schema = schema.clone();
+        let staged = tokio::task::spawn_blocking(move || publish::stage(&batches, &write_schema, &dest_owned))
+            .await
+            .map_err(|e| ExecError::Runtime { message: format!("writer task failed: {e}") })?
+            .map_err(|source| ExecError::Io { path: dest.to_path_buf(), source })?;
+        Ok(TableOutput { staged, schema })
+    }
+
+    /// Runs `sql` and returns its batches.
+    pub async fn query(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), ExecError> {
+        let df = self.plan(sql).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.map_err(runtime_error)?;
+        Ok((schema, batches))
+    }
+
+    /// Returns whether a relation named `name` is registered.
+    pub fn has_table(&self, name: &str) -> bool {
+        self.ctx.table_exist(TableReference::bare(name)).unwrap_or(false)
+    }
+}

@@ -1,0 +1,179 @@
+//! Writing Parquet for BI readers and publishing it atomically: a model is
+//! written to a hidden temporary file beside its final path, synced, and
+//! renamed into place, so a reader sees the old file or the new one, never
+//! half of either.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::error::ArrowError;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::{WriterProperties, WriterVersion};
+
+/// Marker in the names of temporary files, for clean-up after a crash.
+pub const TMP_MARKER: &str = ".wh-tmp-";
+
+/// Returns the type a BI reader handles best for `dt`: plain strings,
+/// signed integers, microsecond timestamps, decimals of precision <= 18
+/// (wider ones become DOUBLE).
+pub fn bi_type(dt: &DataType) -> DataType {
+    match dt {
+        DataType::Utf8View | DataType::LargeUtf8 | DataType::Null => DataType::Utf8,
+        DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
+        DataType::UInt8 => DataType::Int16,
+        DataType::UInt16 => DataType::Int32,
+        DataType::UInt32 | DataType::UInt64 => DataType::Int64,
+        DataType::Float16 => DataType::Float32,
+        DataType::Date64 => DataType::Date32,
+        DataType::Timestamp(_, tz) => DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
+        DataType::Decimal128(p, _) | DataType::Decimal256(p, _) if *p > 18 => DataType::Float64,
+        DataType::Decimal256(p, s) => DataType::Decimal128(*p, *s),
+        DataType::Dictionary(_, value) => bi_type(value),
+        other => other.clone(),
+    }
+}
+
+/// Returns `schema` with every field converted by [`bi_type`].
+pub fn bi_schema(schema: &Schema) -> SchemaRef {
+    let fields: Vec<Field> =
+        schema.fields().iter().map(|f| Field::new(f.name(), bi_type(f.data_type()), f.is_nullable())).collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// Casts `batch` to `schema` (from [`bi_schema`]).
+pub fn to_bi(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(
+            |(col, field)| {
+                if col.data_type() == field.data_type() {
+                    Ok(col.clone())
+                } else {
+                    cast(col, field.data_type())
+                }
+            },
+        )
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema.clone(), columns)
+}
+
+/// Writer settings for BI readers: Parquet 1.0 pages, Snappy, a fixed
+/// `created_by` so the same data gives the same bytes.
+pub fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_writer_version(WriterVersion::PARQUET_1_0)
+        .set_compression(Compression::SNAPPY)
+        .set_created_by(format!("wh version {}", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// A table written to its temporary file, not yet visible.
+#[derive(Debug)]
+pub struct Staged {
+    pub temp: PathBuf,
+    pub dest: PathBuf,
+    pub rows: usize,
+    pub bytes: u64,
+}
+
+/// Writes `batches` to a temporary file beside `dest`, synced to disk.
+pub fn stage(batches: &[RecordBatch], schema: &SchemaRef, dest: &Path) -> std::io::Result<Staged> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let file_name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("table.parquet");
+    let temp = dir.join(format!(".{file_name}{TMP_MARKER}{}", std::process::id()));
+    let result = write_file(batches, schema, &temp);
+    match result {
+        Ok(rows) => {
+            let bytes = std::fs::metadata(&temp)?.len();
+            Ok(Staged { temp, dest: dest.to_path_buf(), rows, bytes })
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&temp);
+            Err(e)
+        }
+    }
+}
+
+fn write_file(batches: &[RecordBatch], schema: &SchemaRef, path: &Path) -> std::io::Result<usize> {
+    let file = File::create(path)?;
+    let mut writer =
+        ArrowWriter::try_new(file, schema.clone(), Some(writer_properties())).map_err(std::io::Error::other)?;
+    let mut rows = 0;
+    for batch in batches {
+        rows += batch.num_rows();
+        writer.write(batch).map_err(std::io::Error::other)?;
+    }
+    let file = writer.into_inner().map_err(std::io::Error::other)?;
+    file.sync_all()?;
+    Ok(rows)
+}
+
+/// Renames a staged file into place (atomic on one file system).
+pub fn publish(staged: &Staged) -> std::io::Result<()> {
+    std::fs::rename(&staged.temp, &staged.dest)?;
+    if let Some(dir) = staged.dest.parent() {
+        // Persist the rename itself; best effort where directories cannot be opened.
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// Removes a staged file that will not be published.
+pub fn discard(staged: &Staged) {
+    let _ = std::fs::remove_file(&staged.temp);
+}
+
+/// Removes temporary files that an interrupted run left under `root`;
+/// returns how many.
+pub fn remove_leftovers(root: &Path) -> usize {
+    if !root.is_dir() {
+        return 0;
+    }
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && e.file_name().to_string_lossy().contains(TMP_MARKER))
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
+/// Writes `bytes` to `dest` through a temporary file and a rename.
+pub fn write_atomic(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".wh-")
+        .suffix(&format!("{TMP_MARKER}{}", std::process::id()))
+        .tempfile_in(dir)?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(dest).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bi_types() {
+        assert_eq!(bi_type(&DataType::Utf8View), DataType::Utf8);
+        assert_eq!(bi_type(&DataType::UInt64), DataType::Int64);
+        assert_eq!(
+            bi_type(&DataType::Timestamp(TimeUnit::Nanosecond, None)),
+            DataType::Timestamp(TimeUnit::Microsecond, None)
+        );
+        assert_eq!(bi_type(&DataType::Decimal128(38, 2)), DataType::Float64);
+        assert_eq!(bi_type(&DataType::Decimal128(10, 2)), DataType::Decimal128(10, 2));
+    }
+}

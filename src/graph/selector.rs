@@ -1,0 +1,337 @@
+//! Node selection, dbt's graph operators.
+//!
+//! Grammar (one `--select` or `--exclude` value; several values are a union):
+//!
+//! ```text
+//! selection := term (' ' term)*             union
+//! term      := atom (',' atom)*             intersection
+//! atom      := '@' method                   the node, its descendants and all their ancestors
+//!            | [N] ['+'] method ['+' [N]]   N generations of ancestors / descendants (all without N)
+//! method    := 'tag:' GLOB | 'path:' PATH | 'source:' SOURCE ['.' TABLE]
+//!            | 'config.materialized:' NAME | 'fqn:' GLOB | GLOB (a model name; '*' matches any text)
+//! ```
+//!
+//! `source:x` selects no model by itself; `source:x+` selects the models
+//! that read it and their descendants.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use super::{Graph, GraphError};
+use crate::compile::Compiled;
+use crate::diagnostic::did_you_mean;
+
+/// How far a graph operator reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    None,
+    All,
+    Depth(usize),
+}
+
+/// Where an atom starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    Name(String),
+    Tag(String),
+    Path(String),
+    Source(String),
+    Materialized(String),
+}
+
+/// One selector atom with its graph operators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Atom {
+    pub at: bool,
+    pub parents: Reach,
+    pub method: Method,
+    pub children: Reach,
+}
+
+/// A parsed selection: a union of intersections of atoms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection(pub Vec<Vec<Atom>>);
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Method::Name(n) => write!(f, "{n}"),
+            Method::Tag(t) => write!(f, "tag:{t}"),
+            Method::Path(p) => write!(f, "path:{p}"),
+            Method::Source(s) => write!(f, "source:{s}"),
+            Method::Materialized(m) => write!(f, "config.materialized:{m}"),
+        }
+    }
+}
+
+impl fmt::Display for Atom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.at {
+            return write!(f, "@{}", self.method);
+        }
+        match self.parents {
+            Reach::None => {}
+            Reach::All => write!(f, "+")?,
+            Reach::Depth(n) => write!(f, "{n}+")?,
+        }
+        write!(f, "{}", self.method)?;
+        match self.children {
+            Reach::None => Ok(()),
+            Reach::All => write!(f, "+"),
+            Reach::Depth(n) => write!(f, "+{n}"),
+        }
+    }
+}
+
+impl fmt::Display for Selection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let terms: Vec<String> =
+            self.0.iter().map(|t| t.iter().map(Atom::to_string).collect::<Vec<_>>().join(",")).collect();
+        write!(f, "{}", terms.join(" "))
+    }
+}
+
+fn selector_error(message: String, hint: Option<String>) -> GraphError {
+    GraphError::Selector { message, hint }
+}
+
+/// Parses selector values (each may hold several space-separated terms).
+pub fn parse(values: &[String]) -> Result<Selection, GraphError> {
+    let mut terms = Vec::new();
+    for value in values {
+        for term in value.split_whitespace() {
+            let atoms = term.split(',').map(parse_atom).collect::<Result<Vec<_>, _>>()?;
+            terms.push(atoms);
+        }
+    }
+    Ok(Selection(terms))
+}
+
+fn parse_atom(text: &str) -> Result<Atom, GraphError> {
+    let bad = || {
+        selector_error(
+            format!("invalid selector `{text}`"),
+            Some("use model, +model, model+, +model+, 2+model+1, @model, tag:x, path:models/marts, source:src".into()),
+        )
+    };
+    if let Some(rest) = text.strip_prefix('@') {
+        return Ok(Atom {
+            at: true,
+            parents: Reach::None,
+            method: parse_method(rest).ok_or_else(bad)?,
+            children: Reach::None,
+        });
+    }
+    let digits = text.chars().take_while(|c| c.is_ascii_digit()).count();
+    let mut rest = text;
+    let mut parents = Reach::None;
+    if rest[digits..].starts_with('+') {
+        parents = if digits == 0 { Reach::All } else { Reach::Depth(rest[..digits].parse().map_err(|_| bad())?) };
+        rest = &rest[digits + 1..];
+    }
+    let mut children = Reach::None;
+    if let Some(pos) = rest.rfind('+') {
+        let tail = &rest[pos + 1..];
+        if tail.chars().all(|c| c.is_ascii_digit()) {
+            children = if tail.is_empty() { Reach::All } else { Reach::Depth(tail.parse().map_err(|_| bad())?) };
+            rest = &rest[..pos];
+        }
+    }
+    let method = parse_method(rest).ok_or_else(bad)?;
+    Ok(Atom { at: false, parents, method, children })
+}
+
+fn parse_method(text: &str) -> Option<Method> {
+    if text.is_empty() || text.contains('+') || text.contains('@') {
+        return None;
+    }
+    let method = match text.split_once(':') {
+        None => Method::Name(text.to_string()),
+        Some(("tag", v)) => Method::Tag(v.to_string()),
+        Some(("path", v)) => Method::Path(v.trim_end_matches('/').to_string()),
+        Some(("source", v)) => Method::Source(v.to_string()),
+        Some(("config.materialized", v)) => Method::Materialized(v.to_string()),
+        Some(("fqn", v)) => Method::Name(v.to_string()),
+        Some(_) => return None,
+    };
+    Some(method)
+}
+
+/// Returns the models selected by `select` (all when empty) minus `exclude`.
+pub fn select(
+    compiled: &Compiled,
+    graph: &Graph,
+    select: &Selection,
+    exclude: &Selection,
+) -> Result<BTreeSet<String>, GraphError> {
+    let mut chosen: BTreeSet<String> = if select.0.is_empty() {
+        compiled.models.keys().cloned().collect()
+    } else {
+        evaluate(compiled, graph, select)?
+    };
+    for name in evaluate(compiled, graph, exclude)? {
+        chosen.remove(&name);
+    }
+    Ok(chosen)
+}
+
+fn evaluate(compiled: &Compiled, graph: &Graph, selection: &Selection) -> Result<BTreeSet<String>, GraphError> {
+    let mut union = BTreeSet::new();
+    for term in &selection.0 {
+        let mut acc: Option<BTreeSet<String>> = None;
+        for atom in term {
+            let set = atom_models(compiled, graph, atom)?;
+            acc = Some(match acc {
+                None => set,
+                Some(prev) => prev.intersection(&set).cloned().collect(),
+            });
+        }
+        union.extend(acc.unwrap_or_default());
+    }
+    Ok(union)
+}
+
+fn atom_models(compiled: &Compiled, graph: &Graph, atom: &Atom) -> Result<BTreeSet<String>, GraphError> {
+    let (base, source_children) = base_models(compiled, graph, &atom.method)?;
+    let mut out = base.clone();
+    let reach = |r: Reach| match r {
+        Reach::All => Some(None),
+        Reach::Depth(n) => Some(Some(n)),
+        Reach::None => None,
+    };
+    if atom.at {
+        let mut down = base.clone();
+        for m in &base {
+            down.extend(graph.descendants(m, None));
+        }
+        down.extend(source_children.iter().cloned());
+        for m in &source_children {
+            down.extend(graph.descendants(m, None));
+        }
+        for m in down.clone() {
+            out.extend(graph.ancestors(&m, None));
+        }
+        out.extend(down);
+        return Ok(out);
+    }
+    if let Some(depth) = reach(atom.parents) {
+        for m in &base {
+            out.extend(graph.ancestors(m, depth));
+        }
+    }
+    if let Some(depth) = reach(atom.children) {
+        for m in &base {
+            out.extend(graph.descendants(m, depth));
+        }
+        // A source's children are its first generation.
+        let rest = depth.map(|d| d.saturating_sub(1));
+        for m in &source_children {
+            out.insert(m.clone());
+            if rest != Some(0) {
+                out.extend(graph.descendants(m, rest));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Returns the models an atom's method names, and for `source:` the models
+/// that read the named sources.
+fn base_models(
+    compiled: &Compiled,
+    graph: &Graph,
+    method: &Method,
+) -> Result<(BTreeSet<String>, BTreeSet<String>), GraphError> {
+    let models = compiled.models.values();
+    let set: BTreeSet<String> = match method {
+        Method::Name(pattern) => {
+            let set: BTreeSet<String> = models.filter(|m| glob(pattern, &m.name)).map(|m| m.name.clone()).collect();
+            if set.is_empty() {
+                return Err(selector_error(
+                    format!("no model matches `{pattern}`"),
+                    did_you_mean(pattern, compiled.models.keys().map(String::as_str)),
+                ));
+            }
+            set
+        }
+        Method::Tag(t) => models.filter(|m| m.config.tags.iter().any(|x| glob(t, x))).map(|m| m.name.clone()).collect(),
+        Method::Path(p) => models
+            .filter(|m| {
+                let path = m.path.to_string_lossy().replace('\\', "/");
+                path == *p || path.starts_with(&format!("{p}/")) || glob(p, &path)
+            })
+            .map(|m| m.name.clone())
+            .collect(),
+        Method::Materialized(x) => {
+            models.filter(|m| m.config.materialized.as_str() == x).map(|m| m.name.clone()).collect()
+        }
+        Method::Source(s) => {
+            let readers: BTreeSet<String> = graph
+                .source_children
+                .iter()
+                .filter(|(key, _)| *key == s || key.split('.').next() == Some(s.as_str()) || glob(s, key))
+                .flat_map(|(_, c)| c.iter().cloned())
+                .collect();
+            if !compiled.sources.keys().any(|k| k == s || k.split('.').next() == Some(s.as_str()) || glob(s, k)) {
+                return Err(selector_error(
+                    format!("no source matches `{s}`"),
+                    did_you_mean(s, compiled.sources.keys().map(String::as_str)),
+                ));
+            }
+            return Ok((BTreeSet::new(), readers));
+        }
+    };
+    Ok((set, BTreeSet::new()))
+}
+
+/// Matches `text` against `pattern`, where `*` matches any run of characters.
+fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let mut rest = text;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(part) else { return false };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            let Some(pos) = rest.find(part) else { return false };
+            rest = &rest[pos + part.len()..];
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints_back() {
+        for s in [
+            "stg_orders",
+            "+fct_orders",
+            "dim_date+",
+            "+mart+",
+            "2+x+1",
+            "@y",
+            "tag:pii,path:models/marts",
+            "source:shop+",
+        ] {
+            assert_eq!(parse(&[s.to_string()]).unwrap().to_string(), s);
+        }
+        assert!(parse(&["+".to_string()]).is_err());
+        assert!(parse(&["nope:x".to_string()]).is_err());
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob("stg_*", "stg_orders"));
+        assert!(glob("*_orders", "stg_orders"));
+        assert!(glob("s*o*s", "stg_orders"));
+        assert!(!glob("dim_*", "stg_orders"));
+    }
+}

@@ -1,0 +1,13 @@
+//! wh: a declarative data-warehouse build tool. Project files flow one way:
+//! project -> compile -> graph -> exec -> artifacts.
+
+pub mod artifacts;
+pub mod cli;
+pub mod commands;
+pub mod compile;
+pub mod datagen;
+pub mod diagnostic;
+pub mod error;
+pub mod exec;
+pub mod graph;
+pub mod project;

@@ -1,0 +1,287 @@
+//! Typed shapes of the project files (`wh_project.yml`, `sources.yml`,
+//! `models/**/*.yml`). Every struct rejects unknown keys so that a typo is an
+//! error with a line, not a silently ignored setting.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+
+/// `wh_project.yml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ProjectFile {
+    pub name: String,
+    #[serde(default)]
+    pub version: Option<Json>,
+    #[serde(default)]
+    pub config_version: Option<u32>,
+    #[serde(default = "default_model_paths")]
+    pub model_paths: Vec<String>,
+    #[serde(default = "default_macro_paths")]
+    pub macro_paths: Vec<String>,
+    #[serde(default = "default_test_paths")]
+    pub test_paths: Vec<String>,
+    #[serde(default = "default_target_path")]
+    pub target_path: String,
+    #[serde(default)]
+    pub vars: BTreeMap<String, Json>,
+    /// dbt's nested folder tree: `+key` entries are configs, other keys are
+    /// sub-folders, the first level is the project name.
+    #[serde(default)]
+    pub models: Map<String, Json>,
+    /// Name of the target used when `--target` is not given.
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub targets: BTreeMap<String, TargetFile>,
+}
+
+fn default_model_paths() -> Vec<String> {
+    vec!["models".into()]
+}
+fn default_macro_paths() -> Vec<String> {
+    vec!["macros".into()]
+}
+fn default_test_paths() -> Vec<String> {
+    vec!["data_tests".into()]
+}
+fn default_target_path() -> String {
+    "target".into()
+}
+
+/// One output environment (`targets: {dev: {warehouse: warehouse}}`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetFile {
+    /// Local folder (relative to the project) or URL of the warehouse.
+    pub warehouse: String,
+    #[serde(default)]
+    pub threads: Option<usize>,
+}
+
+/// A `models/**/*.yml` or `sources.yml` file (dbt's `version: 2` format).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaFile {
+    #[serde(default)]
+    pub version: Option<u32>,
+    #[serde(default)]
+    pub models: Vec<ModelProps>,
+    #[serde(default)]
+    pub sources: Vec<SourceDef>,
+}
+
+/// Properties of one model declared in YAML.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelProps {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub config: Option<ConfigPatch>,
+    #[serde(default)]
+    pub meta: Map<String, Json>,
+    #[serde(default)]
+    pub tags: Tags,
+    #[serde(default)]
+    pub columns: Vec<ColumnDef>,
+    #[serde(default)]
+    pub tests: Vec<Json>,
+    #[serde(default)]
+    pub data_tests: Vec<Json>,
+}
+
+/// A column declared in YAML, with its contract type and tests.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnDef {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub meta: Map<String, Json>,
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
+    pub tags: Tags,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<Json>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_tests: Vec<Json>,
+}
+
+/// A source (`sources: - name: shop`) and its tables.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceDef {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub meta: Map<String, Json>,
+    #[serde(default)]
+    pub tags: Tags,
+    #[serde(default)]
+    pub loader: Option<String>,
+    #[serde(default)]
+    pub loaded_at_field: Option<String>,
+    #[serde(default)]
+    pub freshness: Option<Json>,
+    /// Default format for the tables of this source.
+    #[serde(default)]
+    pub format: Option<FileFormat>,
+    pub tables: Vec<SourceTableDef>,
+}
+
+/// One table of a source: where its files are and how to read them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceTableDef {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Path (relative to the project), directory, glob or URL; templated.
+    #[serde(default)]
+    pub location: Option<String>,
+    #[serde(default)]
+    pub format: Option<FileFormat>,
+    /// CSV only: whether the first line is a header (default true).
+    #[serde(default)]
+    pub has_header: Option<bool>,
+    /// CSV only: the field delimiter (default `,`).
+    #[serde(default)]
+    pub delimiter: Option<char>,
+    #[serde(default)]
+    pub meta: Map<String, Json>,
+    #[serde(default)]
+    pub tags: Tags,
+    #[serde(default)]
+    pub loaded_at_field: Option<String>,
+    #[serde(default)]
+    pub freshness: Option<Json>,
+    #[serde(default)]
+    pub columns: Vec<ColumnDef>,
+    #[serde(default)]
+    pub tests: Vec<Json>,
+    #[serde(default)]
+    pub data_tests: Vec<Json>,
+}
+
+/// File formats a source can be read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileFormat {
+    Parquet,
+    Csv,
+}
+
+/// How a model is materialized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Materialization {
+    /// One Parquet file at a stable path.
+    #[default]
+    Table,
+    /// Registered for downstream models and `wh query`; nothing written.
+    View,
+    /// Inlined into the models that reference it; never written.
+    Ephemeral,
+}
+
+impl Materialization {
+    /// Returns the dbt name of the materialization.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Materialization::Table => "table",
+            Materialization::View => "view",
+            Materialization::Ephemeral => "ephemeral",
+        }
+    }
+}
+
+/// Tags written as one string or a list, as dbt allows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "OneOrMany")]
+pub struct Tags(pub Vec<String>);
+
+impl Tags {
+    /// Tells whether there are no tags.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl From<OneOrMany> for Tags {
+    fn from(v: OneOrMany) -> Self {
+        match v {
+            OneOrMany::One(s) => Tags(vec![s]),
+            OneOrMany::Many(v) => Tags(v),
+        }
+    }
+}
+
+/// A partial model config, from a folder in `wh_project.yml`, a `config:`
+/// block in YAML or `{{ config(...) }}` in SQL; later layers win.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigPatch {
+    #[serde(default)]
+    pub materialized: Option<Materialization>,
+    #[serde(default)]
+    pub tags: Option<Tags>,
+    #[serde(default)]
+    pub meta: Option<Map<String, Json>>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// The names `ConfigPatch` accepts, for hints.
+pub const CONFIG_KEYS: &[&str] = &["materialized", "tags", "meta", "enabled"];
+
+/// A model's resolved config.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelConfig {
+    pub materialized: Materialization,
+    pub tags: Vec<String>,
+    pub meta: Map<String, Json>,
+    pub enabled: bool,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig { materialized: Materialization::Table, tags: Vec::new(), meta: Map::new(), enabled: true }
+    }
+}
+
+impl ModelConfig {
+    /// Applies a patch: scalars are replaced, tags are added, meta is merged.
+    pub fn apply(&mut self, patch: &ConfigPatch) {
+        if let Some(m) = patch.materialized {
+            self.materialized = m;
+        }
+        if let Some(tags) = &patch.tags {
+            for t in &tags.0 {
+                if !self.tags.contains(t) {
+                    self.tags.push(t.clone());
+                }
+            }
+        }
+        if let Some(meta) = &patch.meta {
+            for (k, v) in meta {
+                self.meta.insert(k.clone(), v.clone());
+            }
+        }
+        if let Some(e) = patch.enabled {
+            self.enabled = e;
+        }
+    }
+}

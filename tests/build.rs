@@ -1,0 +1,311 @@
+//! Building: publishing, failure isolation, selection, concurrency,
+//! materializations, artifacts and the other commands.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
+
+fn golden_vars() -> String {
+    format!("{{raw_root: '{}'}}", repo().join("tests/fixtures/golden/raw").display())
+}
+
+#[test]
+fn failed_model_keeps_previous_file_and_skips_descendants() {
+    let p = TempProject::example();
+    assert_exit(&p.wh(&["build", "--vars", &golden_vars()]), 0);
+    let before = std::fs::read(p.path().join("warehouse/star/fct_orders.parquet")).unwrap();
+    let rfm_before = std::fs::read(p.path().join("warehouse/marts/mart_customer_rfm.parquet")).unwrap();
+
+    // Break fct_orders at run time (planning succeeds, execution fails).
+    p.write(
+        "models/star/fct_orders.sql",
+        "select order_id, customer_id, order_date, total_amount, 0 as item_lines, 0 as units,\n\
+         cast(arrow_cast('x', 'Utf8') as double) as items_amount\nfrom {{ ref('stg_orders') }}\n",
+    );
+    let out = p.wh(&["build", "--vars", &golden_vars()]);
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("model `fct_orders` (models/star/fct_orders.sql) failed"), "{err}");
+    for skipped in ["mart_customer_rfm", "customer_order_summary", "pareto_top20", "customer_running_spend"] {
+        assert!(err.lines().any(|l| l.contains("SKIP") && l.contains(skipped)), "{skipped} not skipped:\n{err}");
+    }
+    // The previous versions are untouched and readable.
+    assert_eq!(std::fs::read(p.path().join("warehouse/star/fct_orders.parquet")).unwrap(), before);
+    assert_eq!(std::fs::read(p.path().join("warehouse/marts/mart_customer_rfm.parquet")).unwrap(), rfm_before);
+    assert_eq!(p.rows("star/fct_orders.parquet").len(), 3);
+    // Independent branches ran.
+    assert!(err.lines().any(|l| l.contains("OK") && l.contains("units_by_category")), "{err}");
+    assert!(err.lines().any(|l| l.contains("OK") && l.contains("dim_date")), "{err}");
+    // No temporary files are left behind.
+    let leftovers: Vec<_> = walk(&p.path().join("warehouse")).into_iter().filter(|f| f.contains(".wh-tmp-")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // run_results records each status.
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.path().join("target/run_results.json")).unwrap()).unwrap();
+    let status = |id: &str| {
+        results["results"].as_array().unwrap().iter().find(|r| r["unique_id"] == id).unwrap()["status"].clone()
+    };
+    assert_eq!(status("model.shop.fct_orders"), "error");
+    assert_eq!(status("model.shop.mart_customer_rfm"), "skipped");
+    assert_eq!(status("model.shop.dim_date"), "success");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path().to_string_lossy().into_owned());
+        }
+    }
+    out
+}
+
+#[test]
+fn leftover_temporary_files_are_removed_by_the_next_run() {
+    let p = TempProject::example();
+    p.write("warehouse/marts/.mart_customer_rfm.parquet.wh-tmp-12345", "half a file");
+    let out = p.wh(&["build", "--vars", &golden_vars()]);
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("Removed 1 temporary file"), "{}", stderr(&out));
+    assert!(!p.path().join("warehouse/marts/.mart_customer_rfm.parquet.wh-tmp-12345").exists());
+}
+
+#[test]
+fn selection_operators() {
+    let p = TempProject::example();
+    let ls = |sel: &[&str]| -> Vec<String> {
+        let mut args = vec!["ls"];
+        args.extend_from_slice(sel);
+        let out = p.wh(&args);
+        assert_exit(&out, 0);
+        stdout(&out).lines().map(str::to_string).collect()
+    };
+    assert_eq!(ls(&["--select", "fct_orders"]), ["fct_orders"]);
+    assert_eq!(ls(&["--select", "+fct_orders"]), ["fct_orders", "stg_order_items", "stg_orders"]);
+    assert_eq!(
+        ls(&["--select", "dim_customers+"]),
+        ["customer_order_summary", "customer_running_spend", "dim_customers", "mart_customer_rfm"]
+    );
+    assert_eq!(
+        ls(&["--select", "+customer_order_summary+"]),
+        ["customer_order_summary", "dim_customers", "fct_orders", "stg_customers", "stg_order_items", "stg_orders"]
+    );
+    assert_eq!(ls(&["--select", "1+fct_orders"]), ["fct_orders", "stg_order_items", "stg_orders"]);
+    assert_eq!(ls(&["--select", "tag:marts"]), ["customer_order_summary", "mart_customer_rfm"]);
+    assert_eq!(ls(&["--select", "path:models/marts"]), ["customer_order_summary", "mart_customer_rfm"]);
+    assert_eq!(
+        ls(&["--select", "stg_*", "--exclude", "stg_orders"]),
+        ["stg_customers", "stg_order_items", "stg_products"]
+    );
+    assert_eq!(ls(&["--select", "tag:star,fct_*"]), ["fct_order_items", "fct_orders"]);
+    assert_eq!(
+        ls(&["--select", "source:shop.products+"]),
+        ["dim_products", "products_never_sold", "stg_products", "units_by_category"]
+    );
+    assert_eq!(ls(&["--select", "dim_date", "pareto_top20"]), ["dim_date", "pareto_top20"]);
+    assert_eq!(ls(&["--output", "path", "--select", "dim_date"]), ["models/star/dim_date.sql"]);
+}
+
+#[test]
+fn selected_build_reads_unselected_parents_from_the_warehouse() {
+    let p = TempProject::example();
+    assert_exit(&p.wh(&["build", "--vars", &golden_vars()]), 0);
+    let out = p.wh(&["build", "--vars", &golden_vars(), "--select", "customer_order_summary"]);
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("Running 1 of 15 models"), "{}", stderr(&out));
+    assert_eq!(p.rows("marts/customer_order_summary.parquet").len(), 2);
+
+    let fresh = TempProject::example();
+    let out = fresh.wh(&["build", "--vars", &golden_vars(), "--select", "customer_order_summary"]);
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("is not selected and has not been built"), "{}", stderr(&out));
+}
+
+#[test]
+fn concurrent_build_equals_single_threaded_build() {
+    let raw = tempfile::tempdir().unwrap();
+    wh::datagen::generate(raw.path(), 0.05, 7).unwrap();
+    let vars = format!("{{raw_root: '{}'}}", raw.path().display());
+    let one = TempProject::example();
+    let many = TempProject::example();
+    assert_exit(&one.wh(&["build", "--vars", &vars, "--threads", "1"]), 0);
+    assert_exit(&many.wh(&["build", "--vars", &vars, "--threads", "8"]), 0);
+    let files: Vec<String> = walk(&one.path().join("warehouse"))
+        .into_iter()
+        .filter(|f| f.ends_with(".parquet"))
+        .map(|f| f.strip_prefix(&one.path().join("warehouse").to_string_lossy().into_owned()).unwrap().to_string())
+        .collect();
+    assert_eq!(files.len(), 15);
+    for f in files {
+        let a = std::fs::read(one.path().join(format!("warehouse{f}"))).unwrap();
+        let b = std::fs::read(many.path().join(format!("warehouse{f}"))).unwrap();
+        assert!(a == b, "{f} differs between --threads 1 and --threads 8");
+        assert!(!one.rows(f.trim_start_matches('/')).is_empty() || f.contains("never_sold"), "{f} is empty");
+    }
+}
+
+#[test]
+fn dirty_raw_data_is_cleaned() {
+    let raw = tempfile::tempdir().unwrap();
+    let r = raw.path();
+    let s = |v: &[&str]| Arc::new(StringArray::from(v.to_vec())) as ArrayRef;
+    let i = |v: &[Option<i64>]| Arc::new(Int64Array::from(v.to_vec())) as ArrayRef;
+    let f = |v: &[f64]| Arc::new(Float64Array::from(v.to_vec())) as ArrayRef;
+    wh::datagen::write_table(
+        &r.join("customers.parquet"),
+        vec![
+            ("id", i(&[Some(1), Some(1), Some(2), Some(3)])),
+            ("name", s(&[" Juan Pérez ", " Juan Pérez ", "Laura Gómez", "Nadie  "])),
+            ("email", s(&[" JUAN@Email.com ", " JUAN@Email.com ", "laura@email.com", "NADIE@X.COM "])),
+            ("created_at", s(&["2023-01-15", "2023-01-15", "2023-02-10", "2023-03-01"])),
+        ],
+    )
+    .unwrap();
+    wh::datagen::write_table(
+        &r.join("products.parquet"),
+        vec![
+            ("id", i(&[Some(10), Some(11), Some(12), Some(12), Some(13), Some(14)])),
+            ("name", s(&["Laptop", "Mouse", "Silla Oficina", "Silla Oficina", "Lámpara", " Cojín "])),
+            ("category", s(&["Electrónica", " Electrónica ", "Muebles", "Muebles", "Hogar", "Hogar"])),
+        ],
+    )
+    .unwrap();
+    wh::datagen::write_table(
+        &r.join("orders.parquet"),
+        vec![
+            ("id", i(&[Some(1), Some(1), Some(2), Some(3), Some(4)])),
+            ("customer_id", i(&[Some(1), Some(1), Some(2), Some(1), None])),
+            ("order_date", s(&["2023-04-10", "2023-04-10", "2023-05-20", "2023-06-05", "2023-06-10"])),
+            ("total_amount", f(&[150.0, 150.0, 200.0, 75.0, 999.0])),
+        ],
+    )
+    .unwrap();
+    wh::datagen::write_table(
+        &r.join("order_items.parquet"),
+        vec![
+            ("id", i(&[Some(1), Some(1), Some(2), Some(3), Some(4), Some(5), Some(6)])),
+            ("order_id", i(&[Some(1), Some(1), Some(1), Some(2), Some(2), Some(2), Some(4)])),
+            ("product_id", i(&[Some(10), Some(10), Some(11), Some(12), Some(13), Some(11), Some(13)])),
+            ("quantity", f(&[2.0, 2.0, 1.0, 4.0, 0.0, -1.0, 3.0])),
+            ("unit_price", f(&[50.0, 50.0, 50.0, 50.0, 30.0, 50.0, 30.0])),
+        ],
+    )
+    .unwrap();
+    let p = TempProject::example();
+    let vars = format!("{{raw_root: '{}'}}", r.display());
+    assert_exit(&p.wh(&["build", "--vars", &vars]), 0);
+    assert_eq!(
+        p.rows("staging/stg_customers.parquet"),
+        table(&[
+            &["1", "Juan Pérez", "juan@email.com", "2023-01-15"],
+            &["2", "Laura Gómez", "laura@email.com", "2023-02-10"],
+            &["3", "Nadie", "nadie@x.com", "2023-03-01"],
+        ])
+    );
+    assert_eq!(p.rows("staging/stg_orders.parquet").len(), 3, "duplicate and NULL-customer orders dropped");
+    let lines: Vec<String> = p.rows("staging/stg_order_items.parquet").iter().map(|r| r[0].clone()).collect();
+    assert_eq!(lines, ["1", "2", "3", "6"], "duplicates and quantity <= 0 dropped");
+    assert_eq!(p.rows("star/fct_order_items.parquet").len(), 3, "lines of dropped orders are not facts");
+    assert_eq!(
+        p.rows("star/fct_orders.parquet"),
+        table(&[
+            &["1", "1", "2023-04-10", "150.0", "2", "3", "150.0"],
+            &["2", "2", "2023-05-20", "200.0", "1", "4", "200.0"],
+            &["3", "1", "2023-06-05", "75.0", "0", "0", "0.0"],
+        ])
+    );
+    assert_eq!(p.rows("star/dim_date.parquet").len(), 57, "dates of valid orders only");
+    assert_eq!(
+        p.rows("marts/customer_order_summary.parquet"),
+        table(&[&["1", "Juan Pérez", "2", "225.0"], &["2", "Laura Gómez", "1", "200.0"], &["3", "Nadie", "0", "0.0"]])
+    );
+    assert_eq!(p.rows("marts/mart_customer_rfm.parquet").len(), 2);
+    assert_eq!(
+        p.rows("analyses/units_by_category.parquet"),
+        table(&[&["Muebles", "4"], &["Electrónica", "3"], &["Hogar", "3"]])
+    );
+    assert_eq!(p.rows("analyses/products_never_sold.parquet"), table(&[&["14", "Cojín", "Hogar"]]));
+    assert_eq!(p.rows("star/dim_products.parquet").len(), 5);
+}
+
+#[test]
+fn views_ephemerals_macros_show_and_query() {
+    let p = TempProject::empty();
+    p.write(
+        "wh_project.yml",
+        "name: demo\nvars:\n  factor: 10\nmodels:\n  demo:\n    +materialized: table\n    helpers:\n      +materialized: ephemeral\n",
+    );
+    p.write("sources.yml", "sources:\n  - name: raw\n    tables:\n      - name: nums\n        format: csv\n        location: data/nums.csv\n");
+    p.write("data/nums.csv", "n,label\n1,a\n2,b\n3,c\n");
+    p.write("macros/m.sql", "{% macro times(col, k) %}({{ col }} * {{ k }}){% endmacro %}\n");
+    p.write(
+        "models/helpers/scaled.sql",
+        "select n, {{ times('n', var('factor')) }} as scaled from {{ source('raw', 'nums') }}\n",
+    );
+    p.write(
+        "models/v_big.sql",
+        "{{ config(materialized='view') }}\nselect * from {{ ref('scaled') }} where scaled >= 20\n",
+    );
+    p.write("models/out.sql", "select count(*) as big, sum(scaled) as total from {{ ref('v_big') }}\n");
+    let out = p.wh(&["build"]);
+    assert_exit(&out, 0);
+    assert_eq!(p.rows("out.parquet"), table(&[&["2", "50"]]));
+    assert!(!p.path().join("warehouse/helpers/scaled.parquet").exists(), "ephemeral models are not written");
+    assert!(!p.path().join("warehouse/v_big.parquet").exists(), "views are not written");
+
+    let out = p.wh(&["query", "select n, scaled from v_big order by n", "--format", "csv"]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "n,scaled\n2,20\n3,30\n");
+    let out = p.wh(&["show", "out"]);
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("| 2   | 50    |"), "{}", stdout(&out));
+    let out = p.wh(&["show", "nope"]);
+    assert_exit(&out, 2);
+
+    let compiled = std::fs::read_to_string(p.path().join("target/compiled/models/helpers/scaled.sql")).unwrap();
+    assert_eq!(compiled, "select n, (n * 10) as scaled from \"raw\".\"nums\"\n");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.path().join("target/manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["nodes"]["model.demo.v_big"]["config"]["materialized"], "view");
+    assert_eq!(manifest["nodes"]["model.demo.out"]["depends_on"]["nodes"], serde_json::json!(["model.demo.v_big"]));
+    assert_eq!(manifest["parent_map"]["model.demo.scaled"], serde_json::json!(["source.demo.raw.nums"]));
+    assert_eq!(manifest["child_map"]["model.demo.scaled"], serde_json::json!(["model.demo.v_big"]));
+}
+
+#[test]
+fn compile_reads_no_data_and_artifacts_are_deterministic() {
+    let p = TempProject::example();
+    // No raw data exists at this location: compile must not need it.
+    let out = p.wh(&["compile", "--vars", "{raw_root: /nonexistent}"]);
+    assert_exit(&out, 0);
+    let sql = std::fs::read_to_string(p.path().join("target/compiled/models/staging/stg_orders.sql")).unwrap();
+    assert!(sql.contains("from \"shop\".\"orders\""), "{sql}");
+    let strip = |path: &std::path::Path| {
+        let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        v["metadata"] = serde_json::Value::Null;
+        v.to_string()
+    };
+    let first = strip(&p.path().join("target/manifest.json"));
+    assert_exit(&p.wh(&["compile", "--vars", "{raw_root: /nonexistent}"]), 0);
+    assert_eq!(first, strip(&p.path().join("target/manifest.json")));
+}
+
+#[test]
+fn init_scaffolds_a_project_that_builds() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("new_proj");
+    let out = assert_cmd::Command::cargo_bin("wh").unwrap().arg("init").arg(&dir).output().unwrap();
+    assert_exit(&out, 0);
+    let out = assert_cmd::Command::cargo_bin("wh").unwrap().current_dir(&dir).arg("build").output().unwrap();
+    assert_exit(&out, 0);
+    let rows = read_rows(&dir.join("warehouse/marts/people_by_city.parquet"));
+    assert_eq!(rows, table(&[&["Helsinki", "1"], &["London", "2"], &["New York", "1"]]));
+    let again = assert_cmd::Command::cargo_bin("wh").unwrap().arg("init").arg(&dir).output().unwrap();
+    assert_exit(&again, 2);
+}

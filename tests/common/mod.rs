@@ -1,0 +1,133 @@
+//! Helpers for integration tests: copy the example project to a temp dir,
+//! run the real `wh` binary, read Parquet back as rows of text.
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// The repository root (the example project).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A temporary copy of the example project (no data, no warehouse).
+pub struct TempProject {
+    pub dir: tempfile::TempDir,
+}
+
+impl TempProject {
+    /// Copies the example project's files into a new temp dir.
+    pub fn example() -> TempProject {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for item in ["wh_project.yml", "sources.yml", "models", "macros"] {
+            copy(&repo().join(item), &dir.path().join(item));
+        }
+        TempProject { dir }
+    }
+
+    /// An empty project folder.
+    pub fn empty() -> TempProject {
+        TempProject { dir: tempfile::tempdir().expect("tempdir") }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file (creating folders).
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    /// Runs `wh` in the project with `args`.
+    pub fn wh(&self, args: &[&str]) -> Output {
+        Command::cargo_bin("wh").unwrap().current_dir(self.path()).env("NO_COLOR", "1").args(args).output().unwrap()
+    }
+
+    /// Reads a warehouse table as rows of display strings.
+    pub fn rows(&self, rel: &str) -> Vec<Vec<String>> {
+        read_rows(&self.path().join("warehouse").join(rel))
+    }
+
+    /// Reads a warehouse table's schema.
+    pub fn schema(&self, rel: &str) -> Schema {
+        read_batches(&self.path().join("warehouse").join(rel)).0
+    }
+}
+
+/// Copies a file or folder recursively.
+pub fn copy(from: &Path, to: &Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            copy(&entry.path(), &to.join(entry.file_name()));
+        }
+    } else {
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, to).unwrap();
+    }
+}
+
+/// Reads all batches of a Parquet file.
+pub fn read_batches(path: &Path) -> (Schema, Vec<RecordBatch>) {
+    let file = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let schema = builder.schema().as_ref().clone();
+    let batches = builder.build().unwrap().collect::<Result<Vec<_>, _>>().unwrap();
+    (schema, batches)
+}
+
+/// Reads a Parquet file as rows of display strings (NULL is "NULL").
+pub fn read_rows(path: &Path) -> Vec<Vec<String>> {
+    let (_, batches) = read_batches(path);
+    let options = FormatOptions::default().with_null("NULL");
+    let mut rows = Vec::new();
+    for b in &batches {
+        let formatters: Vec<ArrayFormatter> =
+            b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap()).collect();
+        for i in 0..b.num_rows() {
+            rows.push(formatters.iter().map(|f| f.value(i).to_string()).collect());
+        }
+    }
+    rows
+}
+
+/// Builds rows from string literals for comparison.
+pub fn table(rows: &[&[&str]]) -> Vec<Vec<String>> {
+    rows.iter().map(|r| r.iter().map(|s| s.to_string()).collect()).collect()
+}
+
+/// Asserts the command exited with `code`, showing its output otherwise.
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "exit code\n--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Column names of a schema.
+pub fn columns(schema: &Schema) -> Vec<String> {
+    schema.fields().iter().map(|f| f.name().clone()).collect()
+}
