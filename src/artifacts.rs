@@ -11,7 +11,6 @@ use serde_json::{json, Map, Value as Json};
 use crate::compile::Compiled;
 use crate::exec::publish::write_atomic;
 use crate::exec::runner::NodeResult;
-use crate::graph::Graph;
 
 /// Facts about one invocation, shared by its artifacts.
 #[derive(Debug, Clone)]
@@ -66,7 +65,7 @@ fn ts(t: &DateTime<Utc>) -> String {
 
 /// Builds the manifest: every node with config, SQL and dependencies, and
 /// parent and child maps.
-pub fn manifest(inv: &Invocation, compiled: &Compiled, graph: &Graph) -> Json {
+pub fn manifest(inv: &Invocation, compiled: &Compiled) -> Json {
     let mut nodes = Map::new();
     let mut parent_map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut child_map: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -133,7 +132,6 @@ pub fn manifest(inv: &Invocation, compiled: &Compiled, graph: &Graph) -> Json {
     for v in child_map.values_mut() {
         v.sort();
     }
-    let _ = graph;
     json!({
         "metadata": inv.metadata("https://schemas.getdbt.com/dbt/manifest/v12.json"),
         "nodes": nodes,

@@ -309,3 +309,75 @@ fn init_scaffolds_a_project_that_builds() {
     let again = assert_cmd::Command::cargo_bin("wh").unwrap().arg("init").arg(&dir).output().unwrap();
     assert_exit(&again, 2);
 }
+
+#[test]
+fn killed_build_leaves_every_published_file_whole() {
+    let old_raw = tempfile::tempdir().unwrap();
+    let new_raw = tempfile::tempdir().unwrap();
+    wh::datagen::generate(old_raw.path(), 0.3, 1).unwrap();
+    wh::datagen::generate(new_raw.path(), 0.3, 2).unwrap();
+    let old_vars = format!("{{raw_root: '{}'}}", old_raw.path().display());
+    let new_vars = format!("{{raw_root: '{}'}}", new_raw.path().display());
+
+    let p = TempProject::example();
+    assert_exit(&p.wh(&["build", "--vars", &old_vars]), 0);
+    let reference = TempProject::example();
+    assert_exit(&reference.wh(&["build", "--vars", &new_vars]), 0);
+    let files: Vec<String> = walk(&p.path().join("warehouse"))
+        .into_iter()
+        .filter(|f| f.ends_with(".parquet"))
+        .map(|f| f[p.path().join("warehouse").to_string_lossy().len() + 1..].to_string())
+        .collect();
+    let old: Vec<_> = files.iter().map(|f| p.rows(f)).collect();
+    let new: Vec<_> = files.iter().map(|f| reference.rows(f)).collect();
+
+    let bin = assert_cmd::cargo::cargo_bin("wh");
+    let mut interrupted = 0;
+    for delay_ms in [30, 120, 250, 400] {
+        let mut child = std::process::Command::new(&bin)
+            .current_dir(p.path())
+            .args(["build", "--quiet", "--threads", "2", "--vars", &new_vars])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL
+        if child.wait().unwrap().code().is_none() {
+            interrupted += 1;
+        }
+        for (i, f) in files.iter().enumerate() {
+            let rows = p.rows(f);
+            assert!(rows == old[i] || rows == new[i], "{f} is neither the old nor the new version after kill -9");
+        }
+    }
+    assert!(interrupted > 0, "no kill landed while a build was running");
+    let out = p.wh(&["build", "--vars", &new_vars]);
+    assert_exit(&out, 0);
+    assert!(walk(&p.path().join("warehouse")).iter().all(|f| !f.contains(".wh-tmp-")));
+    for (i, f) in files.iter().enumerate() {
+        assert_eq!(p.rows(f), new[i], "{f}");
+    }
+}
+
+#[test]
+fn sources_read_directories_and_globs() {
+    let p = TempProject::empty();
+    p.write("wh_project.yml", "name: demo\n");
+    p.write(
+        "sources.yml",
+        "sources:\n  - name: raw\n    format: csv\n    tables:\n      - name: by_dir\n        location: data/parts\n      \
+         - name: by_glob\n        location: \"data/parts/2024-*.csv\"\n      - name: semi\n        delimiter: ';'\n        \
+         location: data/semi.txt\n",
+    );
+    p.write("data/parts/2023-12.csv", "id,amount\n1,10\n");
+    p.write("data/parts/2024-01.csv", "id,amount\n2,20\n");
+    p.write("data/parts/2024-02.csv", "id,amount\n3,30\n");
+    p.write("data/semi.txt", "id;amount\n9;90\n");
+    p.write(
+        "models/totals.sql",
+        "select 'dir' as src, count(*) as n, sum(amount) as total from {{ source('raw', 'by_dir') }}\n\
+         union all select 'glob', count(*), sum(amount) from {{ source('raw', 'by_glob') }}\n\
+         union all select 'semi', count(*), sum(amount) from {{ source('raw', 'semi') }}\norder by src\n",
+    );
+    assert_exit(&p.wh(&["build"]), 0);
+    assert_eq!(p.rows("totals.parquet"), table(&[&["dir", "3", "60"], &["glob", "2", "50"], &["semi", "1", "90"]]));
+}

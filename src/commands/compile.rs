@@ -9,13 +9,12 @@ use crate::artifacts::{self, Invocation};
 use crate::compile::Compiled;
 use crate::error::Error;
 use crate::exec::publish::write_atomic;
-use crate::graph::Graph;
 
 /// Compiles the project.
 pub fn execute(settings: &Settings) -> Result<ExitCode, Error> {
-    let (compiled, graph) = compile_project(settings)?;
+    let (compiled, _graph) = compile_project(settings)?;
     let inv = Invocation::new("compile", &compiled.project_name, &settings.project.target.name);
-    write_compiled(settings, &inv, &compiled, &graph)?;
+    write_compiled(settings, &inv, &compiled)?;
     settings.log(format!(
         "Compiled {} models and {} sources to {}",
         compiled.models.len(),
@@ -26,7 +25,7 @@ pub fn execute(settings: &Settings) -> Result<ExitCode, Error> {
 }
 
 /// Writes each model's SQL under `target/compiled/` and `target/manifest.json`.
-pub fn write_compiled(settings: &Settings, inv: &Invocation, compiled: &Compiled, graph: &Graph) -> Result<(), Error> {
+pub fn write_compiled(settings: &Settings, inv: &Invocation, compiled: &Compiled) -> Result<(), Error> {
     let dir = settings.target_dir().join("compiled");
     for model in compiled.models.values() {
         let path = dir.join(&model.path);
@@ -34,7 +33,7 @@ pub fn write_compiled(settings: &Settings, inv: &Invocation, compiled: &Compiled
         text.push('\n');
         write(&path, text.as_bytes())?;
     }
-    let manifest = artifacts::manifest(inv, compiled, graph);
+    let manifest = artifacts::manifest(inv, compiled);
     let path = settings.target_dir().join("manifest.json");
     artifacts::write_json(&path, &manifest).map_err(|source| Error::Io { path, source })
 }

@@ -103,9 +103,15 @@ pub fn compile_project(settings: &Settings) -> Result<(Compiled, Graph), Error> 
 pub async fn open_warehouse(settings: &Settings, compiled: &Compiled, graph: &Graph) -> Result<Engine, Error> {
     let warehouse = settings.warehouse()?;
     let engine = Engine::new(None);
-    for source in compiled.sources.values() {
+    // Tables come from their Parquet files; only views and ephemerals read
+    // sources, so only their sources are worth a warning when missing.
+    let read_by_views: std::collections::BTreeSet<&String> =
+        compiled.models.values().filter(|m| m.output_path().is_none()).flat_map(|m| m.sources.iter()).collect();
+    for (key, source) in &compiled.sources {
         if let Err(e) = engine.register_source(source).await {
-            settings.log(format!("warning: {e}"));
+            if read_by_views.contains(key) {
+                settings.log(format!("warning: {e}"));
+            }
         }
     }
     for name in graph.order() {

@@ -21,7 +21,7 @@ pub async fn execute(settings: &Settings, command: &str) -> Result<ExitCode, Err
     let selected = selector::select(&compiled, &graph, &settings.select, &settings.exclude)?;
     let warehouse = settings.warehouse()?;
     let inv = Invocation::new(command, &compiled.project_name, &settings.project.target.name);
-    write_compiled(settings, &inv, &compiled, &graph)?;
+    write_compiled(settings, &inv, &compiled)?;
 
     let removed = remove_leftovers(&warehouse);
     if removed > 0 {
@@ -48,8 +48,8 @@ pub async fn execute(settings: &Settings, command: &str) -> Result<ExitCode, Err
             Status::Skipped => "SKIP",
         };
         let detail = match (r.status, r.rows) {
+            (Status::Success, Some(1)) => format!("{:>12} row ", 1),
             (Status::Success, Some(rows)) => format!("{:>12} rows", thousands(rows)),
-            (Status::Success, None) => format!("{:>17}", ""),
             _ => format!("{:>17}", ""),
         };
         settings.log(format!(

@@ -136,6 +136,7 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> Vec<
     let mut ready: BTreeSet<String> = waiting.iter().filter(|(_, n)| **n == 0).map(|(m, _)| m.clone()).collect();
     let mut results: Vec<NodeResult> = Vec::new();
     let mut tasks: JoinSet<NodeResult> = JoinSet::new();
+    let mut running: BTreeMap<tokio::task::Id, String> = BTreeMap::new();
     let threads = plan.threads.max(1);
 
     loop {
@@ -155,12 +156,26 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> Vec<
             let engine = plan.engine.clone();
             let warehouse = plan.warehouse.clone();
             let compiled_at = compiled_location(&plan.compiled_dir, &model);
-            tasks.spawn(async move { run_model(engine, model, warehouse, compiled_at).await });
+            let handle = tasks.spawn(async move { run_model(engine, model, warehouse, compiled_at).await });
+            running.insert(handle.id(), name);
         }
-        let Some(joined) = tasks.join_next().await else { break };
+        let Some(joined) = tasks.join_next_with_id().await else { break };
         let r = match joined {
-            Ok(r) => r,
-            Err(e) => panic!("model task panicked: {e}"),
+            Ok((_, r)) => r,
+            Err(e) => {
+                // A panic inside the engine is a bug in wh or DataFusion: fail
+                // this model, keep the run going.
+                let model = &compiled.models[&running[&e.id()]];
+                let failure = Failure {
+                    message: format!(
+                        "model `{}` crashed the engine: {e} (this is a bug; please report it)",
+                        model.name
+                    ),
+                    location: None,
+                    hint: None,
+                };
+                finished(model, Status::Error, Utc::now(), Instant::now(), None, None, Some(failure))
+            }
         };
         report(&r);
         if r.status == Status::Success {
