@@ -11,6 +11,8 @@ use serde_json::{json, Map, Value as Json};
 use crate::compile::Compiled;
 use crate::exec::publish::write_atomic;
 use crate::exec::runner::NodeResult;
+use crate::quality::run::Outcome;
+use crate::quality::Subject;
 
 /// Facts about one invocation, shared by its artifacts.
 #[derive(Debug, Clone)]
@@ -148,9 +150,9 @@ fn fqn(project: &str, folder: &[String], name: &str) -> Vec<String> {
     v
 }
 
-/// Builds run results: one entry per node, sorted by id.
-pub fn run_results(inv: &Invocation, results: &[NodeResult], elapsed: f64, args: Json) -> Json {
-    let entries: Vec<Json> = results
+/// Builds run results: one entry per model and per assertion, sorted by id.
+pub fn run_results(inv: &Invocation, results: &[NodeResult], tests: &[&Outcome], elapsed: f64, args: Json) -> Json {
+    let mut entries: Vec<Json> = results
         .iter()
         .map(|r| {
             json!({
@@ -174,6 +176,28 @@ pub fn run_results(inv: &Invocation, results: &[NodeResult], elapsed: f64, args:
             })
         })
         .collect();
+    for o in tests {
+        let a = &o.assertion;
+        entries.push(json!({
+            "unique_id": a.unique_id,
+            "status": o.status.as_str(),
+            "execution_time": o.seconds,
+            "failures": o.failing,
+            "message": o.message,
+            "resource_type": "test",
+            "test_kind": a.kind,
+            "attached_node": match &a.subject {
+                Subject::Model(m) => format!("model.{}.{m}", inv.project),
+                Subject::Source(s) => format!("source.{}.{s}", inv.project),
+            },
+            "column_name": a.column,
+            "severity": a.severity.as_str(),
+            "threshold": a.threshold_text(),
+            "rows_scanned": o.scanned,
+            "sample_path": o.sample,
+        }));
+    }
+    entries.sort_by(|a, b| a["unique_id"].as_str().cmp(&b["unique_id"].as_str()));
     json!({
         "metadata": inv.metadata("https://schemas.getdbt.com/dbt/run-results/v6.json"),
         "results": entries,

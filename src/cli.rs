@@ -44,10 +44,20 @@ pub struct SharedArgs {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the selected models in DAG order and publish them.
-    Build,
-    /// Run the selected models (as build does).
+    /// Run the selected models in DAG order; audit each table before it is published.
+    Build {
+        /// Also write the results as JUnit XML to this file.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+    },
+    /// Run the selected models and publish them, without assertions (see `wh test`).
     Run,
+    /// Run the assertions of the selected models against what is published.
+    Test {
+        /// Also write the results as JUnit XML to this file.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+    },
     /// Render every model's SQL to target/compiled/ without reading data.
     Compile,
     /// List the selected models.

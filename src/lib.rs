@@ -11,3 +11,4 @@ pub mod error;
 pub mod exec;
 pub mod graph;
 pub mod project;
+pub mod quality;

@@ -1,11 +1,14 @@
-//! `wh build`: run the selected models in DAG order and publish them.
+//! `wh build`: run the selected models in DAG order; each table is staged,
+//! audited by its assertions, and published only if none fails
+//! (write-audit-publish).
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use super::{run, Settings};
 use crate::error::Error;
 
 /// Builds the selected models.
-pub async fn execute(settings: &Settings) -> Result<ExitCode, Error> {
-    run::execute(settings, "build").await
+pub async fn execute(settings: &Settings, junit: Option<&Path>) -> Result<ExitCode, Error> {
+    run::execute(settings, "build", true, junit).await
 }

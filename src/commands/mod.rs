@@ -7,6 +7,7 @@ pub mod ls;
 pub mod query;
 pub mod run;
 pub mod show;
+pub mod test;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -143,8 +144,13 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
     let shared = &cli.shared;
     match cli.command {
         Command::Init { dir } => init::execute(&dir),
-        Command::Build => runtime.block_on(build::execute(&Settings::resolve(shared, "build")?)),
-        Command::Run => runtime.block_on(run::execute(&Settings::resolve(shared, "run")?, "run")),
+        Command::Build { junit } => {
+            runtime.block_on(build::execute(&Settings::resolve(shared, "build")?, junit.as_deref()))
+        }
+        Command::Run => runtime.block_on(run::execute(&Settings::resolve(shared, "run")?, "run", false, None)),
+        Command::Test { junit } => {
+            runtime.block_on(test::execute(&Settings::resolve(shared, "test")?, junit.as_deref()))
+        }
         Command::Compile => compile::execute(&Settings::resolve(shared, "compile")?),
         Command::Ls { output } => ls::execute(&Settings::resolve(shared, "ls")?, output),
         Command::Show { model, limit } => {

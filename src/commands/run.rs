@@ -1,10 +1,12 @@
-//! `wh run`: run the selected models in DAG order, publish each table, and
-//! record what happened in `target/` and `warehouse/_wh/`.
+//! `wh run` and `wh build`: run the selected models in DAG order, publish
+//! each table (after its assertions pass, for build), and record what
+//! happened in `target/` and `warehouse/_wh/`.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use super::{compile_project, Settings};
+use super::{compile_project, test, Settings};
 use crate::artifacts::{self, Invocation};
 use crate::commands::compile::write_compiled;
 use crate::diagnostic::render_location;
@@ -13,9 +15,11 @@ use crate::exec::publish::remove_leftovers;
 use crate::exec::runner::{self, NodeResult, RunPlan, Status};
 use crate::exec::Engine;
 use crate::graph::selector;
+use crate::quality::Status as TestStatus;
 
-/// Runs the selected models; exit code 1 if any failed.
-pub async fn execute(settings: &Settings, command: &str) -> Result<ExitCode, Error> {
+/// Runs the selected models; `audit` runs their assertions before
+/// publishing. Exit code 1 if a model or an error-severity assertion failed.
+pub async fn execute(settings: &Settings, command: &str, audit: bool, junit: Option<&Path>) -> Result<ExitCode, Error> {
     let clock = Instant::now();
     let (compiled, graph) = compile_project(settings)?;
     let selected = selector::select(&compiled, &graph, &settings.select, &settings.exclude)?;
@@ -52,8 +56,21 @@ pub async fn execute(settings: &Settings, command: &str) -> Result<ExitCode, Err
             (Status::Success, Some(rows)) => format!("{:>12} rows", thousands(rows)),
             _ => format!("{:>17}", ""),
         };
+        let checks = match r.assertions.len() {
+            0 => String::new(),
+            n => {
+                let warned = r.assertions.iter().filter(|o| o.status == TestStatus::Warn).count();
+                let failed =
+                    r.assertions.iter().filter(|o| matches!(o.status, TestStatus::Fail | TestStatus::Error)).count();
+                format!(
+                    "  [{n} check{}: {} pass, {warned} warn, {failed} fail]",
+                    if n == 1 { "" } else { "s" },
+                    n - warned - failed
+                )
+            }
+        };
         settings.log(format!(
-            "{done:>4} of {total} {status:<5} {:<width$}  {:<9} {detail} {:>8.2}s",
+            "{done:>4} of {total} {status:<5} {:<width$}  {:<9} {detail} {:>8.2}s{checks}",
             r.name,
             r.materialized.as_str(),
             r.seconds
@@ -67,11 +84,15 @@ pub async fn execute(settings: &Settings, command: &str) -> Result<ExitCode, Err
         warehouse: warehouse.clone(),
         compiled_dir: settings.project.target_path.join("compiled"),
         threads,
+        audit,
+        run_id: inv.id.clone(),
     };
-    let results = runner::run(plan, &mut report).await;
+    let output = runner::run(plan, &mut report).await;
+    let outcomes = output.all_assertions();
     let elapsed = clock.elapsed().as_secs_f64();
 
-    let run_results = artifacts::run_results(&inv, &results, elapsed, settings.args.clone());
+    test::record(settings, &compiled, &warehouse, &inv, &outcomes)?;
+    let run_results = artifacts::run_results(&inv, &output.models, &outcomes, elapsed, settings.args.clone());
     let stamp = inv.started_at.format("%Y%m%dT%H%M%S%.6fZ");
     for path in [
         settings.target_dir().join("run_results.json"),
@@ -80,7 +101,11 @@ pub async fn execute(settings: &Settings, command: &str) -> Result<ExitCode, Err
     ] {
         artifacts::write_json(&path, &run_results).map_err(|source| Error::Io { path: path.clone(), source })?;
     }
+    if let Some(path) = junit {
+        test::write_junit(path, &inv, &output.models, &outcomes)?;
+    }
 
+    let results = &output.models;
     let count = |s: Status| results.iter().filter(|r| r.status == s).count();
     let (ok, errors, skipped) = (count(Status::Success), count(Status::Error), count(Status::Skipped));
     for r in results.iter().filter(|r| r.status == Status::Error) {
@@ -95,8 +120,13 @@ pub async fn execute(settings: &Settings, command: &str) -> Result<ExitCode, Err
             eprint!("{block}");
         }
     }
+    let failed_checks = test::summarize(settings, &outcomes);
     settings.log(format!("\nFinished in {elapsed:.2}s: {ok} ok, {errors} error(s), {skipped} skipped"));
-    Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    // Failed assertions on models already count as model errors; those that
+    // ran on sources or after the models are counted here.
+    let late_failures =
+        output.other_assertions.iter().any(|o| matches!(o.status, TestStatus::Fail | TestStatus::Error));
+    Ok(if errors > 0 || late_failures || (failed_checks > 0 && !audit) { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 /// Formats 1234567 as `1,234,567`.

@@ -13,6 +13,8 @@ use serde_json::Value as Json;
 use crate::diagnostic::{did_you_mean, find_in_text, Location};
 use crate::project::config::{ColumnDef, ConfigPatch, Materialization, ModelConfig, CONFIG_KEYS};
 use crate::project::{Project, SourceTable};
+use crate::quality::sql::{self as test_sql, Declared, Parsed};
+use crate::quality::{Assertion, Subject};
 
 /// A template or config problem found while rendering: exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +72,9 @@ pub struct Compiled {
     pub project_name: String,
     pub models: BTreeMap<String, CompiledModel>,
     pub sources: BTreeMap<String, CompiledSource>,
+    /// Every assertion: YAML tests on models, columns and sources, and
+    /// singular tests.
+    pub assertions: Vec<Assertion>,
 }
 
 /// Returns the SQL relation a model renders to.
@@ -169,7 +174,8 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
         );
     }
     drop_disabled(&mut models)?;
-    Ok(Compiled { project_name: project.name.clone(), models, sources })
+    let assertions = assertions(project, &env, &rec, &models)?;
+    Ok(Compiled { project_name: project.name.clone(), models, sources, assertions })
 }
 
 /// Resolves folder and YAML configs; `config()` in SQL is applied after
@@ -294,7 +300,8 @@ fn environment<'a>(project: &'a Project, rec: &Shared) -> Result<Environment<'a>
 
     for file in &project.macros {
         let name = file.path.to_string_lossy().replace('\\', "/");
-        env.add_template_owned(name.clone(), file.text.clone()).map_err(|e| template_error(&e, rec, &name))?;
+        env.add_template_owned(name.clone(), test_blocks_as_macros(&file.text))
+            .map_err(|e| template_error(&e, rec, &name))?;
         let exports: Vec<String> = {
             let tmpl = env.get_template(&name).map_err(|e| template_error(&e, rec, &name))?;
             let captured = tmpl.render_captured(()).map_err(|e| template_error(&e, rec, &name))?;
@@ -365,4 +372,198 @@ fn resolve_location(project: &Project, location: &str) -> String {
     let p = PathBuf::from(location);
     let abs = if p.is_absolute() { p } else { project.root.join(p) };
     abs.to_string_lossy().into_owned()
+}
+
+/// Rewrites dbt's `{% test name(...) %}...{% endtest %}` blocks as macros
+/// named `test_name`, so generic tests are called like any macro.
+fn test_blocks_as_macros(text: &str) -> String {
+    let mut out = text.to_string();
+    for open in ["{% test ", "{%- test ", "{%test "] {
+        out = out.replace(open, &open.replace("test ", "macro test_"));
+    }
+    for close in ["{% endtest %}", "{%- endtest %}", "{% endtest -%}", "{%- endtest -%}", "{%endtest%}"] {
+        out = out.replace(close, &close.replace("endtest", "endmacro"));
+    }
+    out
+}
+
+/// Collects every assertion of the project: YAML tests on models, columns
+/// and sources, and singular tests from the test paths.
+fn assertions(
+    project: &Project,
+    env: &Environment<'_>,
+    rec: &Shared,
+    models: &BTreeMap<String, CompiledModel>,
+) -> Result<Vec<Assertion>, CompileError> {
+    let as_of = project.vars.get("as_of_date").and_then(|v| v.as_str()).map(str::to_string);
+    let is_custom = |kind: &str| env.globals().any(|(name, _)| name == format!("test_{kind}"));
+    let mut declared: Vec<(Subject, Option<String>, &Json, Location)> = Vec::new();
+    for m in models.values() {
+        let at = project.props.get(&m.name).map(|d| d.defined_at.clone()).unwrap_or_else(|| Location::file(&m.path));
+        for t in &m.tests {
+            declared.push((Subject::Model(m.name.clone()), None, t, at.clone()));
+        }
+        for c in &m.columns {
+            for t in c.tests.iter().chain(&c.data_tests) {
+                declared.push((Subject::Model(m.name.clone()), Some(c.name.clone()), t, at.clone()));
+            }
+        }
+    }
+    for (key, src) in &project.sources {
+        for t in &src.tests {
+            declared.push((Subject::Source(key.clone()), None, t, src.defined_at.clone()));
+        }
+        for c in &src.columns {
+            for t in c.tests.iter().chain(&c.data_tests) {
+                declared.push((Subject::Source(key.clone()), Some(c.name.clone()), t, src.defined_at.clone()));
+            }
+        }
+    }
+    let mut out: Vec<Assertion> = Vec::new();
+    for (subject, column, entry, at) in declared {
+        let d =
+            Declared { project: &project.name, subject, column, entry, defined_at: at.clone(), as_of: as_of.clone() };
+        let fail = |message: String| {
+            let hint = message.split_once("; ").map(|(_, h)| h.to_string());
+            let message = message.split_once("; ").map(|(m, _)| m.to_string()).unwrap_or(message);
+            CompileError {
+                message: format!("invalid test on `{}`: {message}", d.subject.name()),
+                location: at.clone(),
+                hint,
+            }
+        };
+        let assertion = match test_sql::parse(&d, &is_custom).map_err(fail)? {
+            Parsed::Builtin(a) => a,
+            Parsed::Custom { kind, args, mut shell } => {
+                let model_rel = match &shell.subject {
+                    Subject::Model(m) => relation(m),
+                    Subject::Source(k) => {
+                        let (a, b) = k.split_once('.').unwrap_or((k, ""));
+                        source_relation(a, b)
+                    }
+                };
+                let model_rel = match &shell.filter {
+                    Some(w) => format!("(select * from {model_rel} where {w}) as dbt_subquery"),
+                    None => model_rel,
+                };
+                let mut kwargs = vec!["model=wh_model".to_string()];
+                if shell.column.is_some() {
+                    kwargs.push("column_name=wh_column".to_string());
+                }
+                kwargs.extend(args.keys().map(|k| format!("{k}=wh_args.{k}")));
+                let call = format!("{{{{ test_{kind}({}) }}}}", kwargs.join(", "));
+                *lock(rec) = Recorder::default();
+                let ctx = context! { wh_model => model_rel, wh_column => shell.column.clone(), wh_args => args };
+                let sql = env.render_str(&call, ctx).map_err(|e| {
+                    let mut err = template_error(&e, rec, &at.file.to_string_lossy());
+                    err.message = format!("test `{kind}` on `{}`: {}", shell.subject.name(), err.message);
+                    err
+                })?;
+                shell.depends_on.extend(std::mem::take(&mut lock(rec).refs));
+                shell.failing_sql = sql.trim().to_string();
+                shell
+            }
+        };
+        out.push(assertion);
+    }
+    for dir in &project.test_paths {
+        out.extend(singular_tests(project, env, rec, models, dir)?);
+    }
+    // Names must be unique: number repeats in declaration order.
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for a in &mut out {
+        let n = seen.entry(a.name.clone()).or_insert(0);
+        *n += 1;
+        if *n > 1 {
+            a.name = format!("{}_{}", a.name, n);
+            a.unique_id = format!("test.{}.{}", project.name, a.name);
+        }
+    }
+    Ok(out)
+}
+
+/// Renders `.sql` files under a test path: each selects failing rows.
+fn singular_tests(
+    project: &Project,
+    env: &Environment<'_>,
+    rec: &Shared,
+    models: &BTreeMap<String, CompiledModel>,
+    dir: &str,
+) -> Result<Vec<Assertion>, CompileError> {
+    let base = project.root.join(dir);
+    let mut out = Vec::new();
+    if !base.is_dir() {
+        return Ok(out);
+    }
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(&base)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "sql"))
+        .map(|e| e.path().strip_prefix(&project.root).unwrap_or(e.path()).to_path_buf())
+        .collect();
+    files.sort();
+    for rel in files {
+        let text = std::fs::read_to_string(project.root.join(&rel)).map_err(|e| CompileError {
+            message: format!("cannot read `{}`: {e}", rel.display()),
+            location: Location::file(&rel),
+            hint: None,
+        })?;
+        let name = rel.file_stem().and_then(|s| s.to_str()).unwrap_or("singular").to_string();
+        *lock(rec) = Recorder::default();
+        let sql = env.render_str(&text, context! {}).map_err(|e| {
+            let mut err = template_error(&e, rec, &rel.to_string_lossy());
+            err.location.file = rel.clone();
+            err
+        })?;
+        let recorded = std::mem::take(&mut *lock(rec));
+        let severity = recorded
+            .configs
+            .iter()
+            .find_map(|c| c.get("severity").and_then(Json::as_str))
+            .map(|s| {
+                if s.eq_ignore_ascii_case("warn") {
+                    crate::quality::Severity::Warn
+                } else {
+                    crate::quality::Severity::Error
+                }
+            })
+            .unwrap_or(crate::quality::Severity::Error);
+        let subject = match recorded.refs.iter().filter(|r| models.contains_key(*r)).next_back() {
+            Some(m) => Subject::Model(m.clone()),
+            None => match recorded.sources.iter().next() {
+                Some(s) => Subject::Source(s.clone()),
+                None => {
+                    return Err(CompileError {
+                        message: format!("singular test `{name}` reads no model or source"),
+                        location: Location::file(&rel),
+                        hint: Some(
+                            "select failing rows from {{ ref('model') }} or {{ source('src', 'table') }}".into(),
+                        ),
+                    })
+                }
+            },
+        };
+        let mut depends_on: BTreeSet<String> = recorded.refs.clone();
+        if let Subject::Model(m) = &subject {
+            depends_on.remove(m);
+        }
+        out.push(Assertion {
+            unique_id: format!("test.{}.{name}", project.name),
+            name,
+            kind: "singular".into(),
+            subject,
+            column: None,
+            params: serde_json::Map::new(),
+            severity,
+            warn_if: crate::quality::Threshold::ANY,
+            error_if: crate::quality::Threshold::ANY,
+            filter: None,
+            failing_sql: sql.trim().trim_end_matches(';').to_string(),
+            row_predicate: None,
+            depends_on,
+            defined_at: Location::file(&rel),
+        });
+    }
+    Ok(out)
 }

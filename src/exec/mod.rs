@@ -2,6 +2,7 @@
 //! (register inputs, plan a model's SQL, stage and publish its result). The
 //! rest of `wh` never touches DataFusion, so another engine can stand here.
 
+pub mod contract;
 pub mod publish;
 pub mod runner;
 

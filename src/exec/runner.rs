@@ -15,6 +15,8 @@ use crate::compile::{Compiled, CompiledModel};
 use crate::diagnostic::Location;
 use crate::graph::Graph;
 use crate::project::config::Materialization;
+use crate::quality::run::{run_all, Outcome, Samples};
+use crate::quality::{Assertion, Status as TestStatus, Subject};
 
 /// How a node ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -58,6 +60,8 @@ pub struct NodeResult {
     pub seconds: f64,
     pub message: String,
     pub failure: Option<Failure>,
+    /// Assertions run on the staged table before it was published.
+    pub assertions: Vec<Outcome>,
 }
 
 /// Everything a run needs.
@@ -71,19 +75,50 @@ pub struct RunPlan<'a> {
     /// Where compiled SQL was written (for error locations).
     pub compiled_dir: PathBuf,
     pub threads: usize,
+    /// Run assertions (write-audit-publish); `wh run` does not.
+    pub audit: bool,
+    /// Names failing-row samples.
+    pub run_id: String,
+}
+
+/// What a run produced: model results and every assertion outcome.
+pub struct RunOutput {
+    pub models: Vec<NodeResult>,
+    /// Outcomes of source assertions and of assertions that could only run
+    /// after the models (they read a model built later).
+    pub other_assertions: Vec<Outcome>,
+}
+
+impl RunOutput {
+    /// Returns every assertion outcome of the run.
+    pub fn all_assertions(&self) -> Vec<&Outcome> {
+        let mut v: Vec<&Outcome> = self.models.iter().flat_map(|m| m.assertions.iter()).collect();
+        v.extend(self.other_assertions.iter());
+        v.sort_by(|a, b| a.assertion.unique_id.cmp(&b.assertion.unique_id));
+        v
+    }
 }
 
 /// Runs the plan; calls `report` as each model finishes or is skipped.
-pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> Vec<NodeResult> {
+pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> RunOutput {
     let compiled = plan.compiled;
     let graph = plan.graph;
     let selected = plan.selected;
     let mut blocked: BTreeMap<String, Failure> = BTreeMap::new();
+    let samples = Samples { warehouse: &plan.warehouse, run_id: &plan.run_id };
+    let audits = if plan.audit { plan_audits(compiled, graph, selected) } else { Audits::default() };
 
     // Unselected ancestors needed as inputs: tables stop the walk, views and
     // ephemerals need their own parents.
     let mut upstream: BTreeSet<String> = BTreeSet::new();
     let mut stack: Vec<String> = selected.iter().cloned().collect();
+    for a in audits.by_model.values().flatten().chain(audits.deferred.iter()) {
+        for d in a.depends_on.iter().filter(|d| !selected.contains(*d)) {
+            if upstream.insert(d.clone()) && compiled.models[d].config.materialized != Materialization::Table {
+                stack.push(d.clone());
+            }
+        }
+    }
     while let Some(m) = stack.pop() {
         for p in &graph.parents[&m] {
             let inlined = compiled.models[p].config.materialized != Materialization::Table;
@@ -98,9 +133,25 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> Vec<
     let sources: BTreeSet<&String> =
         compiled.models.values().filter(|m| needs_sources(m)).flat_map(|m| m.sources.iter()).collect();
     let mut source_errors: BTreeMap<String, Failure> = BTreeMap::new();
+    let mut source_checks: Vec<Assertion> = Vec::new();
     for key in sources {
         if let Err(e) = plan.engine.register_source(&compiled.sources[key]).await {
             source_errors.insert(key.clone(), failure_of(&e, None));
+        } else if plan.audit {
+            source_checks
+                .extend(compiled.assertions.iter().filter(|a| a.subject == Subject::Source(key.clone())).cloned());
+        }
+    }
+    // Assertions on sources run before anything reads them.
+    let mut other_assertions = run_all(&plan.engine, &source_checks, Some(&samples)).await;
+    for o in &other_assertions {
+        if matches!(o.status, TestStatus::Fail | TestStatus::Error) {
+            let key = o.assertion.subject.name().to_string();
+            source_errors.entry(key.clone()).or_insert_with(|| Failure {
+                message: format!("source `{key}` failed assertion `{}`: {}", o.assertion.name, o.message),
+                location: Some(o.assertion.defined_at.clone()),
+                hint: o.sample.as_ref().map(|p| format!("failing rows are sampled in {p}")),
+            });
         }
     }
     for name in graph.order().iter().filter(|n| upstream.contains(*n)) {
@@ -129,10 +180,18 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> Vec<
     }
 
     // Schedule selected models as their selected parents finish.
-    let mut waiting: BTreeMap<String, usize> = selected
-        .iter()
-        .map(|m| (m.clone(), graph.parents[m].iter().filter(|p| selected.contains(*p)).count()))
-        .collect();
+    let inputs = |m: &String| -> BTreeSet<String> {
+        let mut set: BTreeSet<String> = graph.parents[m].iter().filter(|p| selected.contains(*p)).cloned().collect();
+        set.extend(audits.waits_for.get(m).into_iter().flatten().cloned());
+        set
+    };
+    let mut waiting: BTreeMap<String, usize> = selected.iter().map(|m| (m.clone(), inputs(m).len())).collect();
+    let mut dependents: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for m in selected {
+        for i in inputs(m) {
+            dependents.entry(i).or_default().insert(m.clone());
+        }
+    }
     let mut ready: BTreeSet<String> = waiting.iter().filter(|(_, n)| **n == 0).map(|(m, _)| m.clone()).collect();
     let mut results: Vec<NodeResult> = Vec::new();
     let mut tasks: JoinSet<NodeResult> = JoinSet::new();
@@ -149,14 +208,29 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> Vec<
             if let Some(f) = input_failure(&model, &source_errors, &blocked) {
                 let r = finished(&model, Status::Error, Utc::now(), Instant::now(), None, None, Some(f));
                 report(&r);
-                skip_descendants(&r, graph, selected, &mut waiting, &mut ready, &mut results, report, compiled);
+                skip_descendants(
+                    &r,
+                    &dependents,
+                    graph,
+                    selected,
+                    &mut waiting,
+                    &mut ready,
+                    &mut results,
+                    report,
+                    compiled,
+                );
                 results.push(r);
                 continue;
             }
-            let engine = plan.engine.clone();
-            let warehouse = plan.warehouse.clone();
-            let compiled_at = compiled_location(&plan.compiled_dir, &model);
-            let handle = tasks.spawn(async move { run_model(engine, model, warehouse, compiled_at).await });
+            let job = ModelJob {
+                engine: plan.engine.clone(),
+                assertions: audits.by_model.get(&name).cloned().unwrap_or_default(),
+                model,
+                warehouse: plan.warehouse.clone(),
+                run_id: plan.run_id.clone(),
+                compiled_at: compiled_location(&plan.compiled_dir, &compiled.models[&name]),
+            };
+            let handle = tasks.spawn(run_model(job));
             running.insert(handle.id(), name);
         }
         let Some(joined) = tasks.join_next_with_id().await else { break };
@@ -179,7 +253,7 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> Vec<
         };
         report(&r);
         if r.status == Status::Success {
-            for child in &graph.children[&r.name] {
+            for child in dependents.get(&r.name).into_iter().flatten() {
                 if let Some(n) = waiting.get_mut(child) {
                     *n -= 1;
                     if *n == 0 {
@@ -188,17 +262,72 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> Vec<
                 }
             }
         } else {
-            skip_descendants(&r, graph, selected, &mut waiting, &mut ready, &mut results, report, compiled);
+            skip_descendants(
+                &r,
+                &dependents,
+                graph,
+                selected,
+                &mut waiting,
+                &mut ready,
+                &mut results,
+                report,
+                compiled,
+            );
         }
         results.push(r);
     }
+    // Assertions that read a model built after their subject run last,
+    // against what was published.
+    let ok: BTreeSet<&str> = results.iter().filter(|r| r.status == Status::Success).map(|r| r.name.as_str()).collect();
+    let runnable: Vec<Assertion> = audits
+        .deferred
+        .iter()
+        .filter(|a| {
+            ok.contains(a.subject.name())
+                && a.depends_on.iter().all(|d| ok.contains(d.as_str()) || !selected.contains(d))
+        })
+        .cloned()
+        .collect();
+    other_assertions.extend(run_all(&plan.engine, &runnable, Some(&samples)).await);
     results.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
-    results
+    RunOutput { models: results, other_assertions }
+}
+
+/// Which assertions run where in a build.
+#[derive(Default)]
+struct Audits {
+    /// Run on the staged table of their subject, before it is published.
+    by_model: BTreeMap<String, Vec<Assertion>>,
+    /// Extra inputs a model waits for: models its assertions read.
+    waits_for: BTreeMap<String, BTreeSet<String>>,
+    /// Run after every model: they read a descendant of their subject.
+    deferred: Vec<Assertion>,
+}
+
+fn plan_audits(compiled: &Compiled, graph: &Graph, selected: &BTreeSet<String>) -> Audits {
+    let mut audits = Audits::default();
+    for a in &compiled.assertions {
+        let Subject::Model(subject) = &a.subject else { continue };
+        if !selected.contains(subject) {
+            continue;
+        }
+        let descendants = graph.descendants(subject, None);
+        if a.depends_on.iter().any(|d| descendants.contains(d)) {
+            audits.deferred.push(a.clone());
+            continue;
+        }
+        let waits: BTreeSet<String> =
+            a.depends_on.iter().filter(|d| selected.contains(*d) && *d != subject).cloned().collect();
+        audits.waits_for.entry(subject.clone()).or_default().extend(waits);
+        audits.by_model.entry(subject.clone()).or_default().push(a.clone());
+    }
+    audits
 }
 
 #[allow(clippy::too_many_arguments)]
 fn skip_descendants(
     failed: &NodeResult,
+    dependents: &BTreeMap<String, BTreeSet<String>>,
     graph: &Graph,
     selected: &BTreeSet<String>,
     waiting: &mut BTreeMap<String, usize>,
@@ -207,7 +336,15 @@ fn skip_descendants(
     report: &mut dyn FnMut(&NodeResult),
     compiled: &Compiled,
 ) {
-    let descendants = graph.descendants(&failed.name, None);
+    let mut descendants = BTreeSet::new();
+    let mut stack = vec![failed.name.clone()];
+    while let Some(n) = stack.pop() {
+        for d in dependents.get(&n).into_iter().flatten() {
+            if descendants.insert(d.clone()) {
+                stack.push(d.clone());
+            }
+        }
+    }
     for name in graph.order() {
         if !selected.contains(name) || !descendants.contains(name) {
             continue;
@@ -230,6 +367,7 @@ fn skip_descendants(
             seconds: 0.0,
             message: format!("skipped: upstream model `{}` failed", failed.name),
             failure: None,
+            assertions: Vec::new(),
         };
         report(&r);
         results.push(r);
@@ -263,30 +401,88 @@ fn failure_of(err: &ExecError, compiled_file: Option<&Path>) -> Failure {
     Failure { message: err.to_string(), location, hint: err.hint().map(str::to_string) }
 }
 
-async fn run_model(engine: Engine, model: CompiledModel, warehouse: PathBuf, compiled_at: PathBuf) -> NodeResult {
+/// One model to run, with what its task needs.
+struct ModelJob {
+    engine: Engine,
+    model: CompiledModel,
+    assertions: Vec<Assertion>,
+    warehouse: PathBuf,
+    run_id: String,
+    compiled_at: PathBuf,
+}
+
+/// Runs one model: stage, check the contract, audit, publish.
+async fn run_model(job: ModelJob) -> NodeResult {
+    let ModelJob { engine, model, assertions, warehouse, run_id, compiled_at } = job;
     let started_at = Utc::now();
     let clock = Instant::now();
-    let outcome = match model.output_path() {
+    let samples = Samples { warehouse: &warehouse, run_id: &run_id };
+    let mut outcomes = Vec::new();
+    let outcome: Result<(Option<usize>, Option<u64>), Failure> = match model.output_path() {
         Some(rel) => match engine.stage_table(&model.name, &model.sql, &warehouse.join(&rel)).await {
-            Ok(out) => match publish::publish(&out.staged) {
-                Ok(()) => Ok((Some(out.staged.rows), Some(out.staged.bytes))),
-                Err(source) => {
-                    publish::discard(&out.staged);
-                    Err(ExecError::Io { path: out.staged.dest.clone(), source })
+            Ok(out) => {
+                let verdict = match super::contract::check(&model, &out.schema) {
+                    Err(diff) => {
+                        Err(Failure { message: diff, location: Some(Location::file(&model.path)), hint: None })
+                    }
+                    Ok(()) => {
+                        outcomes = run_all(&engine, &assertions, Some(&samples)).await;
+                        audit_verdict(&outcomes)
+                    }
+                };
+                match verdict {
+                    Ok(()) => match publish::publish(&out.staged) {
+                        Ok(()) => Ok((Some(out.staged.rows), Some(out.staged.bytes))),
+                        Err(source) => {
+                            publish::discard(&out.staged);
+                            Err(failure_of(&ExecError::Io { path: out.staged.dest.clone(), source }, None))
+                        }
+                    },
+                    Err(f) => {
+                        publish::discard(&out.staged);
+                        Err(f)
+                    }
                 }
-            },
-            Err(e) => Err(e),
+            }
+            Err(e) => Err(failure_of(&e, Some(&compiled_at))),
         },
-        None => engine.register_view(&model.name, &model.sql).await.map(|()| (None, None)),
+        None => match engine.register_view(&model.name, &model.sql).await {
+            Ok(()) => {
+                outcomes = run_all(&engine, &assertions, Some(&samples)).await;
+                audit_verdict(&outcomes).map(|()| (None, None))
+            }
+            Err(e) => Err(failure_of(&e, Some(&compiled_at))),
+        },
     };
-    match outcome {
+    let mut r = match outcome {
         Ok((rows, bytes)) => finished(&model, Status::Success, started_at, clock, rows, bytes, None),
-        Err(e) => {
-            let mut f = failure_of(&e, Some(&compiled_at));
+        Err(mut f) => {
             f.message = format!("model `{}` ({}) failed: {}", model.name, model.path.display(), f.message);
             finished(&model, Status::Error, started_at, clock, None, None, Some(f))
         }
-    }
+    };
+    r.assertions = outcomes;
+    r
+}
+
+/// Fails a model whose error-severity assertions failed (or could not run).
+fn audit_verdict(outcomes: &[Outcome]) -> Result<(), Failure> {
+    let failed: Vec<&Outcome> =
+        outcomes.iter().filter(|o| matches!(o.status, TestStatus::Fail | TestStatus::Error)).collect();
+    let Some(first) = failed.first() else { return Ok(()) };
+    let list: Vec<String> = failed.iter().map(|o| format!("`{}` ({})", o.assertion.name, o.message)).collect();
+    Err(Failure {
+        message: format!(
+            "not published: assertion{} {} failed",
+            if failed.len() > 1 { "s" } else { "" },
+            list.join(", ")
+        ),
+        location: Some(first.assertion.defined_at.clone()),
+        hint: first
+            .sample
+            .as_ref()
+            .map(|p| format!("failing rows are sampled in warehouse/{p}; the previous version stays published")),
+    })
 }
 
 fn finished(
@@ -316,5 +512,6 @@ fn finished(
         seconds: clock.elapsed().as_secs_f64(),
         message,
         failure,
+        assertions: Vec::new(),
     }
 }

@@ -81,6 +81,10 @@ pub struct ModelProps {
     pub description: String,
     #[serde(default)]
     pub config: Option<ConfigPatch>,
+    /// Who may use the model: `public` (BI tools, other teams) or
+    /// `internal`; dbt's `protected`/`private` are read as internal.
+    #[serde(default)]
+    pub access: Option<String>,
     #[serde(default)]
     pub meta: Map<String, Json>,
     #[serde(default)]
@@ -242,10 +246,21 @@ pub struct ConfigPatch {
     pub meta: Option<Map<String, Json>>,
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// `contract: {enforced: true}`: declared column names and types are
+    /// checked at build time.
+    #[serde(default)]
+    pub contract: Option<Contract>,
+}
+
+/// A model contract switch, as in dbt.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contract {
+    pub enforced: bool,
 }
 
 /// The names `ConfigPatch` accepts, for hints.
-pub const CONFIG_KEYS: &[&str] = &["materialized", "tags", "meta", "enabled"];
+pub const CONFIG_KEYS: &[&str] = &["materialized", "tags", "meta", "enabled", "contract"];
 
 /// A model's resolved config.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -254,11 +269,18 @@ pub struct ModelConfig {
     pub tags: Vec<String>,
     pub meta: Map<String, Json>,
     pub enabled: bool,
+    pub contract_enforced: bool,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { materialized: Materialization::Table, tags: Vec::new(), meta: Map::new(), enabled: true }
+        ModelConfig {
+            materialized: Materialization::Table,
+            tags: Vec::new(),
+            meta: Map::new(),
+            enabled: true,
+            contract_enforced: false,
+        }
     }
 }
 
@@ -282,6 +304,9 @@ impl ModelConfig {
         }
         if let Some(e) = patch.enabled {
             self.enabled = e;
+        }
+        if let Some(c) = patch.contract {
+            self.contract_enforced = c.enforced;
         }
     }
 }

@@ -1,0 +1,136 @@
+//! `wh test`: run the assertions of the selected models (and of the sources
+//! they read) against what is published, for the `wh run` then `wh test`
+//! flow; and the recording and reporting shared with `wh build`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use super::{compile_project, open_warehouse, Settings};
+use crate::artifacts::{self, Invocation};
+use crate::compile::Compiled;
+use crate::error::Error;
+use crate::exec::runner::NodeResult;
+use crate::graph::selector;
+use crate::quality::history::{self, owners_from_meta, RunInfo};
+use crate::quality::run::{run_all, Outcome, Samples};
+use crate::quality::{Assertion, Status, Subject};
+
+/// Tests the published warehouse; exit code 1 if an error-severity
+/// assertion failed.
+pub async fn execute(settings: &Settings, junit: Option<&Path>) -> Result<ExitCode, Error> {
+    let clock = Instant::now();
+    let (compiled, graph) = compile_project(settings)?;
+    let selected = selector::select(&compiled, &graph, &settings.select, &settings.exclude)?;
+    let warehouse = settings.warehouse()?;
+    let inv = Invocation::new("test", &compiled.project_name, &settings.project.target.name);
+    let everything = settings.select.0.is_empty() && settings.exclude.0.is_empty();
+    let read_sources: std::collections::BTreeSet<&String> =
+        compiled.models.values().filter(|m| selected.contains(&m.name)).flat_map(|m| m.sources.iter()).collect();
+    let chosen: Vec<Assertion> = compiled
+        .assertions
+        .iter()
+        .filter(|a| match &a.subject {
+            Subject::Model(m) => selected.contains(m),
+            Subject::Source(s) => everything || read_sources.contains(s),
+        })
+        .cloned()
+        .collect();
+    settings.log(format!(
+        "Testing {} assertions on the published warehouse {}",
+        chosen.len(),
+        settings.project.target.warehouse
+    ));
+    let engine = open_warehouse(settings, &compiled, &graph).await?;
+    let samples = Samples { warehouse: &warehouse, run_id: &inv.id };
+    let outcomes = run_all(&engine, &chosen, Some(&samples)).await;
+    let refs: Vec<&Outcome> = outcomes.iter().collect();
+    for o in &refs {
+        settings.log(format!(
+            "  {:<5} {:<48} {}",
+            o.status.as_str().to_uppercase(),
+            o.assertion.name,
+            if o.status == Status::Pass { String::new() } else { o.message.clone() }
+        ));
+    }
+    record(settings, &compiled, &warehouse, &inv, &refs)?;
+    let elapsed = clock.elapsed().as_secs_f64();
+    let run_results = artifacts::run_results(&inv, &[], &refs, elapsed, settings.args.clone());
+    let path = settings.target_dir().join("run_results.json");
+    artifacts::write_json(&path, &run_results).map_err(|source| Error::Io { path: path.clone(), source })?;
+    if let Some(path) = junit {
+        write_junit(path, &inv, &[], &refs)?;
+    }
+    let failed = summarize(settings, &refs);
+    settings.log(format!("\nFinished in {elapsed:.2}s"));
+    Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Appends the outcomes to the warehouse's assertion history.
+pub fn record(
+    settings: &Settings,
+    compiled: &Compiled,
+    warehouse: &Path,
+    inv: &Invocation,
+    outcomes: &[&Outcome],
+) -> Result<(), Error> {
+    let owned: Vec<Outcome> = outcomes.iter().map(|o| (*o).clone()).collect();
+    let run = RunInfo {
+        run_id: &inv.id,
+        started_at: inv.started_at,
+        target: &settings.project.target.name,
+        command: &inv.command,
+    };
+    let owners = |s: &Subject| match s {
+        Subject::Model(m) => compiled.models.get(m).map(|m| owners_from_meta(&m.config.meta)).unwrap_or_default(),
+        Subject::Source(k) => compiled.sources.get(k).map(|s| owners_from_meta(&s.table.meta)).unwrap_or_default(),
+    };
+    history::append(warehouse, &run, &owned, &owners)
+        .map(|_| ())
+        .map_err(|source| Error::Io { path: warehouse.join(history::DIR), source })
+}
+
+/// Prints the assertion summary; returns how many failed or errored.
+pub fn summarize(settings: &Settings, outcomes: &[&Outcome]) -> usize {
+    if outcomes.is_empty() {
+        return 0;
+    }
+    let count = |s: Status| outcomes.iter().filter(|o| o.status == s).count();
+    let (pass, warn, fail, error) =
+        (count(Status::Pass), count(Status::Warn), count(Status::Fail), count(Status::Error));
+    let noteworthy: Vec<&&Outcome> = outcomes.iter().filter(|o| o.status != Status::Pass).collect();
+    if !noteworthy.is_empty() {
+        settings.log("");
+    }
+    for o in noteworthy {
+        let a = &o.assertion;
+        let what = format!("{}{}", a.subject.name(), a.column.as_ref().map(|c| format!(".{c}")).unwrap_or_default());
+        let line = format!(
+            "{}: {} `{}` on {what}: {}{}",
+            o.status.as_str().to_uppercase(),
+            a.kind,
+            a.name,
+            o.message,
+            o.sample.as_ref().map(|s| format!(" (sample: warehouse/{s})")).unwrap_or_default()
+        );
+        if matches!(o.status, Status::Fail | Status::Error) {
+            eprintln!("{line}");
+        } else {
+            settings.log(line);
+        }
+    }
+    let failing_rows: u64 = outcomes.iter().filter(|o| o.status != Status::Pass).map(|o| o.failing).sum();
+    settings.log(format!(
+        "Assertions: {} run, {pass} passed, {warn} warned, {fail} failed, {error} errored ({failing_rows} failing rows)",
+        outcomes.len()
+    ));
+    fail + error
+}
+
+/// Writes JUnit XML for CI systems.
+pub fn write_junit(path: &Path, inv: &Invocation, models: &[NodeResult], outcomes: &[&Outcome]) -> Result<(), Error> {
+    let stamp = inv.started_at.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let xml = crate::quality::junit::render(&inv.project, &inv.command, &stamp, models, outcomes);
+    crate::exec::publish::write_atomic(path, xml.as_bytes())
+        .map_err(|source| Error::Io { path: path.to_path_buf(), source })
+}
