@@ -131,6 +131,12 @@ pub async fn open_warehouse(settings: &Settings, compiled: &Compiled, graph: &Gr
             settings.log(format!("warning: model `{name}` is not available: {e}"));
         }
     }
+    let history = warehouse.join(crate::quality::history::DIR);
+    if history.is_dir() {
+        if let Err(e) = engine.register_published("wh_test_results", &history).await {
+            settings.log(format!("warning: the assertion history is not readable: {e}"));
+        }
+    }
     Ok(engine)
 }
 

@@ -16,7 +16,7 @@ use crate::diagnostic::Location;
 use crate::graph::Graph;
 use crate::project::config::Materialization;
 use crate::quality::run::{run_all, Outcome, Samples};
-use crate::quality::{Assertion, Status as TestStatus, Subject};
+use crate::quality::{Assertion, Severity, Status as TestStatus, Subject};
 
 /// How a node ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -208,18 +208,11 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> RunO
             if let Some(f) = input_failure(&model, &source_errors, &blocked) {
                 let r = finished(&model, Status::Error, Utc::now(), Instant::now(), None, None, Some(f));
                 report(&r);
-                skip_descendants(
-                    &r,
-                    &dependents,
-                    graph,
-                    selected,
-                    &mut waiting,
-                    &mut ready,
-                    &mut results,
-                    report,
-                    compiled,
-                );
+                let mut unsettled =
+                    skip_descendants(&r, graph, selected, &mut waiting, &mut ready, &mut results, report, compiled);
+                unsettled.push(r.name.clone());
                 results.push(r);
+                settle_failed(&plan, compiled, &unsettled, &dependents, &mut waiting, &mut ready).await;
                 continue;
             }
             let job = ModelJob {
@@ -253,28 +246,15 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> RunO
         };
         report(&r);
         if r.status == Status::Success {
-            for child in dependents.get(&r.name).into_iter().flatten() {
-                if let Some(n) = waiting.get_mut(child) {
-                    *n -= 1;
-                    if *n == 0 {
-                        ready.insert(child.clone());
-                    }
-                }
-            }
+            release(&r.name, &dependents, &mut waiting, &mut ready);
+            results.push(r);
         } else {
-            skip_descendants(
-                &r,
-                &dependents,
-                graph,
-                selected,
-                &mut waiting,
-                &mut ready,
-                &mut results,
-                report,
-                compiled,
-            );
+            let mut unsettled =
+                skip_descendants(&r, graph, selected, &mut waiting, &mut ready, &mut results, report, compiled);
+            unsettled.push(r.name.clone());
+            results.push(r);
+            settle_failed(&plan, compiled, &unsettled, &dependents, &mut waiting, &mut ready).await;
         }
-        results.push(r);
     }
     // Assertions that read a model built after their subject run last,
     // against what was published.
@@ -291,6 +271,48 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> RunO
     other_assertions.extend(run_all(&plan.engine, &runnable, Some(&samples)).await);
     results.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
     RunOutput { models: results, other_assertions }
+}
+
+/// Counts `name` as done for the models waiting on it.
+fn release(
+    name: &str,
+    dependents: &BTreeMap<String, BTreeSet<String>>,
+    waiting: &mut BTreeMap<String, usize>,
+    ready: &mut BTreeSet<String>,
+) {
+    for d in dependents.get(name).into_iter().flatten() {
+        if let Some(n) = waiting.get_mut(d) {
+            *n -= 1;
+            if *n == 0 {
+                ready.insert(d.clone());
+            }
+        }
+    }
+}
+
+/// Failed or skipped models no longer hold back models that only waited for
+/// them to run an assertion (their real descendants are skipped already):
+/// those assertions read the previously published version instead.
+async fn settle_failed(
+    plan: &RunPlan<'_>,
+    compiled: &Compiled,
+    names: &[String],
+    dependents: &BTreeMap<String, BTreeSet<String>>,
+    waiting: &mut BTreeMap<String, usize>,
+    ready: &mut BTreeSet<String>,
+) {
+    for name in names {
+        if dependents.get(name).is_none_or(|d| d.iter().all(|x| !waiting.contains_key(x))) {
+            continue;
+        }
+        if let Some(rel) = compiled.models[name].output_path() {
+            let path = plan.warehouse.join(rel);
+            if path.is_file() {
+                let _ = plan.engine.register_published(name, &path).await;
+            }
+        }
+        release(name, dependents, waiting, ready);
+    }
 }
 
 /// Which assertions run where in a build.
@@ -324,10 +346,10 @@ fn plan_audits(compiled: &Compiled, graph: &Graph, selected: &BTreeSet<String>) 
     audits
 }
 
+/// Skips the selected descendants of a failed model; returns their names.
 #[allow(clippy::too_many_arguments)]
 fn skip_descendants(
     failed: &NodeResult,
-    dependents: &BTreeMap<String, BTreeSet<String>>,
     graph: &Graph,
     selected: &BTreeSet<String>,
     waiting: &mut BTreeMap<String, usize>,
@@ -335,16 +357,9 @@ fn skip_descendants(
     results: &mut Vec<NodeResult>,
     report: &mut dyn FnMut(&NodeResult),
     compiled: &Compiled,
-) {
-    let mut descendants = BTreeSet::new();
-    let mut stack = vec![failed.name.clone()];
-    while let Some(n) = stack.pop() {
-        for d in dependents.get(&n).into_iter().flatten() {
-            if descendants.insert(d.clone()) {
-                stack.push(d.clone());
-            }
-        }
-    }
+) -> Vec<String> {
+    let descendants = graph.descendants(&failed.name, None);
+    let mut skipped = Vec::new();
     for name in graph.order() {
         if !selected.contains(name) || !descendants.contains(name) {
             continue;
@@ -371,7 +386,9 @@ fn skip_descendants(
         };
         report(&r);
         results.push(r);
+        skipped.push(name.clone());
     }
+    skipped
 }
 
 /// Returns why a model cannot run because of a failed source or upstream.

@@ -1,0 +1,300 @@
+//! Assertions and write-audit-publish: warnings publish, failures keep the
+//! previous version, history is append-only, contracts, `wh test`.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
+
+fn golden_vars() -> String {
+    format!("{{raw_root: '{}'}}", repo().join("tests/fixtures/golden/raw").display())
+}
+
+fn history_files(p: &TempProject) -> Vec<std::path::PathBuf> {
+    let dir = p.path().join("warehouse/_wh/test_results");
+    let mut v: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    v.sort();
+    v
+}
+
+/// Rows of the history, as maps from column name to display value.
+fn history_rows(path: &std::path::Path) -> Vec<std::collections::BTreeMap<String, String>> {
+    let (schema, _) = read_batches(path);
+    let names = columns(&schema);
+    read_rows(path).into_iter().map(|r| names.iter().cloned().zip(r).collect()).collect()
+}
+
+#[test]
+fn golden_order_3_warning_is_reported_recorded_and_sampled() {
+    let p = TempProject::example();
+    let out = p.wh(&["build", "--vars", &golden_vars()]);
+    assert_exit(&out, 0);
+    let err = stderr(&out);
+    let warn = err.lines().find(|l| l.contains("order_total_matches_lines")).unwrap_or_else(|| panic!("{err}"));
+    assert!(warn.starts_with("WARN:") && warn.contains("1 failing of 3 rows"), "{warn}");
+    // Warnings publish.
+    assert_eq!(p.rows("star/fct_orders.parquet").len(), 3);
+
+    let files = history_files(&p);
+    assert_eq!(files.len(), 1);
+    let rows = history_rows(&files[0]);
+    let rec = rows.iter().find(|r| r["test_name"] == "order_total_matches_lines").unwrap();
+    assert_eq!(rec["status"], "warn");
+    assert_eq!(rec["failing_rows"], "1");
+    assert_eq!(rec["rows_scanned"], "3");
+    assert_eq!(rec["severity"], "warn");
+    assert_eq!(rec["assertion"], "expression_is_true");
+    assert_eq!(rec["subject"], "fct_orders");
+    assert_eq!(rec["owner"], "analytics-engineering");
+    // The sample holds exactly order 3.
+    let sample = p.path().join("warehouse").join(&rec["sample_path"]);
+    let sample_rows = read_rows(&sample);
+    assert_eq!(sample_rows, table(&[&["3", "1", "2023-06-05", "75.0", "0", "0", "0.0"]]));
+    // Every other assertion passed on the golden data.
+    let others: Vec<_> = rows.iter().filter(|r| r["status"] != "pass").map(|r| r["test_name"].clone()).collect();
+    assert_eq!(others, ["order_total_matches_lines", "source_recency_shop_orders"], "{rows:?}");
+}
+
+#[test]
+fn history_grows_by_one_row_per_assertion_and_never_changes() {
+    let p = TempProject::example();
+    assert_exit(&p.wh(&["build", "--vars", &golden_vars()]), 0);
+    let first = history_files(&p);
+    let first_bytes = std::fs::read(&first[0]).unwrap();
+    let per_run = history_rows(&first[0]).len();
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.path().join("target/run_results.json")).unwrap()).unwrap();
+    let tests = results["results"].as_array().unwrap().iter().filter(|r| r["resource_type"] == "test").count();
+    assert_eq!(per_run, tests);
+    assert!(per_run >= 30, "{per_run}");
+
+    assert_exit(&p.wh(&["build", "--vars", &golden_vars()]), 0);
+    let second = history_files(&p);
+    assert_eq!(second.len(), 2);
+    assert_eq!(std::fs::read(&first[0]).unwrap(), first_bytes, "older history never changes");
+    assert_eq!(history_rows(&second[1]).len(), per_run);
+
+    // wh query reads the whole history as one table.
+    let out = p.wh(&[
+        "query",
+        "select count(*) as n, count(distinct run_id) as runs from wh_test_results",
+        "--format",
+        "csv",
+        "--vars",
+        &golden_vars(),
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), format!("n,runs\n{},2\n", 2 * per_run));
+}
+
+fn write_dirty_customers(dir: &std::path::Path) {
+    // The golden data, but customer 1 appears twice with different names.
+    common::copy(&repo().join("tests/fixtures/golden/raw"), dir);
+    let s = |v: &[&str]| Arc::new(StringArray::from(v.to_vec())) as ArrayRef;
+    wh::datagen::write_table(
+        &dir.join("customers.parquet"),
+        vec![
+            ("id", Arc::new(Int64Array::from(vec![1, 1, 2])) as ArrayRef),
+            ("name", s(&["Juan Pérez", "Juan P.", "Laura Gómez"])),
+            ("email", s(&["juan@email.com", "juan@email.com", "laura@email.com"])),
+            ("created_at", s(&["2023-01-15", "2023-01-15", "2023-02-10"])),
+        ],
+    )
+    .unwrap();
+}
+
+#[test]
+fn error_assertion_keeps_previous_version_and_skips_descendants() {
+    let p = TempProject::example();
+    // Make customer id uniqueness in staging an error.
+    let yml = std::fs::read_to_string(p.path().join("models/staging/_staging.yml")).unwrap();
+    let yml = yml.replacen("- unique: {severity: warn}", "- unique: {severity: error}", 1);
+    p.write("models/staging/_staging.yml", &yml);
+    assert_exit(&p.wh(&["build", "--vars", &golden_vars()]), 0);
+    let before = std::fs::read(p.path().join("warehouse/staging/stg_customers.parquet")).unwrap();
+    let mart_before = std::fs::read(p.path().join("warehouse/marts/customer_order_summary.parquet")).unwrap();
+
+    let raw = tempfile::tempdir().unwrap();
+    write_dirty_customers(raw.path());
+    let vars = format!("{{raw_root: '{}'}}", raw.path().display());
+    let out = p.wh(&["build", "--vars", &vars]);
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("not published: assertion `unique_stg_customers_customer_id`"), "{err}");
+    assert!(err.contains("the previous version stays published"), "{err}");
+    for skipped in ["dim_customers", "customer_order_summary", "mart_customer_rfm", "customer_running_spend"] {
+        assert!(err.lines().any(|l| l.contains("SKIP") && l.contains(skipped)), "{skipped}:\n{err}");
+    }
+    assert!(err.lines().any(|l| l.contains("OK") && l.contains("fct_orders")), "{err}");
+    assert_eq!(std::fs::read(p.path().join("warehouse/staging/stg_customers.parquet")).unwrap(), before);
+    assert_eq!(std::fs::read(p.path().join("warehouse/marts/customer_order_summary.parquet")).unwrap(), mart_before);
+    assert!(!walk_has_tmp(&p.path().join("warehouse")));
+
+    // The failing rows are sampled to readable Parquet.
+    let rows = history_rows(history_files(&p).last().unwrap());
+    let rec = rows.iter().find(|r| r["test_name"] == "unique_stg_customers_customer_id").unwrap();
+    assert_eq!(rec["status"], "fail");
+    assert_eq!(rec["failing_rows"], "1");
+    let sample = read_rows(&p.path().join("warehouse").join(&rec["sample_path"]));
+    assert_eq!(sample, table(&[&["1", "2"]]));
+}
+
+fn walk_has_tmp(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|e| {
+        let e = e.unwrap();
+        if e.path().is_dir() {
+            walk_has_tmp(&e.path())
+        } else {
+            e.file_name().to_string_lossy().contains(".wh-tmp-")
+        }
+    })
+}
+
+#[test]
+fn contract_mismatch_prints_a_diff_and_publishes_nothing() {
+    let p = TempProject::example();
+    p.write(
+        "models/marts/_contract.yml",
+        "version: 2\nmodels:\n  - name: pareto_top20\n    config:\n      contract: {enforced: true}\n    columns:\n      \
+         - {name: buyers, data_type: bigint}\n      - {name: top_customers, data_type: int}\n      \
+         - {name: top_revenue, data_type: double}\n      - {name: total_revenue, data_type: double}\n      \
+         - {name: share, data_type: double}\n",
+    );
+    // pareto_top20 is also described in models/analyses: keep one description.
+    let analyses = std::fs::read_to_string(p.path().join("models/analyses/_analyses.yml")).unwrap();
+    let start = analyses.find("  - name: pareto_top20").unwrap();
+    p.write("models/analyses/_analyses.yml", &analyses[..start]);
+    let out = p.wh(&["build", "--vars", &golden_vars()]);
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("contract of `pareto_top20` is not met (nothing was published)"), "{err}");
+    assert!(err.contains("~ top_customers"), "{err}");
+    assert!(err.contains("expected int"), "{err}");
+    assert!(err.contains("actual bigint"), "{err}");
+    assert!(err.contains("- share"), "{err}");
+    assert!(err.contains("+ top_share"), "{err}");
+    assert!(!p.path().join("warehouse/analyses/pareto_top20.parquet").exists());
+
+    // Fixing the declaration publishes it.
+    let fixed = std::fs::read_to_string(p.path().join("models/marts/_contract.yml"))
+        .unwrap()
+        .replace("data_type: int}", "data_type: bigint}")
+        .replace("name: share", "name: top_share");
+    p.write("models/marts/_contract.yml", &fixed);
+    assert_exit(&p.wh(&["build", "--vars", &golden_vars(), "--select", "pareto_top20"]), 0);
+    assert_eq!(p.rows("analyses/pareto_top20.parquet").len(), 1);
+}
+
+#[test]
+fn run_then_test_checks_the_published_warehouse() {
+    let p = TempProject::example();
+    let out = p.wh(&["run", "--vars", &golden_vars()]);
+    assert_exit(&out, 0);
+    assert!(!stderr(&out).contains("Assertions:"), "wh run runs no assertions");
+    let out = p.wh(&["test", "--vars", &golden_vars(), "--select", "fct_orders"]);
+    assert_exit(&out, 0);
+    let err = stderr(&out);
+    assert!(err.contains("Assertions: 3 run, 2 passed, 1 warned, 0 failed"), "{err}");
+
+    // Break the published data behind wh's back: wh test catches it.
+    let raw = tempfile::tempdir().unwrap();
+    write_dirty_customers(raw.path());
+    let vars = format!("{{raw_root: '{}'}}", raw.path().display());
+    assert_exit(&p.wh(&["run", "--vars", &vars]), 0);
+    let out = p.wh(&["test", "--vars", &vars, "--select", "stg_customers", "--junit", "junit.xml"]);
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("WARN: unique `unique_stg_customers_customer_id`"), "{}", stderr(&out));
+    let xml = std::fs::read_to_string(p.path().join("junit.xml")).unwrap();
+    assert!(xml.contains("<testsuites name=\"wh\" tests=\"5\" failures=\"0\""), "{xml}");
+    assert!(xml.contains("name=\"unique_stg_customers_customer_id\""), "{xml}");
+}
+
+#[test]
+fn generic_custom_singular_thresholds_and_where() {
+    let p = TempProject::empty();
+    p.write("wh_project.yml", "name: demo\n");
+    p.write(
+        "sources.yml",
+        "sources:\n  - name: raw\n    format: csv\n    tables:\n      - name: t\n        location: data/t.csv\n        \
+         columns:\n          - name: id\n            data_tests: [unique]\n",
+    );
+    p.write(
+        "data/t.csv",
+        "id,kind,amount,email\n1,a,10,x@y.com\n2,a,20,bad\n3,b,-5,z@y.com\n4,c,40,\n5,a,50,q@y.com\n",
+    );
+    p.write(
+        "macros/tests.sql",
+        "{% test is_even(model, column_name) %}\nselect * from {{ model }} where {{ column_name }} % 2 <> 0\n{% endtest %}\n",
+    );
+    p.write("models/m.sql", "select * from {{ source('raw', 't') }} order by id\n");
+    p.write(
+        "models/m.yml",
+        "version: 2\nmodels:\n  - name: m\n    data_tests:\n      - row_count: {min: 1, max: 10}\n      - not_empty\n    columns:\n      \
+         - name: id\n        data_tests:\n          - is_even: {severity: warn}\n          - is_even:\n              name: even_ids_of_a\n              \
+         where: \"kind = 'a'\"\n              warn_if: \">50%\"\n              severity: warn\n      \
+         - name: kind\n        data_tests:\n          - accepted_values: {values: [a, b, c]}\n      \
+         - name: amount\n        data_tests:\n          - accepted_range: {min_value: 0, error_if: \">25%\", warn_if: \">0\"}\n      \
+         - name: email\n        data_tests:\n          - matches_regex: {regex: '^[^@]+@[^@]+$', error_if: \">1\", warn_if: \">0\"}\n",
+    );
+    p.write(
+        "data_tests/no_big_amounts.sql",
+        "{{ config(severity='warn') }}\nselect * from {{ ref('m') }} where amount > 45\n",
+    );
+    let out = p.wh(&["build"]);
+    assert_exit(&out, 0);
+    let rows = history_rows(history_files(&p).last().unwrap());
+    let status = |name: &str| {
+        let r = rows.iter().find(|r| r["test_name"] == name).unwrap_or_else(|| panic!("{name} missing: {rows:?}"));
+        (r["status"].clone(), r["failing_rows"].clone(), r["rows_scanned"].clone())
+    };
+    assert_eq!(status("source_unique_raw_t_id"), ("pass".into(), "0".into(), "5".into()));
+    assert_eq!(status("is_even_m_id"), ("warn".into(), "3".into(), "5".into()));
+    // where keeps ids 1, 2, 5: two odd of three (66% > 50%).
+    assert_eq!(status("even_ids_of_a"), ("warn".into(), "2".into(), "3".into()));
+    assert_eq!(status("accepted_values_m_kind"), ("pass".into(), "0".into(), "5".into()));
+    // 1 of 5 negative is 20%: over warn_if, under error_if.
+    assert_eq!(status("accepted_range_m_amount"), ("warn".into(), "1".into(), "5".into()));
+    assert_eq!(status("matches_regex_m_email"), ("warn".into(), "1".into(), "5".into()));
+    assert_eq!(status("row_count_m"), ("pass".into(), "0".into(), "5".into()));
+    assert_eq!(status("not_empty_m"), ("pass".into(), "0".into(), "5".into()));
+    assert_eq!(status("no_big_amounts"), ("warn".into(), "1".into(), "5".into()));
+
+    // An unknown test kind is a project error with a hint.
+    p.write("models/m2.sql", "select 1 as id\n");
+    p.write(
+        "models/m2.yml",
+        "version: 2\nmodels:\n  - name: m2\n    columns:\n      - name: id\n        data_tests: [uniqe]\n",
+    );
+    let out = p.wh(&["compile"]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("unknown test `uniqe`"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("did you mean `unique`?"), "{}", stderr(&out));
+}
+
+#[test]
+fn failed_source_assertion_blocks_its_readers() {
+    let p = TempProject::example();
+    let raw = tempfile::tempdir().unwrap();
+    common::copy(&repo().join("tests/fixtures/golden/raw"), raw.path());
+    // An empty orders feed breaks `row_count: {min: 1}` on the source.
+    wh::datagen::write_table(
+        &raw.path().join("orders.parquet"),
+        vec![
+            ("id", Arc::new(Int64Array::from(Vec::<i64>::new())) as ArrayRef),
+            ("customer_id", Arc::new(Int64Array::from(Vec::<i64>::new()))),
+            ("order_date", Arc::new(StringArray::from(Vec::<&str>::new()))),
+            ("total_amount", Arc::new(Float64Array::from(Vec::<f64>::new()))),
+        ],
+    )
+    .unwrap();
+    let vars = format!("{{raw_root: '{}'}}", raw.path().display());
+    let out = p.wh(&["build", "--vars", &vars]);
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("source `shop.orders` failed assertion `source_row_count_shop_orders`"), "{err}");
+    assert!(err.lines().any(|l| l.contains("ERROR") && l.contains("stg_orders")), "{err}");
+    assert!(err.lines().any(|l| l.contains("OK") && l.contains("stg_customers")), "{err}");
+    assert!(!p.path().join("warehouse/staging/stg_orders.parquet").exists());
+}
