@@ -60,6 +60,17 @@ pub enum Command {
     },
     /// Render every model's SQL to target/compiled/ without reading data.
     Compile,
+    /// Check project metadata rules (owners, stewards, descriptions, pii, key tests).
+    Check,
+    /// Write a governance report (one HTML file) from the assertion history.
+    Report {
+        /// Where to write it.
+        #[arg(long, default_value = "target/governance_report.html")]
+        out: PathBuf,
+        /// How many recent runs the pass rates cover.
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+    },
     /// List the selected models.
     Ls {
         /// What to print for each model.

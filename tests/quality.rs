@@ -298,3 +298,94 @@ fn failed_source_assertion_blocks_its_readers() {
     assert!(err.lines().any(|l| l.contains("OK") && l.contains("stg_customers")), "{err}");
     assert!(!p.path().join("warehouse/staging/stg_orders.parquet").exists());
 }
+
+#[test]
+fn check_reports_missing_owners_and_levels_are_configurable() {
+    let p = TempProject::example();
+    let out = p.wh(&["check"]);
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("0 error(s), 0 warning(s)"), "{}", stderr(&out));
+
+    let marts = std::fs::read_to_string(p.path().join("models/marts/_marts.yml")).unwrap();
+    let marts = marts.replacen(
+        "meta: {owner: analytics-engineering, steward: customer-insights}\n    data_tests:",
+        "meta: {owner: '', steward: customer-insights}\n    data_tests:",
+        1,
+    );
+    p.write("models/marts/_marts.yml", &marts);
+    let out = p.wh(&["check"]);
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("error[public-model-owner]: public model `customer_order_summary` has no owner"), "{err}");
+    assert!(err.contains("--> models/marts/_marts.yml:"), "{err}");
+
+    let project = std::fs::read_to_string(p.path().join("wh_project.yml")).unwrap();
+    p.write("wh_project.yml", &format!("{project}\nchecks:\n  public-model-owner: warn\n"));
+    let out = p.wh(&["check"]);
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("warning[public-model-owner]"), "{}", stderr(&out));
+
+    p.write("wh_project.yml", &format!("{project}\nchecks:\n  public-model-ownr: warn\n"));
+    let out = p.wh(&["check"]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("did you mean `public-model-owner`?"), "{}", stderr(&out));
+}
+
+#[test]
+fn report_shows_pass_rates_and_latest_failures_with_samples() {
+    let p = TempProject::example();
+    assert_exit(&p.wh(&["build", "--vars", &golden_vars()]), 0);
+    assert_exit(&p.wh(&["build", "--vars", &golden_vars()]), 0);
+    let out = p.wh(&["report", "--vars", &golden_vars(), "--runs", "5"]);
+    assert_exit(&out, 0);
+    let html = std::fs::read_to_string(p.path().join("target/governance_report.html")).unwrap();
+    assert!(html.contains("<h2>Owner: analytics-engineering</h2>"), "{html}");
+    assert!(html.contains("<h2>Owner: data-engineering</h2>"), "{html}");
+    assert!(html.contains("2 run(s) in the history"), "{html}");
+    // The reconciliation warned in both runs: 0 of 2 passed.
+    let row = html.split("<tr>").find(|r| r.contains("order_total_matches_lines")).unwrap();
+    assert!(row.contains("0/2 (0%)") && row.contains("class=\"warn\""), "{row}");
+    let unique = html.split("<tr>").find(|r| r.contains("unique_dim_customers_customer_id")).unwrap();
+    assert!(unique.contains("2/2 (100%)"), "{unique}");
+    // The latest failures show their sampled rows: order 3.
+    let failures = &html[html.find("Latest failures").unwrap()..];
+    assert!(failures.contains("<td>3</td><td>1</td><td>2023-06-05</td><td>75.0</td>"), "{failures}");
+}
+
+#[test]
+fn older_history_files_stay_readable_after_a_schema_change() {
+    use datafusion::arrow::array::RecordBatch;
+    use datafusion::arrow::datatypes::Schema;
+    let p = TempProject::example();
+    assert_exit(&p.wh(&["build", "--vars", &golden_vars()]), 0);
+    // Rewrite the first file as an "older version" without two columns.
+    let first = history_files(&p)[0].clone();
+    let (schema, batches) = read_batches(&first);
+    let keep: Vec<usize> = (0..schema.fields().len())
+        .filter(|i| !["sample_path", "message"].contains(&schema.field(*i).name().as_str()))
+        .collect();
+    let old_schema =
+        std::sync::Arc::new(Schema::new(keep.iter().map(|i| schema.field(*i).clone()).collect::<Vec<_>>()));
+    let old: Vec<RecordBatch> = batches
+        .iter()
+        .map(|b| RecordBatch::try_new(old_schema.clone(), keep.iter().map(|i| b.column(*i).clone()).collect()).unwrap())
+        .collect();
+    let file = std::fs::File::create(&first).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, old_schema.clone(), None).unwrap();
+    for b in &old {
+        w.write(b).unwrap();
+    }
+    w.close().unwrap();
+    assert_exit(&p.wh(&["build", "--vars", &golden_vars()]), 0);
+    let out = p.wh(&[
+        "query",
+        "select count(distinct run_id) as runs, count(*) - count(message) as old_rows_without_message from wh_test_results",
+        "--format",
+        "csv",
+        "--vars",
+        &golden_vars(),
+    ]);
+    assert_exit(&out, 0);
+    let n = old[0].num_rows() + old.iter().skip(1).map(|b| b.num_rows()).sum::<usize>();
+    assert_eq!(stdout(&out), format!("runs,old_rows_without_message\n2,{n}\n"));
+}

@@ -1,10 +1,12 @@
 //! One module per subcommand, and the settings they all start from.
 
 pub mod build;
+pub mod check;
 pub mod compile;
 pub mod init;
 pub mod ls;
 pub mod query;
+pub mod report;
 pub mod run;
 pub mod show;
 pub mod test;
@@ -84,11 +86,12 @@ impl Settings {
 }
 
 fn absolute(p: &Path) -> PathBuf {
-    if p.is_absolute() {
+    let joined = if p.is_absolute() {
         p.to_path_buf()
     } else {
         std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
-    }
+    };
+    joined.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect()
 }
 
 /// Renders the project and builds its graph.
@@ -158,6 +161,10 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             runtime.block_on(test::execute(&Settings::resolve(shared, "test")?, junit.as_deref()))
         }
         Command::Compile => compile::execute(&Settings::resolve(shared, "compile")?),
+        Command::Check => check::execute(&Settings::resolve(shared, "check")?),
+        Command::Report { out, runs } => {
+            runtime.block_on(report::execute(&Settings::resolve(shared, "report")?, &out, runs))
+        }
         Command::Ls { output } => ls::execute(&Settings::resolve(shared, "ls")?, output),
         Command::Show { model, limit } => {
             runtime.block_on(show::execute(&Settings::resolve(shared, "show")?, &model, limit))

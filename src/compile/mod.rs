@@ -40,8 +40,12 @@ pub struct CompiledModel {
     /// Source keys (`source.table`) the model reads.
     pub sources: BTreeSet<String>,
     pub description: String,
+    /// `public` or `internal` (dbt's `protected` and `private` read as internal).
+    pub access: String,
     pub columns: Vec<ColumnDef>,
     pub tests: Vec<Json>,
+    /// Where the model's YAML properties are, if any.
+    pub props_at: Option<Location>,
 }
 
 impl CompiledModel {
@@ -155,6 +159,11 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
             }
             None => Default::default(),
         };
+        let access = match declared.and_then(|d| d.props.access.as_deref()) {
+            Some("public") => "public".to_string(),
+            _ => "internal".to_string(),
+        };
+        let props_at = declared.map(|d| d.defined_at.clone());
         models.insert(
             name.clone(),
             CompiledModel {
@@ -168,8 +177,10 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
                 refs: recorded.refs,
                 sources: recorded.sources,
                 description,
+                access,
                 columns,
                 tests,
+                props_at,
             },
         );
     }
@@ -529,7 +540,7 @@ fn singular_tests(
                 }
             })
             .unwrap_or(crate::quality::Severity::Error);
-        let subject = match recorded.refs.iter().filter(|r| models.contains_key(*r)).next_back() {
+        let subject = match recorded.refs.iter().rfind(|r| models.contains_key(*r)) {
             Some(m) => Subject::Model(m.clone()),
             None => match recorded.sources.iter().next() {
                 Some(s) => Subject::Source(s.clone()),

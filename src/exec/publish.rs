@@ -156,6 +156,12 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .suffix(&format!("{TMP_MARKER}{}", std::process::id()))
         .tempfile_in(dir)?;
     std::io::Write::write_all(&mut tmp, bytes)?;
+    // Readable like any other file of the warehouse (tempfile creates 0600).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
     tmp.as_file().sync_all()?;
     tmp.persist(dest).map_err(|e| e.error)?;
     Ok(())

@@ -484,8 +484,11 @@ async fn run_model(job: ModelJob) -> NodeResult {
 
 /// Fails a model whose error-severity assertions failed (or could not run).
 fn audit_verdict(outcomes: &[Outcome]) -> Result<(), Failure> {
-    let failed: Vec<&Outcome> =
-        outcomes.iter().filter(|o| matches!(o.status, TestStatus::Fail | TestStatus::Error)).collect();
+    // An assertion that could not run blocks only if it is error-severity.
+    let blocks = |o: &&Outcome| {
+        o.status == TestStatus::Fail || (o.status == TestStatus::Error && o.assertion.severity == Severity::Error)
+    };
+    let failed: Vec<&Outcome> = outcomes.iter().filter(blocks).collect();
     let Some(first) = failed.first() else { return Ok(()) };
     let list: Vec<String> = failed.iter().map(|o| format!("`{}` ({})", o.assertion.name, o.message)).collect();
     Err(Failure {

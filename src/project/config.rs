@@ -35,6 +35,59 @@ pub struct ProjectFile {
     pub target: Option<String>,
     #[serde(default)]
     pub targets: BTreeMap<String, TargetFile>,
+    /// Levels of the project-metadata rules `wh check` runs.
+    #[serde(default)]
+    pub checks: ChecksFile,
+}
+
+/// How much a broken metadata rule matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckLevel {
+    Error,
+    Warn,
+    Off,
+}
+
+/// `checks:` in `wh_project.yml`: one level per rule.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ChecksFile {
+    /// Every public model names an `owner` in its meta.
+    #[serde(default = "error")]
+    pub public_model_owner: CheckLevel,
+    /// Every public model names a `steward` in its meta.
+    #[serde(default = "error")]
+    pub public_model_steward: CheckLevel,
+    /// Every public model has a description.
+    #[serde(default = "error")]
+    pub public_model_description: CheckLevel,
+    /// Every column classified `pii` has a description.
+    #[serde(default = "error")]
+    pub pii_column_described: CheckLevel,
+    /// Every mart (public model) has a `unique` or
+    /// `unique_combination_of_columns` assertion on its key.
+    #[serde(default = "warn")]
+    pub mart_key_tested: CheckLevel,
+}
+
+fn error() -> CheckLevel {
+    CheckLevel::Error
+}
+fn warn() -> CheckLevel {
+    CheckLevel::Warn
+}
+
+impl Default for ChecksFile {
+    fn default() -> Self {
+        ChecksFile {
+            public_model_owner: CheckLevel::Error,
+            public_model_steward: CheckLevel::Error,
+            public_model_description: CheckLevel::Error,
+            pii_column_described: CheckLevel::Error,
+            mart_key_tested: CheckLevel::Warn,
+        }
+    }
 }
 
 fn default_model_paths() -> Vec<String> {

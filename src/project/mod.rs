@@ -122,6 +122,8 @@ pub struct Project {
     pub sources: BTreeMap<String, SourceTable>,
     /// Folder configs from `wh_project.yml`, shallowest first.
     pub folder_configs: Vec<(Vec<String>, ConfigPatch)>,
+    /// Levels of the `wh check` rules.
+    pub checks: config::ChecksFile,
 }
 
 impl Project {
@@ -154,6 +156,7 @@ impl Project {
             props: BTreeMap::new(),
             sources: BTreeMap::new(),
             folder_configs,
+            checks: file.checks,
         };
 
         let sources_file = root.join("sources.yml");

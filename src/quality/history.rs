@@ -22,6 +22,9 @@ use crate::exec::publish;
 /// The history folder inside a warehouse.
 pub const DIR: &str = "_wh/test_results";
 
+/// Tells who answers for a subject: `(owner, steward)`.
+pub type Owners<'a> = dyn Fn(&Subject) -> (Option<String>, Option<String>) + 'a;
+
 /// Facts about the run that produced the outcomes.
 pub struct RunInfo<'a> {
     pub run_id: &'a str,
@@ -36,7 +39,7 @@ pub fn append(
     warehouse: &Path,
     run: &RunInfo<'_>,
     outcomes: &[Outcome],
-    owners: &dyn Fn(&Subject) -> (Option<String>, Option<String>),
+    owners: &Owners<'_>,
 ) -> std::io::Result<Option<PathBuf>> {
     if outcomes.is_empty() {
         return Ok(None);

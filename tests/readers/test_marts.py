@@ -8,6 +8,8 @@ import pathlib
 import shutil
 import subprocess
 
+import xml.etree.ElementTree as ET
+
 import duckdb
 import pandas as pd
 import pyarrow as pa
@@ -126,7 +128,9 @@ def built(tmp_path_factory):
         shutil.copytree(ROOT / item, project / item)
     raw = project / "raw"
     subprocess.run([DATAGEN, "--scale", "0.2", "--seed", "11", "--out", raw], check=True)
-    subprocess.run([WH, "build", "--quiet", "--vars", f"{{raw_root: '{raw}'}}"], cwd=project, check=True)
+    subprocess.run(
+        [WH, "build", "--quiet", "--junit", "junit.xml", "--vars", f"{{raw_root: '{raw}'}}"], cwd=project, check=True
+    )
     return project / "warehouse", raw
 
 
@@ -184,3 +188,36 @@ def normalise(frame):
         elif pd.api.types.is_numeric_dtype(out[c]):
             out[c] = out[c].astype(float)
     return out
+
+
+def test_junit_xml_has_the_shape_ci_systems_read(built):
+    warehouse, _ = built
+    root = ET.parse(warehouse.parent / "junit.xml").getroot()
+    assert root.tag == "testsuites"
+    suites = root.findall("testsuite")
+    assert len(suites) == 1
+    suite = suites[0]
+    cases = suite.findall("testcase")
+    assert int(suite.get("tests")) == int(root.get("tests")) == len(cases) > 15
+    for attr in ["failures", "errors", "skipped"]:
+        assert int(suite.get(attr)) >= 0
+    failures = sum(1 for c in cases if c.find("failure") is not None)
+    errors = sum(1 for c in cases if c.find("error") is not None)
+    assert (failures, errors) == (int(suite.get("failures")), int(suite.get("errors")))
+    for c in cases:
+        assert c.get("name") and c.get("classname")
+        float(c.get("time"))
+    names = {c.get("name") for c in cases}
+    assert "mart_customer_rfm" in names and "order_total_matches_lines" in names
+
+
+def test_assertion_history_opens_in_duckdb(built):
+    warehouse, _ = built
+    pattern = warehouse / "_wh" / "test_results" / "*.parquet"
+    rows = duckdb.sql(
+        f"select status, count(*) from read_parquet('{pattern}', union_by_name = true) group by all"
+    ).fetchall()
+    statuses = dict(rows)
+    assert set(statuses) <= {"pass", "warn", "fail", "error"}
+    assert statuses.get("pass", 0) > 20
+    assert "fail" not in statuses and "error" not in statuses

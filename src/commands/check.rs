@@ -1,0 +1,114 @@
+//! `wh check`: project-metadata rules for governance, each `error`, `warn`
+//! or `off` under `checks:` in `wh_project.yml`. Reads no data.
+
+use std::process::ExitCode;
+
+use serde_json::Value as Json;
+
+use super::{compile_project, Settings};
+use crate::diagnostic::{render_location, Location};
+use crate::error::Error;
+use crate::project::config::CheckLevel;
+use crate::quality::Subject;
+
+/// One broken rule.
+struct Finding {
+    rule: &'static str,
+    level: CheckLevel,
+    message: String,
+    location: Option<Location>,
+}
+
+/// Runs the rules; exit code 1 if an error-level rule is broken.
+pub fn execute(settings: &Settings) -> Result<ExitCode, Error> {
+    let (compiled, _) = compile_project(settings)?;
+    let rules = settings.project.checks;
+    let mut findings = Vec::new();
+    let mut add = |rule: &'static str, level: CheckLevel, message: String, location: Option<Location>| {
+        if level != CheckLevel::Off {
+            findings.push(Finding { rule, level, message, location });
+        }
+    };
+    let meta_text = |meta: &serde_json::Map<String, Json>, key: &str| {
+        meta.get(key).and_then(Json::as_str).is_some_and(|s| !s.trim().is_empty())
+    };
+    for m in compiled.models.values() {
+        let at = m.props_at.clone().or_else(|| Some(Location::file(&m.path)));
+        if m.access == "public" {
+            if !meta_text(&m.config.meta, "owner") {
+                add(
+                    "public-model-owner",
+                    rules.public_model_owner,
+                    format!("public model `{}` has no owner", m.name),
+                    at.clone(),
+                );
+            }
+            if !meta_text(&m.config.meta, "steward") {
+                add(
+                    "public-model-steward",
+                    rules.public_model_steward,
+                    format!("public model `{}` has no steward", m.name),
+                    at.clone(),
+                );
+            }
+            if m.description.trim().is_empty() {
+                add(
+                    "public-model-description",
+                    rules.public_model_description,
+                    format!("public model `{}` has no description", m.name),
+                    at.clone(),
+                );
+            }
+            let key_tested = compiled.assertions.iter().any(|a| {
+                a.subject == Subject::Model(m.name.clone())
+                    && matches!(a.kind.as_str(), "unique" | "unique_combination_of_columns")
+            });
+            if !key_tested {
+                add(
+                    "mart-key-tested",
+                    rules.mart_key_tested,
+                    format!("public model `{}` has no `unique` assertion on its key", m.name),
+                    at.clone(),
+                );
+            }
+        }
+        for c in &m.columns {
+            if c.meta.get("classification").and_then(Json::as_str) == Some("pii") && c.description.trim().is_empty() {
+                add(
+                    "pii-column-described",
+                    rules.pii_column_described,
+                    format!("pii column `{}.{}` has no description", m.name, c.name),
+                    at.clone(),
+                );
+            }
+        }
+    }
+    for (key, s) in &compiled.sources {
+        for c in &s.table.columns {
+            if c.meta.get("classification").and_then(Json::as_str) == Some("pii") && c.description.trim().is_empty() {
+                add(
+                    "pii-column-described",
+                    rules.pii_column_described,
+                    format!("pii column `{key}.{}` has no description", c.name),
+                    Some(s.table.defined_at.clone()),
+                );
+            }
+        }
+    }
+    let errors = findings.iter().filter(|f| f.level == CheckLevel::Error).count();
+    for f in &findings {
+        let level = if f.level == CheckLevel::Error { "error" } else { "warning" };
+        let mut block = format!("{level}[{}]: {}\n", f.rule, f.message);
+        if let Some(loc) = &f.location {
+            block.push_str(&render_location(loc, &settings.project.root));
+        }
+        eprint!("{block}");
+    }
+    settings.log(format!(
+        "Checked {} models and {} sources: {errors} error(s), {} warning(s)",
+        compiled.models.len(),
+        compiled.sources.len(),
+        findings.len() - errors
+    ));
+    Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
