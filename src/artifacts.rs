@@ -131,6 +131,40 @@ pub fn manifest(inv: &Invocation, compiled: &Compiled) -> Json {
             }),
         );
     }
+    for a in &compiled.assertions {
+        let attached = match &a.subject {
+            Subject::Model(m) => format!("model.{}.{m}", compiled.project_name),
+            Subject::Source(k) => format!("source.{}.{k}", compiled.project_name),
+        };
+        let mut depends: Vec<String> = vec![attached.clone()];
+        depends.extend(a.depends_on.iter().map(|m| format!("model.{}.{m}", compiled.project_name)));
+        depends.sort();
+        depends.dedup();
+        for d in &depends {
+            child_map.entry(d.clone()).or_default().push(a.unique_id.clone());
+        }
+        parent_map.insert(a.unique_id.clone(), depends.clone());
+        nodes.insert(
+            a.unique_id.clone(),
+            json!({
+                "unique_id": a.unique_id,
+                "resource_type": "test",
+                "name": a.name,
+                "test_metadata": { "name": a.kind, "kwargs": a.params },
+                "attached_node": attached,
+                "column_name": a.column,
+                "config": {
+                    "severity": a.severity.as_str(),
+                    "warn_if": a.warn_if.to_string(),
+                    "error_if": a.error_if.to_string(),
+                    "where": a.filter,
+                },
+                "original_file_path": a.defined_at.file.to_string_lossy().replace('\\', "/"),
+                "compiled_code": a.failing_sql,
+                "depends_on": { "nodes": depends, "macros": [] },
+            }),
+        );
+    }
     for v in child_map.values_mut() {
         v.sort();
     }

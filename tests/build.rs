@@ -8,10 +8,6 @@ use std::sync::Arc;
 use common::*;
 use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
 
-fn golden_vars() -> String {
-    format!("{{raw_root: '{}'}}", repo().join("tests/fixtures/golden/raw").display())
-}
-
 #[test]
 fn failed_model_keeps_previous_file_and_skips_descendants() {
     let p = TempProject::example();

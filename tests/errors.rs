@@ -5,10 +5,6 @@ mod common;
 
 use common::*;
 
-fn golden_vars() -> String {
-    format!("{{raw_root: '{}'}}", repo().join("tests/fixtures/golden/raw").display())
-}
-
 #[test]
 fn cycle_prints_its_path() {
     let p = TempProject::empty();

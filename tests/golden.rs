@@ -6,8 +6,7 @@ use common::*;
 
 fn build_golden(extra: &[&str]) -> TempProject {
     let p = TempProject::example();
-    let raw = repo().join("tests/fixtures/golden/raw");
-    let vars = format!("{{raw_root: '{}'}}", raw.display());
+    let vars = golden_vars();
     let mut args = vec!["build", "--vars", vars.as_str()];
     args.extend_from_slice(extra);
     let out = p.wh(&args);

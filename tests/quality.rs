@@ -8,10 +8,6 @@ use std::sync::Arc;
 use common::*;
 use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
 
-fn golden_vars() -> String {
-    format!("{{raw_root: '{}'}}", repo().join("tests/fixtures/golden/raw").display())
-}
-
 fn history_files(p: &TempProject) -> Vec<std::path::PathBuf> {
     let dir = p.path().join("warehouse/_wh/test_results");
     let mut v: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();

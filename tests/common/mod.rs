@@ -18,6 +18,11 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `--vars` that point the example project at the golden fixture.
+pub fn golden_vars() -> String {
+    format!("{{raw_root: '{}'}}", repo().join("tests/fixtures/golden/raw").display())
+}
+
 /// A temporary copy of the example project (no data, no warehouse).
 pub struct TempProject {
     pub dir: tempfile::TempDir,
