@@ -67,7 +67,11 @@ fn ts(t: &DateTime<Utc>) -> String {
 
 /// Builds the manifest: every node with config, SQL and dependencies, and
 /// parent and child maps.
-pub fn manifest(inv: &Invocation, compiled: &Compiled) -> Json {
+pub fn manifest(
+    inv: &Invocation,
+    compiled: &Compiled,
+    exposures: &[(crate::project::config::ExposureDef, crate::diagnostic::Location)],
+) -> Json {
     let mut nodes = Map::new();
     let mut parent_map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut child_map: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -165,6 +169,39 @@ pub fn manifest(inv: &Invocation, compiled: &Compiled) -> Json {
             }),
         );
     }
+    let mut exposure_nodes = Map::new();
+    for (e, at) in exposures {
+        let id = format!("exposure.{}.{}", compiled.project_name, e.name);
+        let mut depends: Vec<String> = e
+            .depends_on
+            .iter()
+            .filter_map(|d| crate::project::exposure_ref(d))
+            .map(|m| format!("model.{}.{m}", compiled.project_name))
+            .collect();
+        depends.sort();
+        for d in &depends {
+            child_map.entry(d.clone()).or_default().push(id.clone());
+        }
+        parent_map.insert(id.clone(), depends.clone());
+        exposure_nodes.insert(
+            id.clone(),
+            json!({
+                "unique_id": id,
+                "resource_type": "exposure",
+                "name": e.name,
+                "label": e.label,
+                "type": e.kind,
+                "owner": e.owner,
+                "url": e.url,
+                "description": e.description,
+                "maturity": e.maturity,
+                "meta": e.meta,
+                "tags": e.tags,
+                "original_file_path": at.file.to_string_lossy().replace('\\', "/"),
+                "depends_on": { "nodes": depends },
+            }),
+        );
+    }
     for v in child_map.values_mut() {
         v.sort();
     }
@@ -172,6 +209,7 @@ pub fn manifest(inv: &Invocation, compiled: &Compiled) -> Json {
         "metadata": inv.metadata("https://schemas.getdbt.com/dbt/manifest/v12.json"),
         "nodes": nodes,
         "sources": sources,
+        "exposures": exposure_nodes,
         "parent_map": parent_map,
         "child_map": child_map,
     })

@@ -96,6 +96,28 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
         format: QueryFormat,
     },
+    /// Table or column lineage: MODEL, MODEL.COLUMN, SOURCE.TABLE[.COLUMN].
+    Lineage {
+        /// What to trace.
+        #[arg(value_name = "MODEL[.COLUMN]")]
+        node: String,
+        /// Follow consumers instead of inputs (impact analysis).
+        #[arg(long, conflicts_with = "upstream")]
+        downstream: bool,
+        /// Follow inputs (the default).
+        #[arg(long)]
+        upstream: bool,
+        /// How many hops to follow (all if unset).
+        #[arg(long)]
+        depth: Option<usize>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = LineageFormat::Tree)]
+        format: LineageFormat,
+        /// Include inputs that shape rows rather than values (join keys,
+        /// filters, group by, sort) for every column.
+        #[arg(long)]
+        indirect: bool,
+    },
     /// Create a minimal working project in DIR.
     Init {
         /// The folder to create.
@@ -117,4 +139,13 @@ pub enum QueryFormat {
     Table,
     Csv,
     Json,
+}
+
+/// `wh lineage --format`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LineageFormat {
+    Tree,
+    Json,
+    Dot,
+    Mermaid,
 }

@@ -10,5 +10,6 @@ pub mod diagnostic;
 pub mod error;
 pub mod exec;
 pub mod graph;
+pub mod lineage;
 pub mod project;
 pub mod quality;

@@ -33,7 +33,7 @@ pub fn write_compiled(settings: &Settings, inv: &Invocation, compiled: &Compiled
         text.push('\n');
         write(&path, text.as_bytes())?;
     }
-    let manifest = artifacts::manifest(inv, compiled);
+    let manifest = artifacts::manifest(inv, compiled, &settings.project.exposures);
     let path = settings.target_dir().join("manifest.json");
     artifacts::write_json(&path, &manifest).map_err(|source| Error::Io { path, source })
 }

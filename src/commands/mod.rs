@@ -4,6 +4,7 @@ pub mod build;
 pub mod check;
 pub mod compile;
 pub mod init;
+pub mod lineage;
 pub mod ls;
 pub mod query;
 pub mod report;
@@ -153,6 +154,10 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
     let shared = &cli.shared;
     match cli.command {
         Command::Init { dir } => init::execute(&dir),
+        Command::Lineage { node, downstream, upstream: _, depth, format, indirect } => {
+            let req = lineage::Request { target: &node, downstream, depth, format, indirect };
+            runtime.block_on(lineage::execute(&Settings::resolve(shared, "lineage")?, req))
+        }
         Command::Build { junit } => {
             runtime.block_on(build::execute(&Settings::resolve(shared, "build")?, junit.as_deref()))
         }

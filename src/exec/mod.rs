@@ -200,6 +200,25 @@ impl Engine {
         Ok((schema, batches))
     }
 
+    /// Plans `sql` and returns its logical plan, unoptimized.
+    pub async fn logical_plan(&self, sql: &str) -> Result<datafusion::logical_expr::LogicalPlan, ExecError> {
+        Ok(self.plan(sql).await?.logical_plan().clone())
+    }
+
+    /// Registers an empty table with `schema`, so that queries over it plan
+    /// without data.
+    pub fn register_schema_only(&self, name: &str, schema: SchemaRef) -> Result<(), ExecError> {
+        let table = MemTable::try_new(schema, vec![vec![]]).map_err(runtime_error)?;
+        self.ctx.register_table(TableReference::bare(name), Arc::new(table)).map_err(runtime_error)?;
+        Ok(())
+    }
+
+    /// Returns the schema of a registered relation (SQL name, quoted).
+    pub async fn relation_schema(&self, relation: &str) -> Result<SchemaRef, ExecError> {
+        let df = self.plan(&format!("select * from {relation}")).await?;
+        Ok(Arc::new(df.schema().as_arrow().clone()))
+    }
+
     /// Returns whether a relation named `name` is registered.
     pub fn has_table(&self, name: &str) -> bool {
         self.ctx.table_exist(TableReference::bare(name)).unwrap_or(false)

@@ -123,6 +123,34 @@ pub struct SchemaFile {
     pub models: Vec<ModelProps>,
     #[serde(default)]
     pub sources: Vec<SourceDef>,
+    #[serde(default)]
+    pub exposures: Vec<ExposureDef>,
+}
+
+/// A downstream consumer of models: a BI report, a dashboard, an export.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExposureDef {
+    pub name: String,
+    #[serde(default)]
+    pub label: Option<String>,
+    /// dbt's types: dashboard, notebook, analysis, ml, application.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub owner: Map<String, Json>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub maturity: Option<String>,
+    #[serde(default)]
+    pub meta: Map<String, Json>,
+    #[serde(default)]
+    pub tags: Tags,
+    /// `ref('model')` entries.
+    pub depends_on: Vec<String>,
 }
 
 /// Properties of one model declared in YAML.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value as Json};
 
 use crate::diagnostic::{did_you_mean, find_in_text, Location};
-use config::{ColumnDef, ConfigPatch, FileFormat, ModelProps, ProjectFile, SchemaFile, CONFIG_KEYS};
+use config::{ColumnDef, ConfigPatch, ExposureDef, FileFormat, ModelProps, ProjectFile, SchemaFile, CONFIG_KEYS};
 
 /// The project file's name.
 pub const PROJECT_FILE: &str = "wh_project.yml";
@@ -124,6 +124,8 @@ pub struct Project {
     pub folder_configs: Vec<(Vec<String>, ConfigPatch)>,
     /// Levels of the `wh check` rules.
     pub checks: config::ChecksFile,
+    /// Downstream consumers, with where each is declared.
+    pub exposures: Vec<(ExposureDef, Location)>,
 }
 
 impl Project {
@@ -157,6 +159,7 @@ impl Project {
             sources: BTreeMap::new(),
             folder_configs,
             checks: file.checks,
+            exposures: Vec::new(),
         };
 
         let sources_file = root.join("sources.yml");
@@ -209,6 +212,10 @@ impl Project {
             return Ok(());
         }
         let file: SchemaFile = yaml::parse(&text, rel)?;
+        for e in file.exposures {
+            let (line, col) = find_in_text(&text, &format!("name: {}", e.name)).unwrap_or((0, 0));
+            self.exposures.push((e, Location::at(rel, line, col)));
+        }
         for props in file.models {
             let (line, col) = find_in_text(&text, &format!("name: {}", props.name)).unwrap_or((0, 0));
             let defined_at = Location::at(rel, line, col);
@@ -264,8 +271,27 @@ impl Project {
         Ok(())
     }
 
-    /// Rejects YAML that describes models that do not exist.
+    /// Rejects YAML that describes models that do not exist, and exposures
+    /// that read unknown models.
     fn check_props(&self) -> Result<(), ProjectError> {
+        for (e, at) in &self.exposures {
+            for d in &e.depends_on {
+                let model = exposure_ref(d).ok_or_else(|| {
+                    ProjectError::invalid(
+                        format!("exposure `{}`: `{d}` is not a ref('model')", e.name),
+                        at.clone(),
+                        Some("write depends_on: [\"ref('mart_customer_rfm')\"]".into()),
+                    )
+                })?;
+                if !self.models.contains_key(&model) {
+                    return Err(ProjectError::invalid(
+                        format!("exposure `{}` reads unknown model `{model}`", e.name),
+                        at.clone(),
+                        did_you_mean(&model, self.models.keys().map(String::as_str)),
+                    ));
+                }
+            }
+        }
         for (name, declared) in &self.props {
             if !self.models.contains_key(name) {
                 return Err(ProjectError::invalid(
@@ -416,4 +442,10 @@ fn files_under(root: &Path, dir: &str, exts: &[&str]) -> Result<Vec<PathBuf>, Pr
         }
     }
     Ok(out)
+}
+
+/// Returns the model named by an exposure's `ref('model')` entry.
+pub fn exposure_ref(entry: &str) -> Option<String> {
+    let inner = entry.trim().strip_prefix("ref(")?.strip_suffix(')')?;
+    Some(inner.split(',').next_back()?.trim().trim_matches(|c| c == '\'' || c == '"').to_string())
 }

@@ -1,0 +1,127 @@
+//! Table and column lineage from logical plans, and exposures.
+
+mod common;
+
+use common::*;
+
+fn lineage(p: &TempProject, args: &[&str]) -> String {
+    let vars = golden_vars();
+    let mut all = vec!["lineage", "--vars", vars.as_str()];
+    all.extend_from_slice(args);
+    let out = p.wh(&all);
+    assert_exit(&out, 0);
+    stdout(&out)
+}
+
+#[test]
+fn total_spent_reaches_the_raw_order_amount_through_the_aggregation() {
+    let p = TempProject::example();
+    assert_eq!(
+        lineage(&p, &["customer_order_summary.total_spent"]),
+        "customer_order_summary.total_spent\n\
+         └── fct_orders.total_amount [aggregation]\n    \
+             └── stg_orders.total_amount [identity]\n        \
+                 └── shop.orders.total_amount (source) [transformation]\n"
+    );
+}
+
+#[test]
+fn r_score_depends_on_order_dates_through_its_window() {
+    let p = TempProject::example();
+    let tree = lineage(&p, &["mart_customer_rfm.r_score"]);
+    assert!(tree.contains("fct_orders.order_date [window]"), "{tree}");
+    assert!(tree.contains("shop.orders.order_date (source) [transformation]"), "{tree}");
+    // Indirect inputs (join keys, group by) appear with --indirect.
+    let all = lineage(&p, &["mart_customer_rfm.customer_name", "--indirect", "--depth", "1"]);
+    assert!(all.contains("dim_customers.customer_name [identity]"), "{all}");
+    assert!(all.contains("dim_customers.customer_id [join]"), "{all}");
+    assert!(all.contains("fct_orders.customer_id [join, group by, sort]"), "{all}");
+}
+
+#[test]
+fn impact_analysis_lists_columns_marts_and_the_power_bi_exposure() {
+    let p = TempProject::example();
+    let json = lineage(&p, &["--downstream", "stg_orders.total_amount", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let nodes: Vec<&str> = v["nodes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    for expected in [
+        "fct_orders.total_amount",
+        "customer_order_summary.total_spent",
+        "mart_customer_rfm.monetary",
+        "pareto_top20.top_share",
+        "exposure:customer_value",
+    ] {
+        assert!(nodes.contains(&expected), "{expected} missing from {nodes:?}");
+    }
+    assert!(!nodes.contains(&"dim_customers.email"), "{nodes:?}");
+    let edge = v["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["from"] == "fct_orders.total_amount" && e["to"] == "customer_order_summary.total_spent")
+        .unwrap();
+    assert_eq!(edge["kinds"], serde_json::json!(["aggregation"]));
+}
+
+#[test]
+fn table_lineage_dot_and_mermaid() {
+    let p = TempProject::example();
+    let tree = lineage(&p, &["customer_order_summary"]);
+    assert!(tree.contains("├── dim_customers\n") && tree.contains("shop.customers (source)"), "{tree}");
+    let dot = lineage(&p, &["customer_order_summary", "--format", "dot", "--depth", "1"]);
+    assert!(dot.starts_with("digraph lineage {"), "{dot}");
+    assert!(dot.contains("\"fct_orders\" -> \"customer_order_summary\""), "{dot}");
+    let mermaid = lineage(&p, &["customer_order_summary.total_spent", "--format", "mermaid", "--depth", "1"]);
+    assert!(mermaid.starts_with("flowchart LR"), "{mermaid}");
+    assert!(mermaid.contains("-->|aggregation|"), "{mermaid}");
+}
+
+#[test]
+fn lineage_through_ctes_unions_star_subqueries_and_ephemerals() {
+    let p = TempProject::empty();
+    p.write("wh_project.yml", "name: demo\nmodels:\n  demo:\n    eph:\n      +materialized: ephemeral\n");
+    p.write(
+        "sources.yml",
+        "sources:\n  - name: raw\n    format: csv\n    tables:\n      - {name: a, location: data/a.csv}\n      - {name: b, location: data/b.csv}\n",
+    );
+    p.write("data/a.csv", "id,x\n1,10\n");
+    p.write("data/b.csv", "id,x\n2,20\n");
+    p.write(
+        "models/eph/both.sql",
+        "select id, x from {{ source('raw', 'a') }} union all select id, x * 2 from {{ source('raw', 'b') }}\n",
+    );
+    p.write(
+        "models/out.sql",
+        "with t as (select * from {{ ref('both') }})\n\
+         select id, x, (select max(x) from {{ source('raw', 'a') }}) as top from t where id in (select id from {{ source('raw', 'b') }})\n",
+    );
+    let tree = {
+        let out = p.wh(&["lineage", "out.x"]);
+        assert_exit(&out, 0);
+        stdout(&out)
+    };
+    assert_eq!(
+        tree,
+        "out.x\n└── both.x [identity]\n    ├── raw.a.x (source) [identity]\n    └── raw.b.x (source) [transformation]\n"
+    );
+    let out = p.wh(&["lineage", "out.top"]);
+    assert!(stdout(&out).contains("raw.a.x (source) [aggregation]"), "{}", stdout(&out));
+    let out = p.wh(&["lineage", "out.id", "--indirect", "--depth", "1"]);
+    assert!(stdout(&out).contains("raw.b.id (source) [filter]"), "{}", stdout(&out));
+    let out = p.wh(&["lineage", "out.nope"]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("`out` has no column `nope`"), "{}", stderr(&out));
+}
+
+#[test]
+fn exposures_must_read_known_models() {
+    let p = TempProject::example();
+    p.write(
+        "models/exposures.yml",
+        "version: 2\nexposures:\n  - name: r\n    type: dashboard\n    depends_on: [\"ref('mart_customer_rf')\"]\n",
+    );
+    let out = p.wh(&["compile"]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("exposure `r` reads unknown model `mart_customer_rf`"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("did you mean `mart_customer_rfm`?"), "{}", stderr(&out));
+}
