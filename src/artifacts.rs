@@ -71,6 +71,7 @@ pub fn manifest(
     inv: &Invocation,
     compiled: &Compiled,
     exposures: &[(crate::project::config::ExposureDef, crate::diagnostic::Location)],
+    lineage: Option<&crate::lineage::ProjectLineage>,
 ) -> Json {
     let mut nodes = Map::new();
     let mut parent_map: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -86,6 +87,32 @@ pub fn manifest(
         child_map.entry(m.unique_id.clone()).or_default();
         let columns: Map<String, Json> =
             m.columns.iter().map(|c| (c.name.clone(), serde_json::to_value(c).unwrap_or(Json::Null))).collect();
+        // Column lineage, one hop: each output column's inputs and how.
+        let column_lineage: Json = match lineage.and_then(|l| l.models.get(&m.name)) {
+            None => Json::Null,
+            Some(l) => {
+                let cols: Map<String, Json> = l
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        let inputs: Json = match &c.origins {
+                            None => Json::Null,
+                            Some(o) => o
+                                .iter()
+                                .map(|(i, k)| json!({"relation": i.relation, "column": i.column, "kinds": k}))
+                                .collect(),
+                        };
+                        (c.name.clone(), json!({"data_type": c.data_type, "inputs": inputs}))
+                    })
+                    .collect();
+                let indirect: Vec<Json> = l
+                    .indirect
+                    .iter()
+                    .map(|(i, k)| json!({"relation": i.relation, "column": i.column, "kinds": k}))
+                    .collect();
+                json!({"columns": cols, "indirect": indirect})
+            }
+        };
         nodes.insert(
             m.unique_id.clone(),
             json!({
@@ -106,6 +133,7 @@ pub fn manifest(
                 "compiled_code": m.sql,
                 "depends_on": { "nodes": depends, "macros": [] },
                 "data_tests": m.tests,
+                "column_lineage": column_lineage,
             }),
         );
     }

@@ -2,6 +2,7 @@
 //! project -> compile -> graph -> exec -> artifacts.
 
 pub mod artifacts;
+pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod compile;

@@ -125,3 +125,32 @@ fn exposures_must_read_known_models() {
     assert!(stderr(&out).contains("exposure `r` reads unknown model `mart_customer_rf`"), "{}", stderr(&out));
     assert!(stderr(&out).contains("did you mean `mart_customer_rfm`?"), "{}", stderr(&out));
 }
+
+#[test]
+fn build_writes_catalog_from_footers_and_lineage_into_the_manifest() {
+    let p = TempProject::example();
+    assert_exit(&p.wh(&["build", "--vars", &golden_vars()]), 0);
+    let catalog: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.path().join("target/catalog.json")).unwrap()).unwrap();
+    let fct = &catalog["nodes"]["model.shop.fct_orders"];
+    assert_eq!(fct["stats"]["row_count"]["value"], 3);
+    let size = std::fs::metadata(p.path().join("warehouse/star/fct_orders.parquet")).unwrap().len();
+    assert_eq!(fct["stats"]["bytes"]["value"], size);
+    assert_eq!(fct["columns"]["order_date"]["type"], "Date32");
+    assert_eq!(fct["columns"]["total_amount"]["type"], "Float64");
+    assert_eq!(catalog["nodes"].as_object().unwrap().len(), 15);
+
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.path().join("target/manifest.json")).unwrap()).unwrap();
+    let spent = &manifest["nodes"]["model.shop.customer_order_summary"]["column_lineage"]["columns"]["total_spent"];
+    assert_eq!(
+        spent["inputs"],
+        serde_json::json!([{"relation": "fct_orders", "column": "total_amount", "kinds": ["AGGREGATION"]}])
+    );
+    let exposure = &manifest["exposures"]["exposure.shop.customer_value"];
+    assert_eq!(exposure["type"], "dashboard");
+    assert_eq!(
+        exposure["depends_on"]["nodes"],
+        serde_json::json!(["model.shop.customer_order_summary", "model.shop.mart_customer_rfm"])
+    );
+}

@@ -14,7 +14,7 @@ use crate::exec::publish::write_atomic;
 pub fn execute(settings: &Settings) -> Result<ExitCode, Error> {
     let (compiled, _graph) = compile_project(settings)?;
     let inv = Invocation::new("compile", &compiled.project_name, &settings.project.target.name);
-    write_compiled(settings, &inv, &compiled)?;
+    write_compiled(settings, &inv, &compiled, None)?;
     settings.log(format!(
         "Compiled {} models and {} sources to {}",
         compiled.models.len(),
@@ -25,7 +25,12 @@ pub fn execute(settings: &Settings) -> Result<ExitCode, Error> {
 }
 
 /// Writes each model's SQL under `target/compiled/` and `target/manifest.json`.
-pub fn write_compiled(settings: &Settings, inv: &Invocation, compiled: &Compiled) -> Result<(), Error> {
+pub fn write_compiled(
+    settings: &Settings,
+    inv: &Invocation,
+    compiled: &Compiled,
+    lineage: Option<&crate::lineage::ProjectLineage>,
+) -> Result<(), Error> {
     let dir = settings.target_dir().join("compiled");
     for model in compiled.models.values() {
         let path = dir.join(&model.path);
@@ -33,7 +38,7 @@ pub fn write_compiled(settings: &Settings, inv: &Invocation, compiled: &Compiled
         text.push('\n');
         write(&path, text.as_bytes())?;
     }
-    let manifest = artifacts::manifest(inv, compiled, &settings.project.exposures);
+    let manifest = artifacts::manifest(inv, compiled, &settings.project.exposures, lineage);
     let path = settings.target_dir().join("manifest.json");
     artifacts::write_json(&path, &manifest).map_err(|source| Error::Io { path, source })
 }

@@ -25,7 +25,9 @@ pub async fn execute(settings: &Settings, command: &str, audit: bool, junit: Opt
     let selected = selector::select(&compiled, &graph, &settings.select, &settings.exclude)?;
     let warehouse = settings.warehouse()?;
     let inv = Invocation::new(command, &compiled.project_name, &settings.project.target.name);
-    write_compiled(settings, &inv, &compiled)?;
+    // Column lineage for the manifest: planning only, sources give schemas.
+    let lineage = crate::lineage::project_lineage(&compiled, &graph).await;
+    write_compiled(settings, &inv, &compiled, Some(&lineage))?;
 
     let removed = remove_leftovers(&warehouse);
     if removed > 0 {
@@ -104,6 +106,10 @@ pub async fn execute(settings: &Settings, command: &str, audit: bool, junit: Opt
     if let Some(path) = junit {
         test::write_junit(path, &inv, &output.models, &outcomes)?;
     }
+    let generated = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let catalog = crate::catalog::catalog(&compiled, &warehouse, &generated, &inv.id);
+    let path = settings.target_dir().join("catalog.json");
+    artifacts::write_json(&path, &catalog).map_err(|source| Error::Io { path: path.clone(), source })?;
 
     let results = &output.models;
     let count = |s: Status| results.iter().filter(|r| r.status == s).count();
