@@ -10,13 +10,21 @@ use serde_json::{json, Map, Value as Json};
 
 use crate::compile::Compiled;
 
-/// Reads the footer of a Parquet file: (columns with types, rows, bytes).
-pub fn footer(path: &Path) -> Option<(Vec<(String, String)>, i64, u64)> {
+/// What a Parquet footer tells about a file.
+pub struct Footer {
+    /// Column names with their Arrow types.
+    pub columns: Vec<(String, String)>,
+    pub rows: i64,
+    pub bytes: u64,
+}
+
+/// Reads the footer of a Parquet file.
+pub fn footer(path: &Path) -> Option<Footer> {
     let file = File::open(path).ok()?;
     let bytes = file.metadata().ok()?.len();
     let meta = ArrowReaderMetadata::load(&file, Default::default()).ok()?;
     let columns = meta.schema().fields().iter().map(|f| (f.name().clone(), f.data_type().to_string())).collect();
-    Some((columns, meta.metadata().file_metadata().num_rows(), bytes))
+    Some(Footer { columns, rows: meta.metadata().file_metadata().num_rows(), bytes })
 }
 
 /// Builds the catalog of the warehouse at `warehouse`.
@@ -24,8 +32,8 @@ pub fn catalog(compiled: &Compiled, warehouse: &Path, generated_at: &str, invoca
     let mut nodes = Map::new();
     for m in compiled.models.values() {
         let Some(rel) = m.output_path() else { continue };
-        let Some((columns, rows, bytes)) = footer(&warehouse.join(&rel)) else { continue };
-        nodes.insert(m.unique_id.clone(), entry(&m.name, &rel, &columns, rows, bytes, &m.description));
+        let Some(f) = footer(&warehouse.join(&rel)) else { continue };
+        nodes.insert(m.unique_id.clone(), entry(&m.name, &rel, &f, &m.description));
     }
     let mut sources = Map::new();
     for s in compiled.sources.values() {
@@ -52,8 +60,9 @@ pub fn catalog(compiled: &Compiled, warehouse: &Path, generated_at: &str, invoca
     })
 }
 
-fn entry(name: &str, path: &str, columns: &[(String, String)], rows: i64, bytes: u64, comment: &str) -> Json {
-    let cols: Map<String, Json> = columns
+fn entry(name: &str, path: &str, f: &Footer, comment: &str) -> Json {
+    let cols: Map<String, Json> = f
+        .columns
         .iter()
         .enumerate()
         .map(|(i, (n, t))| (n.clone(), json!({"name": n, "type": t, "index": i + 1, "comment": Json::Null})))
@@ -62,8 +71,8 @@ fn entry(name: &str, path: &str, columns: &[(String, String)], rows: i64, bytes:
         "metadata": {"type": "parquet", "name": name, "path": path, "comment": comment},
         "columns": cols,
         "stats": {
-            "row_count": {"id": "row_count", "label": "Row count", "value": rows, "include": true},
-            "bytes": {"id": "bytes", "label": "File size (bytes)", "value": bytes, "include": true},
+            "row_count": {"id": "row_count", "label": "Row count", "value": f.rows, "include": true},
+            "bytes": {"id": "bytes", "label": "File size (bytes)", "value": f.bytes, "include": true},
         },
     })
 }
