@@ -41,11 +41,8 @@ pub fn catalog(compiled: &Compiled, warehouse: &Path, generated_at: &str, invoca
         if !path.is_file() || path.extension().is_none_or(|e| e != "parquet") {
             continue;
         }
-        let Some((columns, rows, bytes)) = footer(path) else { continue };
-        sources.insert(
-            s.unique_id.clone(),
-            entry(&s.table.name, &s.location, &columns, rows, bytes, &s.table.description),
-        );
+        let Some(f) = footer(path) else { continue };
+        sources.insert(s.unique_id.clone(), entry(&s.table.name, &s.location, &f, &s.table.description));
     }
     json!({
         "metadata": {
