@@ -14,4 +14,5 @@ fi
 # cargo test also builds target/debug/wh and wh-datagen, which the reader tests use.
 cargo test --all-targets
 
-WH_BIN="$PWD/target/debug/wh" "$venv/bin/python" -m pytest -q tests/readers
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+WH_BIN="$target_dir/debug/wh" "$venv/bin/python" -m pytest -q tests/readers
