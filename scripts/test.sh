@@ -1,9 +1,21 @@
 #!/usr/bin/env bash
-# Runs every test on a fresh machine: installs what the tests need (a Python
-# virtual environment with DuckDB, pyarrow, pandas and pytest), runs the
-# Rust tests, then opens the marts with those real Parquet readers.
+# Runs every test on a fresh machine: installs what the tests need (Debian's
+# Chromium; a Python virtual environment with DuckDB, pyarrow, pandas,
+# pytest and Playwright), runs the Rust tests, then opens the marts with
+# those real Parquet readers and the docs site in the real browser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# A real browser for the docs-site test: Debian's Chromium.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    sudo apt-get update -qq
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+fi
 
 venv=.venv
 if [ ! -x "$venv/bin/python" ]; then

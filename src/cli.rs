@@ -118,6 +118,11 @@ pub enum Command {
         #[arg(long)]
         indirect: bool,
     },
+    /// The static docs site: generate it, or serve it on localhost.
+    Docs {
+        #[command(subcommand)]
+        action: DocsAction,
+    },
     /// Create a minimal working project in DIR.
     Init {
         /// The folder to create.
@@ -148,4 +153,21 @@ pub enum LineageFormat {
     Json,
     Dot,
     Mermaid,
+}
+
+/// `wh docs` actions.
+#[derive(Debug, Subcommand)]
+pub enum DocsAction {
+    /// Write the site (index.html and data.js) to --out.
+    Generate {
+        #[arg(long, default_value = "target/docs")]
+        out: PathBuf,
+    },
+    /// Serve the generated site on 127.0.0.1.
+    Serve {
+        #[arg(long, default_value = "target/docs")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
 }

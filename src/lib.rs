@@ -8,6 +8,7 @@ pub mod commands;
 pub mod compile;
 pub mod datagen;
 pub mod diagnostic;
+pub mod docs;
 pub mod error;
 pub mod exec;
 pub mod graph;

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod check;
 pub mod compile;
+pub mod docs;
 pub mod init;
 pub mod lineage;
 pub mod ls;
@@ -154,6 +155,12 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
     let shared = &cli.shared;
     match cli.command {
         Command::Init { dir } => init::execute(&dir),
+        Command::Docs { action: crate::cli::DocsAction::Generate { out } } => {
+            runtime.block_on(docs::generate(&Settings::resolve(shared, "docs")?, &out))
+        }
+        Command::Docs { action: crate::cli::DocsAction::Serve { out, port } } => {
+            docs::serve(&Settings::resolve(shared, "docs")?, &out, port)
+        }
         Command::Lineage { node, downstream, upstream: _, depth, format, indirect } => {
             let req = lineage::Request { target: &node, downstream, depth, format, indirect };
             runtime.block_on(lineage::execute(&Settings::resolve(shared, "lineage")?, req))

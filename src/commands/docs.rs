@@ -1,0 +1,114 @@
+//! `wh docs generate` writes the static docs site; `wh docs serve` serves it
+//! on localhost.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::{compile_project, Settings};
+use crate::docs::{site_data, History, INDEX_HTML};
+use crate::error::Error;
+use crate::exec::publish::write_atomic;
+use crate::exec::Engine;
+
+/// How many recent runs of each assertion the site shows.
+const HISTORY_RUNS: usize = 10;
+
+/// Writes `index.html` and `data.js` into `out` (relative to the project).
+pub async fn generate(settings: &Settings, out: &Path) -> Result<ExitCode, Error> {
+    let clock = std::time::Instant::now();
+    let (compiled, graph) = compile_project(settings)?;
+    let lineage = crate::lineage::project_lineage(&compiled, &graph).await;
+    let warehouse = settings.project.local_warehouse().unwrap_or_default();
+    let history = read_history(&warehouse).await;
+    let data = site_data(&compiled, &graph, &lineage, &settings.project.exposures, &warehouse, &history);
+    let dir = if out.is_absolute() { out.to_path_buf() } else { settings.project.root.join(out) };
+    let js = format!("window.WH_DOCS = {};\n", serde_json::to_string(&data).unwrap_or_default());
+    for (name, bytes) in [("index.html", INDEX_HTML.as_bytes()), ("data.js", js.as_bytes())] {
+        let path = dir.join(name);
+        write_atomic(&path, bytes).map_err(|source| Error::Io { path: path.clone(), source })?;
+    }
+    settings.log(format!(
+        "Wrote the docs site for {} models to {} in {:.2}s; open index.html, or run `wh docs serve`",
+        compiled.models.len(),
+        dir.display(),
+        clock.elapsed().as_secs_f64()
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads the latest outcomes of each assertion from the history, if any.
+async fn read_history(warehouse: &Path) -> History {
+    let mut out = History::new();
+    let dir = warehouse.join(crate::quality::history::DIR);
+    if !dir.is_dir() {
+        return out;
+    }
+    let engine = Engine::new(Some(1));
+    if engine.register_published("wh_test_results", &dir).await.is_err() {
+        return out;
+    }
+    let sql = "select test_name, cast(run_started_at as varchar), status, cast(failing_rows as varchar) \
+               from wh_test_results order by run_started_at";
+    let Ok((_, batches)) = engine.query(sql).await else { return out };
+    let options = datafusion::arrow::util::display::FormatOptions::default();
+    for b in &batches {
+        let cols: Vec<_> = b
+            .columns()
+            .iter()
+            .filter_map(|c| datafusion::arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &options).ok())
+            .collect();
+        for i in 0..b.num_rows() {
+            let v: Vec<String> = cols.iter().map(|c| c.value(i).to_string()).collect();
+            let runs = out.entry(v[0].clone()).or_default();
+            runs.push((v[1].clone(), v[2].clone(), v[3].clone()));
+            if runs.len() > HISTORY_RUNS {
+                runs.remove(0);
+            }
+        }
+    }
+    out
+}
+
+/// Serves the generated site on 127.0.0.1:`port` until interrupted.
+pub fn serve(settings: &Settings, out: &Path, port: u16) -> Result<ExitCode, Error> {
+    let dir = if out.is_absolute() { out.to_path_buf() } else { settings.project.root.join(out) };
+    if !dir.join("index.html").is_file() {
+        return Err(Error::Usage {
+            message: format!("no docs site in `{}`", dir.display()),
+            hint: Some("run `wh docs generate` first".into()),
+        });
+    }
+    let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|e| Error::Usage {
+        message: format!("cannot listen on 127.0.0.1:{port}: {e}"),
+        hint: Some("pick another --port".into()),
+    })?;
+    eprintln!(
+        "Serving {} on http://127.0.0.1:{}/ (Ctrl-C to stop)",
+        dir.display(),
+        listener.local_addr().map(|a| a.port()).unwrap_or(port)
+    );
+    for stream in listener.incoming().flatten() {
+        let mut stream = stream;
+        let mut line = String::new();
+        if BufReader::new(&stream).read_line(&mut line).is_err() {
+            continue;
+        }
+        let path = line.split_whitespace().nth(1).unwrap_or("/").split(['?', '#']).next().unwrap_or("/");
+        let name = if path == "/" { "index.html" } else { path.trim_start_matches('/') };
+        let (status, kind, body) = match (name.contains(".."), std::fs::read(dir.join(name))) {
+            (false, Ok(body)) => {
+                let kind = if name.ends_with(".js") { "text/javascript" } else { "text/html; charset=utf-8" };
+                ("200 OK", kind, body)
+            }
+            _ => ("404 Not Found", "text/plain", b"not found".to_vec()),
+        };
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(&body));
+    }
+    Ok(ExitCode::SUCCESS)
+}
