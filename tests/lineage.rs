@@ -154,3 +154,49 @@ fn build_writes_catalog_from_footers_and_lineage_into_the_manifest() {
         serde_json::json!(["model.shop.customer_order_summary", "model.shop.mart_customer_rfm"])
     );
 }
+
+#[test]
+fn docs_generate_then_serve_on_loopback() {
+    use std::io::{Read, Write};
+    let p = TempProject::example();
+    assert_exit(&p.wh(&["build", "--vars", &golden_vars()]), 0);
+    assert_exit(&p.wh(&["docs", "generate", "--vars", &golden_vars()]), 0);
+    let data = std::fs::read_to_string(p.path().join("target/docs/data.js")).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(data.trim().trim_start_matches("window.WH_DOCS = ").trim_end_matches(';')).unwrap();
+    assert_eq!(json["models"].as_array().unwrap().len(), 15);
+    assert_eq!(json["exposures"][0]["depends_on"], serde_json::json!(["mart_customer_rfm", "customer_order_summary"]));
+    let fct = json["models"].as_array().unwrap().iter().find(|m| m["name"] == "fct_orders").unwrap();
+    assert_eq!(fct["rows"], 3);
+    let recon = fct["tests"].as_array().unwrap().iter().find(|t| t["name"] == "order_total_matches_lines").unwrap();
+    assert_eq!(recon["history"][0]["status"], "warn");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = std::process::Command::new(assert_cmd::cargo::cargo_bin("wh"))
+        .current_dir(p.path())
+        .args(["docs", "serve", "--port", &port.to_string()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let get = |path: &str| -> Option<String> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        Some(body)
+    };
+    let mut page = None;
+    for _ in 0..50 {
+        page = get("/");
+        if page.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let page = page.expect("the server answers");
+    assert!(page.starts_with("HTTP/1.1 200 OK") && page.contains("<title>wh docs</title>"), "{page}");
+    assert!(get("/data.js").unwrap().contains("window.WH_DOCS"));
+    assert!(get("/../wh_project.yml").unwrap().starts_with("HTTP/1.1 404"));
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

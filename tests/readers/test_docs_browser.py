@@ -79,6 +79,8 @@ def test_model_page_shows_governance_columns_and_assertions(site, browser):
     assert "analytics-engineering" in text
     assert "order_total_matches_lines" in text and "warn" in text
     assert "total_amount" in text and "double" in text
+    recon = page.locator("tr", has_text="order_total_matches_lines")
+    assert recon.locator("td.warn").count() == 1 and recon.locator("span.warn").count() == 1
     rows = page.eval_on_selector_all("main tr", "trs => trs.map(t => t.innerText)")
     assert "rows\t3" in rows, rows
     page.fill("#search", "rfm")
