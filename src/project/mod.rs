@@ -212,12 +212,14 @@ impl Project {
             return Ok(());
         }
         let file: SchemaFile = yaml::parse(&text, rel)?;
+        let names = name_positions(&text);
+        let at = |name: &str| names.get(name).copied().unwrap_or((0, 0));
         for e in file.exposures {
-            let (line, col) = find_in_text(&text, &format!("name: {}", e.name)).unwrap_or((0, 0));
+            let (line, col) = at(&e.name);
             self.exposures.push((e, Location::at(rel, line, col)));
         }
         for props in file.models {
-            let (line, col) = find_in_text(&text, &format!("name: {}", props.name)).unwrap_or((0, 0));
+            let (line, col) = at(&props.name);
             let defined_at = Location::at(rel, line, col);
             if let Some(prev) = self.props.get(&props.name) {
                 return Err(ProjectError::invalid(
@@ -230,7 +232,7 @@ impl Project {
         }
         for source in file.sources {
             for table in source.tables {
-                let (line, col) = find_in_text(&text, &format!("name: {}", table.name)).unwrap_or((0, 0));
+                let (line, col) = at(&table.name);
                 let defined_at = Location::at(rel, line, col);
                 let key = format!("{}.{}", source.name, table.name);
                 if self.sources.contains_key(&key) {
@@ -448,4 +450,22 @@ fn files_under(root: &Path, dir: &str, exts: &[&str]) -> Result<Vec<PathBuf>, Pr
 pub fn exposure_ref(entry: &str) -> Option<String> {
     let inner = entry.trim().strip_prefix("ref(")?.strip_suffix(')')?;
     Some(inner.split(',').next_back()?.trim().trim_matches(|c| c == '\'' || c == '"').to_string())
+}
+
+/// Maps each `name: X` value of a YAML file to its first line and column,
+/// in one pass (looking each name up in the text would be quadratic).
+fn name_positions(text: &str) -> std::collections::HashMap<String, (usize, usize)> {
+    let mut out = std::collections::HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let Some(pos) = line.find("name:") else { continue };
+        let before = line[..pos].trim_start_matches([' ', '-', '{']);
+        if !before.trim().is_empty() && !before.trim_end().ends_with(',') {
+            continue;
+        }
+        let value = line[pos + 5..].split([',', '}', '#']).next().unwrap_or("").trim().trim_matches(['\'', '"']);
+        if !value.is_empty() {
+            out.entry(value.to_string()).or_insert((i + 1, line[..pos].chars().count() + 1));
+        }
+    }
+    out
 }
