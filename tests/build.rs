@@ -45,6 +45,16 @@ fn failed_model_keeps_previous_file_and_skips_descendants() {
         results["results"].as_array().unwrap().iter().find(|r| r["unique_id"] == id).unwrap()["status"].clone()
     };
     assert_eq!(status("model.shop.fct_orders"), "error");
+    // OpenLineage: a FAIL event with the error, and no events for skipped models.
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(p.path().join("target/openlineage.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let fail = events.iter().find(|e| e["job"]["name"] == "shop.fct_orders" && e["eventType"] == "FAIL").unwrap();
+    assert!(fail["run"]["facets"]["errorMessage"]["message"].as_str().unwrap().contains("fct_orders"));
+    assert!(events.iter().all(|e| e["job"]["name"] != "shop.mart_customer_rfm"));
+    assert_eq!(events.last().unwrap()["eventType"], "FAIL");
     assert_eq!(status("model.shop.mart_customer_rfm"), "skipped");
     assert_eq!(status("model.shop.dim_date"), "success");
 }

@@ -106,6 +106,21 @@ pub async fn execute(settings: &Settings, command: &str, audit: bool, junit: Opt
     if let Some(path) = junit {
         test::write_junit(path, &inv, &output.models, &outcomes)?;
     }
+    let ol = crate::lineage::openlineage::RunContext {
+        compiled: &compiled,
+        lineage: &lineage,
+        warehouse: &warehouse,
+        invocation_id: &inv.id,
+        started_at: inv.started_at,
+        namespace: format!("wh://{}/{}", compiled.project_name, settings.project.target.name),
+    };
+    let events = crate::lineage::openlineage::events(&ol, &output.models, chrono::Utc::now());
+    match crate::lineage::openlineage::emit(&events, &settings.target_dir().join("openlineage.jsonl")) {
+        Ok(0) => {}
+        Ok(n) => settings.log(format!("Sent {n} OpenLineage events to $OPENLINEAGE_URL")),
+        // Lineage delivery must not fail a data build: warn and go on.
+        Err(e) => eprintln!("warning: OpenLineage events not delivered: {e}"),
+    }
     let generated = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let catalog = crate::catalog::catalog(&compiled, &warehouse, &generated, &inv.id);
     let path = settings.target_dir().join("catalog.json");

@@ -1,0 +1,238 @@
+//! OpenLineage events (spec 2-0-2) for a run: the invocation is the parent
+//! run; each model gets a START and a COMPLETE or FAIL event with the
+//! facets `schema`, `columnLineage`, `dataQualityAssertions`, `ownership`,
+//! `documentation` and `sql`. Written as JSON lines to a file, and sent to
+//! `$OPENLINEAGE_URL/api/v1/lineage` when that variable is set.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Value as Json};
+
+use super::ProjectLineage;
+use crate::compile::Compiled;
+use crate::exec::runner::{NodeResult, Status};
+use crate::quality::Status as TestStatus;
+
+const SPEC: &str = "https://openlineage.io/spec/2-0-2/OpenLineage.json";
+const PRODUCER: &str = concat!("https://github.com/wh-warehouse/wh/tree/v", env!("CARGO_PKG_VERSION"));
+
+/// Facet versions this producer writes (spec/facets/<version>/<name>.json).
+fn facet_version(name: &str) -> &'static str {
+    match name {
+        "SchemaDatasetFacet" => "1-1-1",
+        "ColumnLineageDatasetFacet" => "1-2-0",
+        "DataQualityAssertionsDatasetFacet" => "1-0-1",
+        "OwnershipDatasetFacet" => "1-0-1",
+        "DocumentationDatasetFacet" | "DocumentationJobFacet" => "1-1-0",
+        "SQLJobFacet" => "1-1-0",
+        "JobTypeJobFacet" => "2-0-3",
+        "ParentRunFacet" => "1-1-0",
+        "ErrorMessageRunFacet" => "1-0-1",
+        _ => "1-0-0",
+    }
+}
+
+fn facet(schema: &str, mut body: Json) -> Json {
+    let name = schema.trim_end_matches(".json");
+    body["_producer"] = json!(PRODUCER);
+    body["_schemaURL"] =
+        json!(format!("https://openlineage.io/spec/facets/{}/{name}.json#/$defs/{name}", facet_version(name)));
+    body
+}
+
+fn ts(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// What the events describe.
+pub struct RunContext<'a> {
+    pub compiled: &'a Compiled,
+    pub lineage: &'a ProjectLineage,
+    pub warehouse: &'a Path,
+    pub invocation_id: &'a str,
+    pub started_at: DateTime<Utc>,
+    pub namespace: String,
+}
+
+/// Returns the OpenLineage dataset (namespace, name) of a model's output or
+/// of a source location (`file` + absolute path; `s3://bucket` + key).
+pub fn dataset_name(location: &str) -> (String, String) {
+    if let Some(rest) = location.strip_prefix("s3://") {
+        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+        return (format!("s3://{bucket}"), key.to_string());
+    }
+    ("file".to_string(), location.to_string())
+}
+
+/// Builds every event of a run, in time order: parent START, each model's
+/// START and COMPLETE/FAIL, parent COMPLETE/FAIL.
+pub fn events(ctx: &RunContext<'_>, results: &[NodeResult], finished_at: DateTime<Utc>) -> Vec<Json> {
+    let compiled = ctx.compiled;
+    let parent_job = format!("{}.invocation", compiled.project_name);
+    let parent = |event: &str, at: &DateTime<Utc>| {
+        json!({
+            "eventType": event,
+            "eventTime": ts(at),
+            "run": { "runId": ctx.invocation_id, "facets": {} },
+            "job": { "namespace": ctx.namespace, "name": parent_job, "facets": {
+                "jobType": facet("JobTypeJobFacet.json", json!({"processingType": "BATCH", "integration": "WH", "jobType": "DAG"})),
+            }},
+            "inputs": [], "outputs": [],
+            "producer": PRODUCER,
+            "schemaURL": format!("{SPEC}#/$defs/RunEvent"),
+        })
+    };
+    let mut out = vec![(ctx.started_at, parent("START", &ctx.started_at))];
+    let sources: BTreeMap<&str, &str> =
+        compiled.sources.iter().map(|(k, s)| (k.as_str(), s.location.as_str())).collect();
+    for r in results.iter().filter(|r| r.status != Status::Skipped) {
+        let m = &compiled.models[&r.name];
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let location_of = |rel: &str| -> Option<String> {
+            if let Some(loc) = sources.get(rel) {
+                return Some(loc.to_string());
+            }
+            compiled.models.get(rel)?.output_path().map(|p| ctx.warehouse.join(p).to_string_lossy().into_owned())
+        };
+        let inputs: Vec<Json> = m
+            .refs
+            .iter()
+            .chain(m.sources.iter())
+            .filter_map(|rel| location_of(rel))
+            .map(|loc| {
+                let (ns, name) = dataset_name(&loc);
+                json!({"namespace": ns, "name": name, "facets": {}})
+            })
+            .collect();
+        let mut job_facets = json!({
+            "sql": facet("SQLJobFacet.json", json!({"query": m.sql})),
+            "jobType": facet("JobTypeJobFacet.json", json!({"processingType": "BATCH", "integration": "WH", "jobType": "MODEL"})),
+        });
+        if !m.description.is_empty() {
+            job_facets["documentation"] = facet("DocumentationJobFacet.json", json!({"description": m.description}));
+        }
+        let owners: Vec<Json> = [("owner", "OWNER"), ("steward", "DATA_STEWARD")]
+            .iter()
+            .filter_map(|(k, t)| m.config.meta.get(*k).and_then(Json::as_str).map(|n| json!({"name": n, "type": t})))
+            .collect();
+        let mut outputs = Vec::new();
+        if let Some(loc) = m.output_path().map(|p| ctx.warehouse.join(p).to_string_lossy().into_owned()) {
+            let (ns, name) = dataset_name(&loc);
+            let mut facets = serde_json::Map::new();
+            if let Some(l) = ctx.lineage.models.get(&m.name) {
+                let fields: Vec<Json> =
+                    l.columns.iter().map(|c| json!({"name": c.name, "type": c.data_type})).collect();
+                facets.insert("schema".into(), facet("SchemaDatasetFacet.json", json!({"fields": fields})));
+                let mut cl = serde_json::Map::new();
+                for c in &l.columns {
+                    let Some(origins) = &c.origins else { continue };
+                    let input_fields: Vec<Json> = origins
+                        .iter()
+                        .filter_map(|(i, kinds)| {
+                            let (ns, name) = dataset_name(&location_of(&i.relation)?);
+                            let transformations: Vec<Json> = kinds
+                                .iter()
+                                .map(|k| {
+                                    let direct = if k.is_direct() { "DIRECT" } else { "INDIRECT" };
+                                    json!({"type": direct, "subtype": serde_json::to_value(k).unwrap_or_default()})
+                                })
+                                .collect();
+                            Some(json!({"namespace": ns, "name": name, "field": i.column, "transformations": transformations}))
+                        })
+                        .collect();
+                    cl.insert(c.name.clone(), json!({"inputFields": input_fields}));
+                }
+                facets.insert("columnLineage".into(), facet("ColumnLineageDatasetFacet.json", json!({"fields": cl})));
+            }
+            if !owners.is_empty() {
+                facets.insert("ownership".into(), facet("OwnershipDatasetFacet.json", json!({"owners": owners})));
+            }
+            if !m.description.is_empty() {
+                facets.insert(
+                    "documentation".into(),
+                    facet("DocumentationDatasetFacet.json", json!({"description": m.description})),
+                );
+            }
+            if !r.assertions.is_empty() {
+                let assertions: Vec<Json> = r
+                    .assertions
+                    .iter()
+                    .map(|o| {
+                        let mut a = json!({"assertion": o.assertion.name, "success": matches!(o.status, TestStatus::Pass | TestStatus::Warn)});
+                        if let Some(c) = &o.assertion.column {
+                            a["column"] = json!(c);
+                        }
+                        a
+                    })
+                    .collect();
+                facets.insert(
+                    "dataQualityAssertions".into(),
+                    facet("DataQualityAssertionsDatasetFacet.json", json!({"assertions": assertions})),
+                );
+            }
+            outputs.push(json!({"namespace": ns, "name": name, "facets": facets}));
+        }
+        let run = |extra: Json| {
+            let mut facets = json!({
+                "parent": facet("ParentRunFacet.json", json!({
+                    "run": {"runId": ctx.invocation_id},
+                    "job": {"namespace": ctx.namespace, "name": parent_job},
+                })),
+            });
+            if let Json::Object(e) = extra {
+                for (k, v) in e {
+                    facets[k] = v;
+                }
+            }
+            json!({"runId": run_id, "facets": facets})
+        };
+        let job = json!({"namespace": ctx.namespace, "name": format!("{}.{}", compiled.project_name, m.name), "facets": job_facets});
+        let start = json!({
+            "eventType": "START", "eventTime": ts(&r.started_at), "run": run(json!({})), "job": job,
+            "inputs": inputs, "outputs": outputs, "producer": PRODUCER, "schemaURL": format!("{SPEC}#/$defs/RunEvent"),
+        });
+        let (kind, extra) = match r.status {
+            Status::Success => ("COMPLETE", json!({})),
+            _ => (
+                "FAIL",
+                json!({"errorMessage": facet("ErrorMessageRunFacet.json", json!({
+                    "message": r.message, "programmingLanguage": "SQL",
+                }))}),
+            ),
+        };
+        let end = json!({
+            "eventType": kind, "eventTime": ts(&r.completed_at), "run": run(extra), "job": start["job"].clone(),
+            "inputs": start["inputs"].clone(), "outputs": start["outputs"].clone(),
+            "producer": PRODUCER, "schemaURL": format!("{SPEC}#/$defs/RunEvent"),
+        });
+        out.push((r.started_at, start));
+        out.push((r.completed_at, end));
+    }
+    let failed = results.iter().any(|r| r.status == Status::Error);
+    out.push((finished_at, parent(if failed { "FAIL" } else { "COMPLETE" }, &finished_at)));
+    out.sort_by_key(|(t, _)| *t);
+    out.into_iter().map(|(_, e)| e).collect()
+}
+
+/// Writes events as JSON lines to `path`, and posts them to
+/// `$OPENLINEAGE_URL/api/v1/lineage` when set. Returns how many were sent.
+pub fn emit(events: &[Json], path: &Path) -> std::io::Result<usize> {
+    let mut text = String::new();
+    for e in events {
+        text.push_str(&serde_json::to_string(e).map_err(std::io::Error::other)?);
+        text.push('\n');
+    }
+    crate::exec::publish::write_atomic(path, text.as_bytes())?;
+    let Ok(url) = std::env::var("OPENLINEAGE_URL") else { return Ok(0) };
+    let endpoint = format!("{}/api/v1/lineage", url.trim_end_matches('/'));
+    let mut sent = 0;
+    for e in events {
+        ureq::post(&endpoint)
+            .send_json(e)
+            .map_err(|err| std::io::Error::other(format!("OpenLineage endpoint {endpoint}: {err}")))?;
+        sent += 1;
+    }
+    Ok(sent)
+}
