@@ -8,7 +8,6 @@ use super::{compile_project, Settings};
 use crate::artifacts::{self, Invocation};
 use crate::compile::Compiled;
 use crate::error::Error;
-use crate::exec::publish::write_atomic;
 
 /// Compiles the project.
 pub fn execute(settings: &Settings) -> Result<ExitCode, Error> {
@@ -48,5 +47,11 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     if std::fs::read(path).is_ok_and(|old| old == bytes) {
         return Ok(());
     }
-    write_atomic(path, bytes).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+    // Compiled SQL is derived and rewritten by every compile: a plain write,
+    // no temporary file or fsync (10,000 fsyncs cost seconds).
+    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    std::fs::write(path, bytes).map_err(io)
 }
