@@ -193,6 +193,7 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> RunO
         }
     }
     let mut ready: BTreeSet<String> = waiting.iter().filter(|(_, n)| **n == 0).map(|(m, _)| m.clone()).collect();
+    let position: BTreeMap<&str, usize> = graph.order().iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
     let mut results: Vec<NodeResult> = Vec::new();
     let mut tasks: JoinSet<NodeResult> = JoinSet::new();
     let mut running: BTreeMap<tokio::task::Id, String> = BTreeMap::new();
@@ -201,7 +202,9 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> RunO
     loop {
         // Start as many ready models as threads allow, in topological order.
         while tasks.len() < threads {
-            let Some(name) = graph.order().iter().find(|n| ready.contains(*n)).cloned() else { break };
+            // The ready set is usually small: pick its first in DAG order
+            // without scanning the whole graph.
+            let Some(name) = ready.iter().min_by_key(|n| position[n.as_str()]).cloned() else { break };
             ready.remove(&name);
             waiting.remove(&name);
             let model = compiled.models[&name].clone();
