@@ -17,7 +17,7 @@ def main():
     width = max(10, int(n ** 0.5))
     (out / "models").mkdir(parents=True, exist_ok=True)
     (out / "data").mkdir(exist_ok=True)
-    (out / "wh_project.yml").write_text("name: synthetic\nmodels:\n  synthetic:\n    +materialized: view\n")
+    (out / "wh_project.yml").write_text("name: synthetic\nmodels:\n  synthetic:\n    +materialized: table\n")
     (out / "sources.yml").write_text(
         "sources:\n  - name: raw\n    tables:\n      - {name: t, format: csv, location: data/t.csv}\n"
     )
