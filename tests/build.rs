@@ -387,3 +387,28 @@ fn sources_read_directories_and_globs() {
     assert_exit(&p.wh(&["build"]), 0);
     assert_eq!(p.rows("totals.parquet"), table(&[&["dir", "3", "60"], &["glob", "2", "50"], &["semi", "1", "90"]]));
 }
+
+#[test]
+fn deep_view_chains_fail_with_a_hint_instead_of_exhausting_memory() {
+    let p = TempProject::empty();
+    p.write(
+        "wh_project.yml",
+        "name: demo\nmodels:\n  demo:\n    +materialized: view\n    out:\n      +materialized: table\n",
+    );
+    p.write("models/v00.sql", "select 1 as id, 1 as v\n");
+    for i in 1..=24 {
+        p.write(
+            &format!("models/v{i:02}.sql"),
+            &format!(
+                "select a.id, a.v + b.v as v from {{{{ ref('v{j:02}') }}}} as a join {{{{ ref('v{j:02}') }}}} as b on a.id = b.id\n",
+                j = i - 1
+            ),
+        );
+    }
+    p.write("models/out/result.sql", "select * from {{ ref('v24') }}\n");
+    let out = p.wh(&["build"]);
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("once its views are inlined"), "{err}");
+    assert!(err.contains("hint: materialize some of the upstream views as tables"), "{err}");
+}

@@ -79,10 +79,17 @@ pub struct TableOutput {
     pub schema: SchemaRef,
 }
 
+/// Plan nodes a query may reach once its views are inlined. Deep chains of
+/// views that each read several others grow exponentially; past this the
+/// model fails with a hint instead of exhausting memory.
+pub const MAX_INLINED_PLAN_NODES: u64 = 100_000;
+
 /// One DataFusion session for a whole command.
 #[derive(Clone)]
 pub struct Engine {
     ctx: SessionContext,
+    /// Inlined plan size of each registered view.
+    view_sizes: Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
 }
 
 impl Engine {
@@ -93,7 +100,7 @@ impl Engine {
             config = config.with_target_partitions(p.max(1));
         }
         config.options_mut().sql_parser.collect_spans = true;
-        Engine { ctx: SessionContext::new_with_config(config) }
+        Engine { ctx: SessionContext::new_with_config(config), view_sizes: Arc::default() }
     }
 
     /// Registers a source table as `"source"."table"`.
@@ -159,13 +166,46 @@ impl Engine {
     /// Plans `sql` and registers it as a view named `name`.
     pub async fn register_view(&self, name: &str, sql: &str) -> Result<(), ExecError> {
         let df = self.plan(sql).await?;
+        let size = self.inlined_size(df.logical_plan());
         self.ctx.register_table(TableReference::bare(name), df.into_view()).map_err(runtime_error)?;
+        self.view_sizes.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), size);
         Ok(())
     }
 
-    /// Plans a query without running it.
+    /// Plans a query without running it; refuses plans that would grow too
+    /// large once their views are inlined.
     pub async fn plan(&self, sql: &str) -> Result<DataFrame, ExecError> {
-        self.ctx.sql(sql).await.map_err(sql_error)
+        let df = self.ctx.sql(sql).await.map_err(sql_error)?;
+        let size = self.inlined_size(df.logical_plan());
+        if size > MAX_INLINED_PLAN_NODES {
+            return Err(ExecError::Sql {
+                message: format!(
+                    "the query would expand to about {size} plan nodes once its views are inlined \
+                     (limit {MAX_INLINED_PLAN_NODES}): its views read other views several times over"
+                ),
+                location: None,
+                hint: Some("materialize some of the upstream views as tables (`+materialized: table`)".into()),
+            });
+        }
+        Ok(df)
+    }
+
+    /// Counts the plan's nodes, each scan of a registered view counting as
+    /// that view's own inlined size.
+    fn inlined_size(&self, plan: &datafusion::logical_expr::LogicalPlan) -> u64 {
+        use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+        let sizes = self.view_sizes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut total: u64 = 0;
+        let _ = plan.apply(|node| {
+            total = total.saturating_add(1);
+            if let datafusion::logical_expr::LogicalPlan::TableScan(scan) = node {
+                if let Some(v) = sizes.get(scan.table_name.table()) {
+                    total = total.saturating_add(*v);
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        total
     }
 
     /// Runs a table model: executes `sql`, casts the result for BI readers,
