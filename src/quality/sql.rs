@@ -195,10 +195,10 @@ pub fn parse(d: &Declared<'_>, is_custom: &dyn Fn(&str) -> bool) -> Result<Parse
             let (lo, hi) = if inclusive { (">=", "<=") } else { (">", "<") };
             let mut conds = Vec::new();
             if let Some(min) = params.get("min_value").or(params.get("min")) {
-                conds.push(format!("{c} {lo} {}", number_or_literal(min)));
+                conds.push(format!("{c} {lo} {}", literal(min)));
             }
             if let Some(max) = params.get("max_value").or(params.get("max")) {
-                conds.push(format!("{c} {hi} {}", number_or_literal(max)));
+                conds.push(format!("{c} {hi} {}", literal(max)));
             }
             if conds.is_empty() {
                 return Err("accepted_range needs `min_value` and/or `max_value`".into());
@@ -322,10 +322,6 @@ fn literal(v: &Json) -> String {
         Json::Null => "null".into(),
         other => other.to_string(),
     }
-}
-
-fn number_or_literal(v: &Json) -> String {
-    literal(v)
 }
 
 #[cfg(test)]
