@@ -186,3 +186,99 @@ fn marts_use_bi_friendly_types() {
         }
     }
 }
+
+#[test]
+fn other_raw_types_give_the_same_warehouse() {
+    use datafusion::arrow::array::{
+        ArrayRef, Decimal128Array, Float32Array, Int32Array, StringArray, TimestampMicrosecondArray,
+        TimestampNanosecondArray,
+    };
+    use std::sync::Arc;
+    let raw = tempfile::tempdir().unwrap();
+    let r = raw.path();
+    let s = |v: &[&str]| Arc::new(StringArray::from(v.to_vec())) as ArrayRef;
+    let day = |y: i32, m: u32, d: u32| {
+        chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_micros()
+    };
+    let money =
+        |v: &[i128]| Arc::new(Decimal128Array::from(v.to_vec()).with_precision_and_scale(10, 2).unwrap()) as ArrayRef;
+    // ids as text, created_at as a UTC timestamp (ns).
+    wh::datagen::write_table(
+        &r.join("customers.parquet"),
+        vec![
+            ("id", s(&["1", "2"])),
+            ("name", s(&["Juan Pérez", "Laura Gómez"])),
+            ("email", s(&["juan@email.com", "laura@email.com"])),
+            (
+                "created_at",
+                Arc::new(
+                    TimestampNanosecondArray::from(vec![
+                        day(2023, 1, 15) * 1000 + 3_600_000_000_000,
+                        day(2023, 2, 10) * 1000,
+                    ])
+                    .with_timezone("UTC"),
+                ),
+            ),
+        ],
+    )
+    .unwrap();
+    wh::datagen::write_table(
+        &r.join("products.parquet"),
+        vec![
+            ("id", s(&["10", "11", "12"])),
+            ("name", s(&["Laptop", "Mouse", "Silla Oficina"])),
+            ("category", s(&["Electrónica", "Electrónica", "Muebles"])),
+        ],
+    )
+    .unwrap();
+    // order_date as a timestamp without zone, total_amount as DECIMAL(10,2).
+    wh::datagen::write_table(
+        &r.join("orders.parquet"),
+        vec![
+            ("id", Arc::new(Int32Array::from(vec![1, 2, 3])) as ArrayRef),
+            ("customer_id", Arc::new(Float32Array::from(vec![1.0, 2.0, 1.0]))),
+            (
+                "order_date",
+                Arc::new(TimestampMicrosecondArray::from(vec![day(2023, 4, 10), day(2023, 5, 20), day(2023, 6, 5)])),
+            ),
+            ("total_amount", money(&[15000, 20000, 7500])),
+        ],
+    )
+    .unwrap();
+    // quantity as text, unit_price as DECIMAL, dates nowhere.
+    wh::datagen::write_table(
+        &r.join("order_items.parquet"),
+        vec![
+            ("id", s(&["1", "2", "3"])),
+            ("order_id", Arc::new(Int32Array::from(vec![1, 1, 2]))),
+            ("product_id", Arc::new(Int32Array::from(vec![10, 11, 12]))),
+            ("quantity", s(&["2", "1", "4"])),
+            ("unit_price", money(&[5000, 5000, 5000])),
+        ],
+    )
+    .unwrap();
+    let golden = build_golden(&[]);
+    let other = TempProject::example();
+    let vars = format!("{{raw_root: '{}'}}", r.display());
+    assert_exit(&other.wh(&["build", "--vars", &vars]), 0);
+    for rel in [
+        "staging/stg_customers.parquet",
+        "staging/stg_products.parquet",
+        "staging/stg_orders.parquet",
+        "staging/stg_order_items.parquet",
+        "star/dim_customers.parquet",
+        "star/dim_products.parquet",
+        "star/dim_date.parquet",
+        "star/fct_orders.parquet",
+        "star/fct_order_items.parquet",
+        "marts/mart_customer_rfm.parquet",
+        "marts/customer_order_summary.parquet",
+        "analyses/units_by_category.parquet",
+        "analyses/customer_running_spend.parquet",
+        "analyses/products_never_sold.parquet",
+        "analyses/pareto_top20.parquet",
+    ] {
+        assert_eq!(other.rows(rel), golden.rows(rel), "{rel}");
+        assert_eq!(other.schema(rel), golden.schema(rel), "{rel}");
+    }
+}
