@@ -36,6 +36,7 @@ scale = sys.argv[1]
 run, build, duck = (json.loads(a) for a in sys.argv[2:5])
 for name, r in (("wh run  ", run), ("wh build", build), ("duckdb  ", duck)):
     print(f"scale {scale} {name}: wall {r['wall_s']:.2f}s  cpu {r['cpu_s']:.2f}s  peak RSS {r['peak_rss_mb']:.0f} MB")
+print(f"scale {scale} assertion phase / model phase (wh build - wh run) / wh run: {(build['wall_s'] - run['wall_s']) / run['wall_s']:.2f}")
 print(f"scale {scale} wall wh run/duckdb {run['wall_s'] / duck['wall_s']:.2f}, wh build/duckdb {build['wall_s'] / duck['wall_s']:.2f}; "
       f"peak RSS wh build/duckdb {build['peak_rss_mb'] / duck['peak_rss_mb']:.2f}")
 PY

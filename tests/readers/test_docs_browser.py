@@ -4,16 +4,13 @@ shows every model, and selecting customer_order_summary.total_spent
 highlights its path back to the raw orders.total_amount. The screenshot is
 kept in target/test-artifacts/."""
 
-import os
-import pathlib
 import shutil
 import subprocess
 
 import pytest
 from playwright.sync_api import sync_playwright
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-WH = pathlib.Path(os.environ.get("WH_BIN", ROOT / "target" / "debug" / "wh"))
+from conftest import GOLDEN_RAW, ROOT, WH, copy_example
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "target" / "test-artifacts"
 
@@ -21,11 +18,8 @@ ARTIFACTS = ROOT / "target" / "test-artifacts"
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     project = tmp_path_factory.mktemp("docs")
-    for item in ["wh_project.yml", "sources.yml"]:
-        shutil.copy(ROOT / item, project / item)
-    for item in ["models", "macros"]:
-        shutil.copytree(ROOT / item, project / item)
-    raw = ROOT / "tests" / "fixtures" / "golden" / "raw"
+    copy_example(project)
+    raw = GOLDEN_RAW
     vars_ = f"{{raw_root: '{raw}'}}"
     subprocess.run([WH, "build", "--quiet", "--vars", vars_], cwd=project, check=True)
     subprocess.run([WH, "docs", "generate", "--quiet", "--vars", vars_], cwd=project, check=True)

@@ -3,9 +3,6 @@ pandas), checks the files are what BI tools expect, and compares all models
 with an independent DuckDB implementation of SPEC §2 on generated dirty data.
 """
 
-import os
-import pathlib
-import shutil
 import subprocess
 import sys
 
@@ -17,8 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-WH = pathlib.Path(os.environ.get("WH_BIN", ROOT / "target" / "debug" / "wh"))
+from conftest import ROOT, WH, copy_example
 DATAGEN = WH.with_name("wh-datagen")
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -28,10 +24,7 @@ from reference_sql import MODELS, REFERENCE  # noqa: E402
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     project = tmp_path_factory.mktemp("project")
-    for item in ["wh_project.yml", "sources.yml"]:
-        shutil.copy(ROOT / item, project / item)
-    for item in ["models", "macros"]:
-        shutil.copytree(ROOT / item, project / item)
+    copy_example(project)
     raw = project / "raw"
     subprocess.run([DATAGEN, "--scale", "0.2", "--seed", "11", "--out", raw], check=True)
     subprocess.run(

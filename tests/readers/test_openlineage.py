@@ -6,8 +6,6 @@ required fields, event types, UUID run ids, date-time, and `_producer` /
 
 import json
 import os
-import pathlib
-import shutil
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,8 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import jsonschema
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-WH = pathlib.Path(os.environ.get("WH_BIN", ROOT / "target" / "debug" / "wh"))
+from conftest import GOLDEN_RAW, WH, copy_example
 
 FACET = {"type": "object", "required": ["_producer", "_schemaURL"],
          "properties": {"_producer": {"type": "string", "format": "uri"}, "_schemaURL": {"type": "string", "format": "uri"}}}
@@ -59,11 +56,8 @@ def delivered(tmp_path_factory):
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     project = tmp_path_factory.mktemp("ol")
-    for item in ["wh_project.yml", "sources.yml"]:
-        shutil.copy(ROOT / item, project / item)
-    for item in ["models", "macros"]:
-        shutil.copytree(ROOT / item, project / item)
-    raw = ROOT / "tests" / "fixtures" / "golden" / "raw"
+    copy_example(project)
+    raw = GOLDEN_RAW
     env = dict(os.environ, OPENLINEAGE_URL=f"http://127.0.0.1:{server.server_address[1]}")
     subprocess.run([WH, "build", "--quiet", "--vars", f"{{raw_root: '{raw}'}}"], cwd=project, check=True, env=env)
     server.shutdown()

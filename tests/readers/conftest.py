@@ -1,0 +1,19 @@
+"""Shared helpers for the reader tests: where the binaries are, and a copy
+of the example project to build in."""
+
+import os
+import pathlib
+import shutil
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+WH = pathlib.Path(os.environ.get("WH_BIN", ROOT / "target" / "debug" / "wh"))
+GOLDEN_RAW = ROOT / "tests" / "fixtures" / "golden" / "raw"
+
+
+def copy_example(dest):
+    """Copies the example project's files (no data, no warehouse) to dest."""
+    for item in ["wh_project.yml", "sources.yml"]:
+        shutil.copy(ROOT / item, dest / item)
+    for item in ["models", "macros"]:
+        shutil.copytree(ROOT / item, dest / item)
+    return dest
