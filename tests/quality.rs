@@ -171,6 +171,8 @@ fn contract_mismatch_prints_a_diff_and_publishes_nothing() {
     assert!(err.contains("actual bigint"), "{err}");
     assert!(err.contains("- share"), "{err}");
     assert!(err.contains("+ top_share"), "{err}");
+    assert!(err.contains("--> models/marts/_contract.yml:3"), "{err}");
+    assert!(err.contains("hint: declare the columns as the model returns them"), "{err}");
     assert!(!p.path().join("warehouse/analyses/pareto_top20.parquet").exists());
 
     // Fixing the declaration publishes it.

@@ -32,6 +32,8 @@ pub fn execute(settings: &Settings) -> Result<ExitCode, Error> {
     let meta_text = |meta: &serde_json::Map<String, Json>, key: &str| {
         meta.get(key).and_then(Json::as_str).is_some_and(|s| !s.trim().is_empty())
     };
+    // Every relation's columns, for the pii rule: (name, columns, where).
+    let mut columns: Vec<(&str, &Vec<crate::project::config::ColumnDef>, Option<Location>)> = Vec::new();
     for m in compiled.models.values() {
         let at = m.props_at.clone().or_else(|| Some(Location::file(&m.path)));
         if m.access == "public" {
@@ -72,25 +74,19 @@ pub fn execute(settings: &Settings) -> Result<ExitCode, Error> {
                 );
             }
         }
-        for c in &m.columns {
-            if c.meta.get("classification").and_then(Json::as_str) == Some("pii") && c.description.trim().is_empty() {
-                add(
-                    "pii-column-described",
-                    rules.pii_column_described,
-                    format!("pii column `{}.{}` has no description", m.name, c.name),
-                    at.clone(),
-                );
-            }
-        }
+        columns.push((m.name.as_str(), &m.columns, at));
     }
     for (key, s) in &compiled.sources {
-        for c in &s.table.columns {
-            if c.meta.get("classification").and_then(Json::as_str) == Some("pii") && c.description.trim().is_empty() {
+        columns.push((key.as_str(), &s.table.columns, Some(s.table.defined_at.clone())));
+    }
+    for (relation, cols, at) in columns {
+        for c in cols.iter().filter(|c| c.meta.get("classification").and_then(Json::as_str) == Some("pii")) {
+            if c.description.trim().is_empty() {
                 add(
                     "pii-column-described",
                     rules.pii_column_described,
-                    format!("pii column `{key}.{}` has no description", c.name),
-                    Some(s.table.defined_at.clone()),
+                    format!("pii column `{relation}.{}` has no description", c.name),
+                    at.clone(),
                 );
             }
         }

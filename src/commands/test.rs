@@ -74,7 +74,6 @@ pub fn record(
     inv: &Invocation,
     outcomes: &[&Outcome],
 ) -> Result<(), Error> {
-    let owned: Vec<Outcome> = outcomes.iter().map(|o| (*o).clone()).collect();
     let run = RunInfo {
         run_id: &inv.id,
         started_at: inv.started_at,
@@ -85,7 +84,7 @@ pub fn record(
         Subject::Model(m) => compiled.models.get(m).map(|m| owners_from_meta(&m.config.meta)).unwrap_or_default(),
         Subject::Source(k) => compiled.sources.get(k).map(|s| owners_from_meta(&s.table.meta)).unwrap_or_default(),
     };
-    history::append(warehouse, &run, &owned, &owners)
+    history::append(warehouse, &run, outcomes, &owners)
         .map(|_| ())
         .map_err(|source| Error::Io { path: warehouse.join(history::DIR), source })
 }

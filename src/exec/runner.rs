@@ -442,9 +442,14 @@ async fn run_model(job: ModelJob) -> NodeResult {
         Some(rel) => match engine.stage_table(&model.name, &model.sql, &warehouse.join(&rel)).await {
             Ok(out) => {
                 let verdict = match super::contract::check(&model, &out.schema) {
-                    Err(diff) => {
-                        Err(Failure { message: diff, location: Some(Location::file(&model.path)), hint: None })
-                    }
+                    Err(diff) => Err(Failure {
+                        message: diff,
+                        location: Some(model.props_at.clone().unwrap_or_else(|| Location::file(&model.path))),
+                        hint: Some(
+                            "declare the columns as the model returns them, or cast in the SQL to the declared types"
+                                .into(),
+                        ),
+                    }),
                     Ok(()) => {
                         outcomes = run_all(&engine, &assertions, Some(&samples)).await;
                         audit_verdict(&outcomes)

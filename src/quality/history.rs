@@ -38,18 +38,18 @@ pub struct RunInfo<'a> {
 pub fn append(
     warehouse: &Path,
     run: &RunInfo<'_>,
-    outcomes: &[Outcome],
+    outcomes: &[&Outcome],
     owners: &Owners<'_>,
 ) -> std::io::Result<Option<PathBuf>> {
     if outcomes.is_empty() {
         return Ok(None);
     }
     let n = outcomes.len();
-    let text = |f: &dyn Fn(&Outcome) -> Option<String>| -> ArrayRef {
+    let text = |f: &dyn Fn(&&Outcome) -> Option<String>| -> ArrayRef {
         Arc::new(StringArray::from(outcomes.iter().map(f).collect::<Vec<_>>()))
     };
     let same = |s: &str| -> ArrayRef { Arc::new(StringArray::from(vec![Some(s.to_string()); n])) };
-    let params = |o: &Outcome| Some(Json::Object(o.assertion.params.clone()).to_string());
+    let params = |o: &&Outcome| Some(Json::Object(o.assertion.params.clone()).to_string());
     let columns: Vec<(&str, ArrayRef)> = vec![
         ("run_id", same(run.run_id)),
         (
@@ -75,7 +75,7 @@ pub fn append(
         ("threshold", text(&|o| Some(o.assertion.threshold_text()))),
         ("rows_scanned", Arc::new(Int64Array::from_iter_values(outcomes.iter().map(|o| o.scanned as i64)))),
         ("failing_rows", Arc::new(Int64Array::from_iter_values(outcomes.iter().map(|o| o.failing as i64)))),
-        ("failing_pct", Arc::new(Float64Array::from_iter_values(outcomes.iter().map(Outcome::failing_pct)))),
+        ("failing_pct", Arc::new(Float64Array::from_iter_values(outcomes.iter().map(|o| o.failing_pct())))),
         ("status", text(&|o| Some(o.status.as_str().into()))),
         ("duration_s", Arc::new(Float64Array::from_iter_values(outcomes.iter().map(|o| o.seconds)))),
         ("owner", text(&|o| owners(&o.assertion.subject).0)),

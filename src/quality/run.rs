@@ -58,6 +58,7 @@ pub async fn run_all(engine: &Engine, assertions: &[Assertion], samples: Option<
             by_subject.entry(subject_relation(a)).or_default().push(i);
         }
     }
+    let mut row_counts: BTreeMap<String, Result<u64, String>> = BTreeMap::new();
     for (rel, idx) in &by_subject {
         let clock = Instant::now();
         let mut cols = vec!["count(*) as wh_rows".to_string()];
@@ -77,6 +78,7 @@ pub async fn run_all(engine: &Engine, assertions: &[Assertion], samples: Option<
         }
         let sql = format!("select {} from {rel}", cols.join(", "));
         let result = single_row(engine, &sql).await;
+        row_counts.insert(rel.clone(), result.as_ref().map(|v| v[0]).map_err(Clone::clone));
         let share = clock.elapsed().as_secs_f64() / idx.len() as f64;
         for (k, i) in idx.iter().enumerate() {
             seconds[*i] = share;
@@ -87,8 +89,9 @@ pub async fn run_all(engine: &Engine, assertions: &[Assertion], samples: Option<
         }
     }
 
-    // The rest: count failing rows, and rows scanned once per relation.
-    let mut scanned_cache: BTreeMap<String, Result<u64, String>> = BTreeMap::new();
+    // The rest: count failing rows, and rows scanned once per relation (the
+    // combined scan above already counted its relation's rows).
+    let mut scanned_cache: BTreeMap<String, Result<u64, String>> = row_counts;
     for (i, a) in assertions.iter().enumerate() {
         if counts[i].is_some() {
             continue;
