@@ -135,6 +135,24 @@ fn error_assertion_keeps_previous_version_and_skips_descendants() {
     assert_eq!(rec["failing_rows"], "1");
     let sample = read_rows(&p.path().join("warehouse").join(&rec["sample_path"]));
     assert_eq!(sample, table(&[&["1", "2"]]));
+
+    // OpenLineage: the relation's test job fails, with the assertion's result.
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(p.path().join("target/openlineage.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let end = events
+        .iter()
+        .find(|e| e["job"]["name"] == "shop.stg_customers.test" && e["eventType"] != "START")
+        .expect("a test job for stg_customers");
+    assert_eq!(end["eventType"], "FAIL");
+    let assertions = end["inputs"][0]["inputFacets"]["dataQualityAssertions"]["assertions"].as_array().unwrap();
+    let unique = assertions.iter().find(|a| a["name"] == "unique_stg_customers_customer_id").unwrap();
+    assert_eq!(
+        (&unique["success"], &unique["severity"], &unique["actual"]),
+        (&false.into(), &"error".into(), &"1".into())
+    );
 }
 
 fn walk_has_tmp(dir: &std::path::Path) -> bool {

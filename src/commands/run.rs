@@ -114,7 +114,7 @@ pub async fn execute(settings: &Settings, command: &str, audit: bool, junit: Opt
         started_at: inv.started_at,
         namespace: format!("wh://{}/{}", compiled.project_name, settings.project.target.name),
     };
-    let events = crate::lineage::openlineage::events(&ol, &output.models, chrono::Utc::now());
+    let events = crate::lineage::openlineage::events(&ol, &output.models, &output.other_assertions, chrono::Utc::now());
     match crate::lineage::openlineage::emit(&events, &settings.target_dir().join("openlineage.jsonl")) {
         Ok(0) => {}
         Ok(n) => settings.log(format!("Sent {n} OpenLineage events to $OPENLINEAGE_URL")),

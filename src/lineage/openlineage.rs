@@ -13,6 +13,8 @@ use serde_json::{json, Value as Json};
 use super::ProjectLineage;
 use crate::compile::Compiled;
 use crate::exec::runner::{NodeResult, Status};
+use crate::quality::run::Outcome;
+use crate::quality::spec::Subject;
 use crate::quality::Status as TestStatus;
 
 const SPEC: &str = "https://openlineage.io/spec/2-0-2/OpenLineage.json";
@@ -21,14 +23,14 @@ const PRODUCER: &str = concat!("https://github.com/wh-warehouse/wh/tree/v", env!
 /// Facet versions this producer writes (spec/facets/<version>/<name>.json).
 fn facet_version(name: &str) -> &'static str {
     match name {
-        "SchemaDatasetFacet" => "1-1-1",
+        "SchemaDatasetFacet" => "1-2-0",
         "ColumnLineageDatasetFacet" => "1-2-0",
-        "DataQualityAssertionsDatasetFacet" => "1-0-1",
+        "DataQualityAssertionsDatasetFacet" => "1-1-0",
         "OwnershipDatasetFacet" => "1-0-1",
         "DocumentationDatasetFacet" | "DocumentationJobFacet" => "1-1-0",
         "SQLJobFacet" => "1-1-0",
-        "JobTypeJobFacet" => "2-0-3",
-        "ParentRunFacet" => "1-1-0",
+        "JobTypeJobFacet" => "2-0-4",
+        "ParentRunFacet" => "1-2-0",
         "ErrorMessageRunFacet" => "1-0-1",
         _ => "1-0-0",
     }
@@ -67,8 +69,20 @@ pub fn dataset_name(location: &str) -> (String, String) {
 }
 
 /// Builds every event of a run, in time order: parent START, each model's
-/// START and COMPLETE/FAIL, parent COMPLETE/FAIL.
-pub fn events(ctx: &RunContext<'_>, results: &[NodeResult], finished_at: DateTime<Utc>) -> Vec<Json> {
+/// START and COMPLETE/FAIL, each tested relation's test job, parent
+/// COMPLETE/FAIL.
+///
+/// Assertion results follow the spec, where `dataQualityAssertions` is an
+/// input dataset facet: as dbt's integration does, the assertions on one
+/// relation form a job `<project>.<relation>.test` that reads the relation,
+/// whose input carries the facet. That job fails when an error-severity
+/// assertion fails.
+pub fn events(
+    ctx: &RunContext<'_>,
+    results: &[NodeResult],
+    other_assertions: &[Outcome],
+    finished_at: DateTime<Utc>,
+) -> Vec<Json> {
     let compiled = ctx.compiled;
     let parent_job = format!("{}.invocation", compiled.project_name);
     let parent = |event: &str, at: &DateTime<Utc>| {
@@ -84,18 +98,38 @@ pub fn events(ctx: &RunContext<'_>, results: &[NodeResult], finished_at: DateTim
             "schemaURL": format!("{SPEC}#/$defs/RunEvent"),
         })
     };
+    let child_run = |run_id: &str, extra: Json| {
+        let mut facets = json!({
+            "parent": facet("ParentRunFacet.json", json!({
+                "run": {"runId": ctx.invocation_id},
+                "job": {"namespace": ctx.namespace, "name": parent_job},
+            })),
+        });
+        if let Json::Object(e) = extra {
+            for (k, v) in e {
+                facets[k] = v;
+            }
+        }
+        json!({"runId": run_id, "facets": facets})
+    };
+    let event = |kind: &str, at: &DateTime<Utc>, run: Json, job: &Json, inputs: &Json, outputs: &Json| {
+        json!({
+            "eventType": kind, "eventTime": ts(at), "run": run, "job": job,
+            "inputs": inputs, "outputs": outputs, "producer": PRODUCER, "schemaURL": format!("{SPEC}#/$defs/RunEvent"),
+        })
+    };
     let mut out = vec![(ctx.started_at, parent("START", &ctx.started_at))];
     let sources: BTreeMap<&str, &str> =
         compiled.sources.iter().map(|(k, s)| (k.as_str(), s.location.as_str())).collect();
+    let location_of = |rel: &str| -> Option<String> {
+        if let Some(loc) = sources.get(rel) {
+            return Some(loc.to_string());
+        }
+        compiled.models.get(rel)?.output_path().map(|p| ctx.warehouse.join(p).to_string_lossy().into_owned())
+    };
     for r in results.iter().filter(|r| r.status != Status::Skipped) {
         let m = &compiled.models[&r.name];
         let run_id = uuid::Uuid::new_v4().to_string();
-        let location_of = |rel: &str| -> Option<String> {
-            if let Some(loc) = sources.get(rel) {
-                return Some(loc.to_string());
-            }
-            compiled.models.get(rel)?.output_path().map(|p| ctx.warehouse.join(p).to_string_lossy().into_owned())
-        };
         let inputs: Vec<Json> = m
             .refs
             .iter()
@@ -155,44 +189,10 @@ pub fn events(ctx: &RunContext<'_>, results: &[NodeResult], finished_at: DateTim
                     facet("DocumentationDatasetFacet.json", json!({"description": m.description})),
                 );
             }
-            if !r.assertions.is_empty() {
-                let assertions: Vec<Json> = r
-                    .assertions
-                    .iter()
-                    .map(|o| {
-                        let mut a = json!({"assertion": o.assertion.name, "success": matches!(o.status, TestStatus::Pass | TestStatus::Warn)});
-                        if let Some(c) = &o.assertion.column {
-                            a["column"] = json!(c);
-                        }
-                        a
-                    })
-                    .collect();
-                facets.insert(
-                    "dataQualityAssertions".into(),
-                    facet("DataQualityAssertionsDatasetFacet.json", json!({"assertions": assertions})),
-                );
-            }
             outputs.push(json!({"namespace": ns, "name": name, "facets": facets}));
         }
-        let run = |extra: Json| {
-            let mut facets = json!({
-                "parent": facet("ParentRunFacet.json", json!({
-                    "run": {"runId": ctx.invocation_id},
-                    "job": {"namespace": ctx.namespace, "name": parent_job},
-                })),
-            });
-            if let Json::Object(e) = extra {
-                for (k, v) in e {
-                    facets[k] = v;
-                }
-            }
-            json!({"runId": run_id, "facets": facets})
-        };
         let job = json!({"namespace": ctx.namespace, "name": format!("{}.{}", compiled.project_name, m.name), "facets": job_facets});
-        let start = json!({
-            "eventType": "START", "eventTime": ts(&r.started_at), "run": run(json!({})), "job": job,
-            "inputs": inputs, "outputs": outputs, "producer": PRODUCER, "schemaURL": format!("{SPEC}#/$defs/RunEvent"),
-        });
+        let (inputs, outputs) = (Json::Array(inputs), Json::Array(outputs));
         let (kind, extra) = match r.status {
             Status::Success => ("COMPLETE", json!({})),
             _ => (
@@ -202,18 +202,69 @@ pub fn events(ctx: &RunContext<'_>, results: &[NodeResult], finished_at: DateTim
                 }))}),
             ),
         };
-        let end = json!({
-            "eventType": kind, "eventTime": ts(&r.completed_at), "run": run(extra), "job": start["job"].clone(),
-            "inputs": start["inputs"].clone(), "outputs": start["outputs"].clone(),
-            "producer": PRODUCER, "schemaURL": format!("{SPEC}#/$defs/RunEvent"),
-        });
+        let start = event("START", &r.started_at, child_run(&run_id, json!({})), &job, &inputs, &outputs);
+        let end = event(kind, &r.completed_at, child_run(&run_id, extra), &job, &inputs, &outputs);
         out.push((r.started_at, start));
         out.push((r.completed_at, end));
+    }
+    // Assertions, grouped by the relation they test, with when they ran: a
+    // model's audits inside its run, source assertions first, deferred ones
+    // at the end.
+    let mut tested: BTreeMap<&str, (DateTime<Utc>, DateTime<Utc>, Vec<&Outcome>)> = BTreeMap::new();
+    let timed = results.iter().flat_map(|r| r.assertions.iter().map(move |o| (o, r.started_at, r.completed_at))).chain(
+        other_assertions.iter().map(|o| {
+            let at = if matches!(o.assertion.subject, Subject::Source(_)) { ctx.started_at } else { finished_at };
+            (o, at, at)
+        }),
+    );
+    for (o, from, to) in timed {
+        let entry = tested.entry(o.assertion.subject.name()).or_insert((from, to, Vec::new()));
+        entry.0 = entry.0.min(from);
+        entry.1 = entry.1.max(to);
+        entry.2.push(o);
+    }
+    for (relation, (from, to, outcomes)) in tested {
+        let Some(loc) = location_of(relation) else { continue };
+        let (ns, name) = dataset_name(&loc);
+        let assertions: Vec<Json> = outcomes.iter().map(|o| assertion_json(o)).collect();
+        let inputs = json!([{"namespace": ns, "name": name, "facets": {}, "inputFacets": {
+            "dataQualityAssertions": facet("DataQualityAssertionsDatasetFacet.json", json!({"assertions": assertions})),
+        }}]);
+        let job = json!({"namespace": ctx.namespace, "name": format!("{}.{relation}.test", compiled.project_name), "facets": {
+            "jobType": facet("JobTypeJobFacet.json", json!({"processingType": "BATCH", "integration": "WH", "jobType": "TEST"})),
+        }});
+        let failed = outcomes.iter().any(|o| matches!(o.status, TestStatus::Fail | TestStatus::Error));
+        let run_id = uuid::Uuid::new_v4().to_string();
+        out.push((from, event("START", &from, child_run(&run_id, json!({})), &job, &inputs, &json!([]))));
+        let end = if failed { "FAIL" } else { "COMPLETE" };
+        out.push((to, event(end, &to, child_run(&run_id, json!({})), &job, &inputs, &json!([]))));
     }
     let failed = results.iter().any(|r| r.status == Status::Error);
     out.push((finished_at, parent(if failed { "FAIL" } else { "COMPLETE" }, &finished_at)));
     out.sort_by_key(|(t, _)| *t);
     out.into_iter().map(|(_, e)| e).collect()
+}
+
+/// Returns one assertion of the `dataQualityAssertions` facet. `success`
+/// is whether the check found no issue, whatever its severity.
+fn assertion_json(o: &Outcome) -> Json {
+    let a = &o.assertion;
+    let mut j = json!({
+        "assertion": a.kind,
+        "success": o.status == TestStatus::Pass,
+        "name": a.name,
+        "severity": a.severity.as_str(),
+        "actual": o.failing.to_string(),
+        "content": a.failing_sql,
+        "contentType": "sql",
+    });
+    if let Some(c) = &a.column {
+        j["column"] = json!(c);
+    }
+    if !a.params.is_empty() {
+        j["params"] = Json::Object(a.params.clone());
+    }
+    j
 }
 
 /// Writes events as JSON lines to `path`, and posts them to

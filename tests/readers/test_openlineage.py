@@ -1,8 +1,9 @@
 """OpenLineage events from `wh build`: written as JSON lines, and delivered to
 an HTTP endpoint the test starts on loopback. Every event is validated
-against a JSON Schema of the RunEvent structure of the spec (2-0-2):
-required fields, event types, UUID run ids, date-time, and `_producer` /
-`_schemaURL` on every facet."""
+against the official OpenLineage model (`official_openlineage.py`: the
+classes the OpenLineage project generates from its spec's JSON schemas,
+with each facet's exact schema version), and against a JSON Schema of the
+RunEvent formats of spec 2-0-2 (UUID run ids, date-times, URIs)."""
 
 import json
 import os
@@ -13,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import jsonschema
 import pytest
 
+import official_openlineage
 from conftest import GOLDEN_RAW, WH, copy_example
 
 FACET = {"type": "object", "required": ["_producer", "_schemaURL"],
@@ -70,14 +72,16 @@ def test_every_event_is_valid_and_delivered(delivered):
     checker = jsonschema.Draft202012Validator(RUN_EVENT, format_checker=jsonschema.FormatChecker())
     for event in written:
         checker.validate(event)
+        official_openlineage.validate(event)
     assert [path for path, _ in received] == ["/api/v1/lineage"] * len(written)
     assert [e for _, e in received] == written
     # The invocation is the parent run: first START, last COMPLETE.
     assert written[0]["eventType"] == "START" and written[-1]["eventType"] == "COMPLETE"
     parent = written[0]["run"]["runId"]
-    models = [e for e in written if e["job"]["name"] != "shop.invocation"]
+    children = [e for e in written if e["job"]["name"] != "shop.invocation"]
+    models = [e for e in children if not e["job"]["name"].endswith(".test")]
     assert len(models) == 30  # 15 models x (START, COMPLETE)
-    for e in models:
+    for e in children:
         assert e["run"]["facets"]["parent"]["run"]["runId"] == parent
 
 
@@ -102,8 +106,46 @@ def test_facets_carry_lineage_quality_ownership_docs_and_sql(delivered):
         {"name": "customer-insights", "type": "DATA_STEWARD"},
     ]
     assert "Every customer" in facets["documentation"]["description"]
-    names = {a["assertion"] for a in facets["dataQualityAssertions"]["assertions"]}
-    assert "unique_customer_order_summary_customer_id" in names
+    assert "dataQualityAssertions" not in facets  # an input facet, on the test job
     assert "select" in summary["job"]["facets"]["sql"]["query"]
     stg = done["shop.stg_orders"]
     assert stg["inputs"][0]["name"].endswith("tests/fixtures/golden/raw/orders.parquet")
+
+
+def test_assertions_are_reported_by_one_test_job_per_relation(delivered):
+    written, _ = delivered
+    done = {e["job"]["name"]: e for e in written if e["eventType"] in ("COMPLETE", "FAIL")}
+    job = done["shop.customer_order_summary.test"]
+    assert job["eventType"] == "COMPLETE"
+    assert job["job"]["facets"]["jobType"]["jobType"] == "TEST"
+    (read,) = job["inputs"]
+    assert read["name"] == done["shop.customer_order_summary"]["outputs"][0]["name"]
+    assertions = {a["name"]: a for a in read["inputFacets"]["dataQualityAssertions"]["assertions"]}
+    unique = assertions["unique_customer_order_summary_customer_id"]
+    assert unique["assertion"] == "unique" and unique["column"] == "customer_id"
+    assert unique["success"] is True and unique["severity"] == "error" and unique["actual"] == "0"
+    assert unique["contentType"] == "sql" and "customer_order_summary" in unique["content"]
+    # Source assertions come first, read the raw file.
+    source = done["shop.shop.orders.test"]
+    assert source["inputs"][0]["name"].endswith("tests/fixtures/golden/raw/orders.parquet")
+    # Every relation with assertions in the project has its test job.
+    tested = {e["job"]["name"] for e in written if e["job"]["name"].endswith(".test")}
+    assert len(tested) == 14
+
+
+@pytest.mark.parametrize("mutate, problem", [
+    (lambda e: e["run"].update(runId="not-a-uuid"), "UUID"),
+    (lambda e: e.update(eventType="DONE"), "DONE"),
+    (lambda e: e["job"].pop("name"), "requires name"),
+    (lambda e: e["job"].update(owner="x"), "no such field"),
+    (lambda e: e["run"]["facets"]["parent"].update(
+        _schemaURL="https://openlineage.io/spec/facets/9-9-9/ParentRunFacet.json#/$defs/ParentRunFacet"), "9-9-9"),
+    (lambda e: e["outputs"][0]["facets"]["schema"]["fields"][0].update(type=3), "expected str"),
+])
+def test_the_official_model_rejects_a_broken_event(delivered, mutate, problem):
+    written, _ = delivered
+    event = json.loads(json.dumps(next(e for e in written if e["job"]["name"] == "shop.fct_orders")))
+    official_openlineage.validate(event)
+    mutate(event)
+    with pytest.raises(official_openlineage.Invalid, match=problem):
+        official_openlineage.validate(event)
