@@ -210,7 +210,7 @@ pub fn events(
     // Assertions, grouped by the relation they test, with when they ran: a
     // model's audits inside its run, source assertions first, deferred ones
     // at the end.
-    let mut tested: BTreeMap<&str, (DateTime<Utc>, DateTime<Utc>, Vec<&Outcome>)> = BTreeMap::new();
+    let mut tested: BTreeMap<&str, Tested> = BTreeMap::new();
     let timed = results.iter().flat_map(|r| r.assertions.iter().map(move |o| (o, r.started_at, r.completed_at))).chain(
         other_assertions.iter().map(|o| {
             let at = if matches!(o.assertion.subject, Subject::Source(_)) { ctx.started_at } else { finished_at };
@@ -244,6 +244,9 @@ pub fn events(
     out.sort_by_key(|(t, _)| *t);
     out.into_iter().map(|(_, e)| e).collect()
 }
+
+/// A tested relation's assertions, with the earliest start and latest end.
+type Tested<'a> = (DateTime<Utc>, DateTime<Utc>, Vec<&'a Outcome>);
 
 /// Returns one assertion of the `dataQualityAssertions` facet. `success`
 /// is whether the check found no issue, whatever its severity.
