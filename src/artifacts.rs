@@ -308,7 +308,12 @@ pub fn run_results(inv: &Invocation, results: &[NodeResult], tests: &[&Outcome],
 
 /// Writes `value` as pretty JSON to `path`, atomically.
 pub fn write_json(path: &Path, value: &Json) -> std::io::Result<()> {
-    let mut text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
+    write_atomic(path, &json_bytes(value))
+}
+
+/// Returns `value` as pretty JSON with a final newline.
+pub fn json_bytes(value: &Json) -> Vec<u8> {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
     text.push('\n');
-    write_atomic(path, text.as_bytes())
+    text.into_bytes()
 }

@@ -2,13 +2,17 @@
 //! types, row count and file size, read from Parquet footers only (no data
 //! is scanned).
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
+use parquet::file::metadata::ParquetMetaDataReader;
 use serde_json::{json, Map, Value as Json};
 
 use crate::compile::Compiled;
+use crate::storage::Warehouse;
 
 /// What a Parquet footer tells about a file.
 pub struct Footer {
@@ -27,13 +31,46 @@ pub fn footer(path: &Path) -> Option<Footer> {
     Some(Footer { columns, rows: meta.metadata().file_metadata().num_rows(), bytes })
 }
 
-/// Builds the catalog of the warehouse at `warehouse`.
-pub fn catalog(compiled: &Compiled, warehouse: &Path, generated_at: &str, invocation_id: &str) -> Json {
+/// Reads a Parquet footer from its last bytes: the 8-byte trailer, then
+/// the metadata it points at. Two ranged reads, whatever the file's size.
+pub async fn remote_footer(warehouse: &Warehouse, rel: &str) -> Option<Footer> {
+    let Warehouse::Remote(r) = warehouse else { return footer(&warehouse.staging_path(rel)) };
+    use object_store::ObjectStoreExt;
+    let key = object_store::path::Path::from(if r.prefix.is_empty() { rel.to_string() } else { format!("{}/{rel}", r.prefix) });
+    let bytes = r.store.head(&key).await.ok()?.size;
+    let tail = r.store.get_range(&key, bytes.checked_sub(8)?..bytes).await.ok()?;
+    if &tail[4..] != b"PAR1" {
+        return None;
+    }
+    let len = u32::from_le_bytes(tail[..4].try_into().ok()?) as u64;
+    let start = bytes.checked_sub(8 + len)?;
+    let meta = r.store.get_range(&key, start..bytes - 8).await.ok()?;
+    let meta = ParquetMetaDataReader::decode_metadata(&meta).ok()?;
+    let meta = ArrowReaderMetadata::try_new(Arc::new(meta), Default::default()).ok()?;
+    let columns = meta.schema().fields().iter().map(|f| (f.name().clone(), f.data_type().to_string())).collect();
+    Some(Footer { columns, rows: meta.metadata().file_metadata().num_rows(), bytes })
+}
+
+/// Reads the footer of every built table model, by model name.
+pub async fn footers(compiled: &Compiled, warehouse: &Warehouse) -> BTreeMap<String, Footer> {
+    let mut out = BTreeMap::new();
+    for m in compiled.models.values() {
+        let Some(rel) = m.output_path() else { continue };
+        if let Some(f) = remote_footer(warehouse, &rel).await {
+            out.insert(m.name.clone(), f);
+        }
+    }
+    out
+}
+
+/// Builds the catalog from the models' footers and the local Parquet
+/// sources.
+pub fn catalog(compiled: &Compiled, footers: &BTreeMap<String, Footer>, generated_at: &str, invocation_id: &str) -> Json {
     let mut nodes = Map::new();
     for m in compiled.models.values() {
         let Some(rel) = m.output_path() else { continue };
-        let Some(f) = footer(&warehouse.join(&rel)) else { continue };
-        nodes.insert(m.unique_id.clone(), entry(&m.name, &rel, &f, &m.description));
+        let Some(f) = footers.get(&m.name) else { continue };
+        nodes.insert(m.unique_id.clone(), entry(&m.name, &rel, f, &m.description));
     }
     let mut sources = Map::new();
     for s in compiled.sources.values() {

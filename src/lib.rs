@@ -15,3 +15,4 @@ pub mod graph;
 pub mod lineage;
 pub mod project;
 pub mod quality;
+pub mod storage;

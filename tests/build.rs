@@ -412,3 +412,28 @@ fn deep_view_chains_fail_with_a_hint_instead_of_exhausting_memory() {
     assert!(err.contains("once its views are inlined"), "{err}");
     assert!(err.contains("hint: materialize some of the upstream views as tables"), "{err}");
 }
+
+#[test]
+fn files_bi_tools_cannot_open_fail_the_model_and_csv_exports_are_written() {
+    let p = TempProject::example();
+    // A nested column: refused, naming the column; nothing is published.
+    p.write("models/marts/nested_mart.sql", "select customer_id, make_array(customer_id, 1) as ids from {{ ref('dim_customers') }}");
+    // A CSV export beside the Parquet file.
+    p.write(
+        "models/marts/segment_counts.sql",
+        "{{ config(export='csv') }}\nselect rfm_segment, count(*) as customers from {{ ref('mart_customer_rfm') }} group by 1 order by 1",
+    );
+    let out = p.wh(&["build", "--vars", &golden_vars()]);
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("would not open in every BI tool: column `ids"), "{err}");
+    assert!(err.contains("is nested"), "{err}");
+    assert!(!p.path().join("warehouse/marts/nested_mart.parquet").exists());
+    let rows = p.rows("marts/segment_counts.parquet");
+    let csv = std::fs::read_to_string(p.path().join("warehouse/marts/segment_counts.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("rfm_segment,customers"));
+    let csv_rows: Vec<Vec<String>> = lines.map(|l| l.split(',').map(str::to_string).collect()).collect();
+    assert_eq!(csv_rows, rows);
+    assert!(!rows.is_empty());
+}

@@ -10,7 +10,8 @@ use super::{compile_project, Settings};
 use crate::docs::{site_data, History, INDEX_HTML};
 use crate::error::Error;
 use crate::exec::publish::write_atomic;
-use crate::exec::Engine;
+use crate::compile::Compiled;
+use crate::storage::Warehouse;
 
 /// How many recent runs of each assertion the site shows.
 const HISTORY_RUNS: usize = 10;
@@ -19,10 +20,11 @@ const HISTORY_RUNS: usize = 10;
 pub async fn generate(settings: &Settings, out: &Path) -> Result<ExitCode, Error> {
     let clock = std::time::Instant::now();
     let (compiled, graph) = compile_project(settings)?;
-    let lineage = crate::lineage::project_lineage(&compiled, &graph).await;
-    let warehouse = settings.project.local_warehouse().unwrap_or_default();
-    let history = read_history(&warehouse).await;
-    let data = site_data(&compiled, &graph, &lineage, &settings.project.exposures, &warehouse, &history);
+    let lineage = crate::lineage::project_lineage(&compiled, &graph, settings.engine(&compiled, &settings.warehouse()?, Some(1))?).await;
+    let warehouse = settings.warehouse()?;
+    let history = read_history(settings, &compiled, &warehouse).await;
+    let footers = crate::catalog::footers(&compiled, &warehouse).await;
+    let data = site_data(&compiled, &graph, &lineage, &settings.project.exposures, &footers, &history);
     let dir = if out.is_absolute() { out.to_path_buf() } else { settings.project.root.join(out) };
     let js = format!("window.WH_DOCS = {};\n", serde_json::to_string(&data).unwrap_or_default());
     for (name, bytes) in [("index.html", INDEX_HTML.as_bytes()), ("data.js", js.as_bytes())] {
@@ -39,14 +41,14 @@ pub async fn generate(settings: &Settings, out: &Path) -> Result<ExitCode, Error
 }
 
 /// Reads the latest outcomes of each assertion from the history, if any.
-async fn read_history(warehouse: &Path) -> History {
+async fn read_history(settings: &Settings, compiled: &Compiled, warehouse: &Warehouse) -> History {
     let mut out = History::new();
-    let dir = warehouse.join(crate::quality::history::DIR);
-    if !dir.is_dir() {
+    let dir = format!("{}/", crate::quality::history::DIR);
+    if !warehouse.exists(&dir).await.unwrap_or(false) {
         return out;
     }
-    let engine = Engine::new(Some(1));
-    if engine.register_published("wh_test_results", &dir).await.is_err() {
+    let Ok(engine) = settings.engine(compiled, warehouse, Some(1)) else { return out };
+    if engine.register_published("wh_test_results", &warehouse.location(&dir)).await.is_err() {
         return out;
     }
     let sql = "select test_name, cast(run_started_at as varchar) as started, status, \

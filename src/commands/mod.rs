@@ -26,6 +26,7 @@ use crate::exec::Engine;
 use crate::graph::selector::{self, Selection};
 use crate::graph::Graph;
 use crate::project::{yaml, Overrides, Project};
+use crate::storage::Warehouse;
 
 /// Everything a command needs, resolved once from flags and project files.
 pub struct Settings {
@@ -63,15 +64,43 @@ impl Settings {
         Ok(Settings { project, select, exclude, quiet: shared.quiet, args })
     }
 
-    /// Returns the local warehouse folder of the target.
-    pub fn warehouse(&self) -> Result<PathBuf, Error> {
-        self.project.local_warehouse().ok_or_else(|| Error::Usage {
-            message: format!(
-                "target `{}` writes to `{}`: only local warehouses are supported so far",
-                self.project.target.name, self.project.target.warehouse
-            ),
-            hint: Some("use a target whose `warehouse` is a local folder".into()),
+    /// Opens the target's warehouse (a local folder or an S3 prefix).
+    pub fn warehouse(&self) -> Result<Warehouse, Error> {
+        let target = &self.project.target;
+        Warehouse::open(&target.warehouse, self.project.local_warehouse(), &target.s3).map_err(|e| Error::Usage {
+            message: format!("target `{}`: {}", target.name, e.message),
+            hint: e.hint,
         })
+    }
+
+    /// Opens the warehouse and checks that it can be reached, so that
+    /// refused credentials stop a command before it does any work.
+    pub async fn reachable_warehouse(&self) -> Result<Warehouse, Error> {
+        let warehouse = self.warehouse()?;
+        warehouse.check_access().await.map_err(|e| Error::Usage {
+            message: format!("target `{}`: {}", self.project.target.name, e.message),
+            hint: e.hint,
+        })?;
+        Ok(warehouse)
+    }
+
+    /// Returns a DataFusion session that can read the warehouse and every
+    /// S3 bucket the sources name.
+    pub fn engine(&self, compiled: &Compiled, warehouse: &Warehouse, partitions: Option<usize>) -> Result<Engine, Error> {
+        let engine = Engine::new(partitions);
+        let mut buckets = crate::storage::buckets(compiled.sources.values().map(|s| s.location.as_str()));
+        if let Warehouse::Remote(r) = warehouse {
+            engine.register_store(&r.bucket, r.store.clone());
+            buckets.retain(|b| b != &r.bucket);
+        }
+        for bucket in buckets {
+            let store = crate::storage::s3_store(&bucket, &self.project.target.s3).map_err(|e| Error::Usage {
+                message: format!("target `{}`: {}", self.project.target.name, e.message),
+                hint: e.hint,
+            })?;
+            engine.register_store(&bucket, store);
+        }
+        Ok(engine)
     }
 
     /// Returns the `target/` folder for artifacts.
@@ -107,8 +136,8 @@ pub fn compile_project(settings: &Settings) -> Result<(Compiled, Graph), Error> 
 /// and ephemerals planned from their SQL. Inputs that cannot be opened are
 /// left out (a query that needs one then names it as unknown).
 pub async fn open_warehouse(settings: &Settings, compiled: &Compiled, graph: &Graph) -> Result<Engine, Error> {
-    let warehouse = settings.warehouse()?;
-    let engine = Engine::new(None);
+    let warehouse = settings.reachable_warehouse().await?;
+    let engine = settings.engine(compiled, &warehouse, None)?;
     // Tables come from their Parquet files; only views and ephemerals read
     // sources, so only their sources are worth a warning when missing.
     let read_by_views: std::collections::BTreeSet<&String> =
@@ -124,11 +153,10 @@ pub async fn open_warehouse(settings: &Settings, compiled: &Compiled, graph: &Gr
         let model = &compiled.models[name];
         let result = match model.output_path() {
             Some(rel) => {
-                let path = warehouse.join(rel);
-                if !path.is_file() {
+                if !warehouse.exists(&rel).await.unwrap_or(false) {
                     continue;
                 }
-                engine.register_published(name, &path).await
+                crate::exec::runner::register_output(&engine, &warehouse, model).await
             }
             None => engine.register_view(name, &model.sql).await,
         };
@@ -136,9 +164,9 @@ pub async fn open_warehouse(settings: &Settings, compiled: &Compiled, graph: &Gr
             settings.log(format!("warning: model `{name}` is not available: {e}"));
         }
     }
-    let history = warehouse.join(crate::quality::history::DIR);
-    if history.is_dir() {
-        if let Err(e) = engine.register_published("wh_test_results", &history).await {
+    let history = format!("{}/", crate::quality::history::DIR);
+    if warehouse.exists(&history).await.unwrap_or(false) {
+        if let Err(e) = engine.register_published("wh_test_results", &warehouse.location(&history)).await {
             settings.log(format!("warning: the assertion history is not readable: {e}"));
         }
     }

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::fs::File;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -107,7 +106,7 @@ pub async fn execute(settings: &Settings, out: &Path, runs: usize) -> Result<Exi
                 s = esc(&f[9])
             );
             if !f[12].is_empty() {
-                html.push_str(&sample_table(&warehouse.join(&f[12])));
+                html.push_str(&sample_table(warehouse.get(&f[12]).await.ok().flatten()));
             }
         }
     }
@@ -132,8 +131,8 @@ fn to_rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
 }
 
 /// Renders the first rows of a sample file as an HTML table.
-fn sample_table(path: &Path) -> String {
-    let Ok(file) = File::open(path) else { return "<p><i>sample no longer available</i></p>".into() };
+fn sample_table(file: Option<bytes::Bytes>) -> String {
+    let Some(file) = file else { return "<p><i>sample no longer available</i></p>".into() };
     let Ok(builder) = ParquetRecordBatchReaderBuilder::try_new(file) else { return String::new() };
     let names: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
     let Ok(reader) = builder.with_batch_size(SAMPLE_PREVIEW).build() else { return String::new() };

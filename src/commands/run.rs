@@ -11,9 +11,7 @@ use crate::artifacts::{self, Invocation};
 use crate::commands::compile::write_compiled;
 use crate::diagnostic::render_location;
 use crate::error::Error;
-use crate::exec::publish::remove_leftovers;
 use crate::exec::runner::{self, NodeResult, RunPlan, Status};
-use crate::exec::Engine;
 use crate::graph::selector;
 use crate::quality::Status as TestStatus;
 
@@ -23,13 +21,14 @@ pub async fn execute(settings: &Settings, command: &str, audit: bool, junit: Opt
     let clock = Instant::now();
     let (compiled, graph) = compile_project(settings)?;
     let selected = selector::select(&compiled, &graph, &settings.select, &settings.exclude)?;
-    let warehouse = settings.warehouse()?;
+    let warehouse = settings.reachable_warehouse().await?;
     let inv = Invocation::new(command, &compiled.project_name, &settings.project.target.name);
     // Column lineage for the manifest: planning only, sources give schemas.
-    let lineage = crate::lineage::project_lineage(&compiled, &graph).await;
+    let lineage =
+        crate::lineage::project_lineage(&compiled, &graph, settings.engine(&compiled, &warehouse, Some(1))?).await;
     write_compiled(settings, &inv, &compiled, Some(&lineage))?;
 
-    let removed = remove_leftovers(&warehouse);
+    let removed = warehouse.remove_leftovers();
     if removed > 0 {
         settings.log(format!("Removed {removed} temporary file(s) left by an interrupted run"));
     }
@@ -82,7 +81,7 @@ pub async fn execute(settings: &Settings, command: &str, audit: bool, junit: Opt
         compiled: &compiled,
         graph: &graph,
         selected: &selected,
-        engine: Engine::new(None),
+        engine: settings.engine(&compiled, &warehouse, None)?,
         warehouse: warehouse.clone(),
         compiled_dir: settings.project.target_path.join("compiled"),
         threads,
@@ -93,15 +92,21 @@ pub async fn execute(settings: &Settings, command: &str, audit: bool, junit: Opt
     let outcomes = output.all_assertions();
     let elapsed = clock.elapsed().as_secs_f64();
 
-    test::record(settings, &compiled, &warehouse, &inv, &outcomes)?;
+    // The run's records in the warehouse: a failure to write them (the
+    // store went away) is reported and fails the run, after the rest.
+    let mut unrecorded: Vec<String> = Vec::new();
+    if let Err(e) = test::record(settings, &compiled, &warehouse, &inv, &outcomes).await {
+        unrecorded.push(crate::error::render(&e, &settings.project.root).trim().trim_start_matches("error: ").to_string());
+    }
     let run_results = artifacts::run_results(&inv, &output.models, &outcomes, elapsed, settings.args.clone());
     let stamp = inv.started_at.format("%Y%m%dT%H%M%S%.6fZ");
-    for path in [
-        settings.target_dir().join("run_results.json"),
-        warehouse.join("_wh").join("run_results.json"),
-        warehouse.join("_wh").join("runs").join(format!("{stamp}_{}.json", inv.id)),
-    ] {
-        artifacts::write_json(&path, &run_results).map_err(|source| Error::Io { path: path.clone(), source })?;
+    let path = settings.target_dir().join("run_results.json");
+    artifacts::write_json(&path, &run_results).map_err(|source| Error::Io { path: path.clone(), source })?;
+    let text = artifacts::json_bytes(&run_results);
+    for rel in ["_wh/run_results.json".to_string(), format!("_wh/runs/{stamp}_{}.json", inv.id)] {
+        if let Err(e) = warehouse.put(&rel, text.clone()).await {
+            unrecorded.push(format!("cannot write `{}`: {e}", warehouse.location(&rel)));
+        }
     }
     if let Some(path) = junit {
         test::write_junit(path, &inv, &output.models, &outcomes)?;
@@ -122,7 +127,8 @@ pub async fn execute(settings: &Settings, command: &str, audit: bool, junit: Opt
         Err(e) => eprintln!("warning: OpenLineage events not delivered: {e}"),
     }
     let generated = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    let catalog = crate::catalog::catalog(&compiled, &warehouse, &generated, &inv.id);
+    let footers = crate::catalog::footers(&compiled, &warehouse).await;
+    let catalog = crate::catalog::catalog(&compiled, &footers, &generated, &inv.id);
     let path = settings.target_dir().join("catalog.json");
     artifacts::write_json(&path, &catalog).map_err(|source| Error::Io { path: path.clone(), source })?;
 
@@ -147,7 +153,11 @@ pub async fn execute(settings: &Settings, command: &str, audit: bool, junit: Opt
     // ran on sources or after the models are counted here.
     let late_failures =
         output.other_assertions.iter().any(|o| matches!(o.status, TestStatus::Fail | TestStatus::Error));
-    Ok(if errors > 0 || late_failures || (failed_checks > 0 && !audit) { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    for e in &unrecorded {
+        eprintln!("error: the run's records are incomplete: {e}");
+    }
+    let failed = errors > 0 || late_failures || (failed_checks > 0 && !audit) || !unrecorded.is_empty();
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 /// Formats 1234567 as `1,234,567`.

@@ -15,6 +15,7 @@ use crate::graph::selector;
 use crate::quality::history::{self, owners_from_meta, RunInfo};
 use crate::quality::run::{run_all, Outcome, Samples};
 use crate::quality::{Assertion, Status, Subject};
+use crate::storage::Warehouse;
 
 /// Tests the published warehouse; exit code 1 if an error-severity
 /// assertion failed.
@@ -22,7 +23,7 @@ pub async fn execute(settings: &Settings, junit: Option<&Path>) -> Result<ExitCo
     let clock = Instant::now();
     let (compiled, graph) = compile_project(settings)?;
     let selected = selector::select(&compiled, &graph, &settings.select, &settings.exclude)?;
-    let warehouse = settings.warehouse()?;
+    let warehouse = settings.reachable_warehouse().await?;
     let inv = Invocation::new("test", &compiled.project_name, &settings.project.target.name);
     let everything = settings.select.0.is_empty() && settings.exclude.0.is_empty();
     let read_sources: std::collections::BTreeSet<&String> =
@@ -53,7 +54,7 @@ pub async fn execute(settings: &Settings, junit: Option<&Path>) -> Result<ExitCo
             if o.status == Status::Pass { String::new() } else { o.message.clone() }
         ));
     }
-    record(settings, &compiled, &warehouse, &inv, &refs)?;
+    record(settings, &compiled, &warehouse, &inv, &refs).await?;
     let elapsed = clock.elapsed().as_secs_f64();
     let run_results = artifacts::run_results(&inv, &[], &refs, elapsed, settings.args.clone());
     let path = settings.target_dir().join("run_results.json");
@@ -67,10 +68,10 @@ pub async fn execute(settings: &Settings, junit: Option<&Path>) -> Result<ExitCo
 }
 
 /// Appends the outcomes to the warehouse's assertion history.
-pub fn record(
+pub async fn record(
     settings: &Settings,
     compiled: &Compiled,
-    warehouse: &Path,
+    warehouse: &Warehouse,
     inv: &Invocation,
     outcomes: &[&Outcome],
 ) -> Result<(), Error> {
@@ -85,8 +86,9 @@ pub fn record(
         Subject::Source(k) => compiled.sources.get(k).map(|s| owners_from_meta(&s.table.meta)).unwrap_or_default(),
     };
     history::append(warehouse, &run, outcomes, &owners)
+        .await
         .map(|_| ())
-        .map_err(|source| Error::Io { path: warehouse.join(history::DIR), source })
+        .map_err(|source| Error::Io { path: warehouse.location(history::DIR).into(), source })
 }
 
 /// Prints the assertion summary; returns how many failed or errored.

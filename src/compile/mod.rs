@@ -11,7 +11,7 @@ use minijinja::{context, Environment, ErrorKind, State, UndefinedBehavior, Value
 use serde_json::Value as Json;
 
 use crate::diagnostic::{did_you_mean, find_in_text, Location};
-use crate::project::config::{ColumnDef, ConfigPatch, Materialization, ModelConfig, CONFIG_KEYS};
+use crate::project::config::{ColumnDef, ConfigPatch, Materialization, ModelConfig, TableFormat, CONFIG_KEYS};
 use crate::project::{Project, SourceTable};
 use crate::quality::sql::{self as test_sql, Declared, Parsed};
 use crate::quality::{Assertion, Subject};
@@ -51,12 +51,21 @@ pub struct CompiledModel {
 impl CompiledModel {
     /// Returns the Parquet path inside the warehouse for a table model,
     /// e.g. `marts/mart_customer_rfm.parquet`.
+    /// For a Delta table, the table's folder.
     pub fn output_path(&self) -> Option<String> {
         (self.config.materialized == Materialization::Table).then(|| {
             let mut parts = self.folder.clone();
-            parts.push(format!("{}.parquet", self.name));
+            parts.push(match self.config.format {
+                TableFormat::Parquet => format!("{}.parquet", self.name),
+                TableFormat::Delta => self.name.clone(),
+            });
             parts.join("/")
         })
+    }
+
+    /// Returns whether the model publishes a Delta table.
+    pub fn is_delta(&self) -> bool {
+        self.config.materialized == Materialization::Table && self.config.format == TableFormat::Delta
     }
 }
 
@@ -149,6 +158,14 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
         let recorded = std::mem::take(&mut *lock(&rec));
         for patch in &recorded.configs {
             config.apply(&config_patch(patch, file.text.as_str(), &file.path)?);
+        }
+        if !config.partition_by.is_empty() && config.format != TableFormat::Delta {
+            let (line, col) = find_in_text(&file.text, "partition_by").unwrap_or((1, 1));
+            return Err(CompileError {
+                message: format!("model `{name}`: `partition_by` needs `format: delta` for now"),
+                location: Location::at(&file.path, line, col),
+                hint: Some("add format='delta' to the config, or drop partition_by".into()),
+            });
         }
         let declared = project.props.get(&name);
         let (description, columns, tests) = match declared {

@@ -4,7 +4,6 @@
 //! any static host; no server, no network, no third-party JavaScript.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde_json::{json, Map, Value as Json};
 
@@ -24,14 +23,14 @@ pub fn site_data(
     graph: &crate::graph::Graph,
     lineage: &ProjectLineage,
     exposures: &[(crate::project::config::ExposureDef, crate::diagnostic::Location)],
-    warehouse: &Path,
+    footers: &BTreeMap<String, crate::catalog::Footer>,
     history: &History,
 ) -> Json {
     let mut models = Vec::new();
     for name in compiled.models.keys() {
         let m = &compiled.models[name];
         let lin = lineage.models.get(name);
-        let footer = m.output_path().and_then(|rel| crate::catalog::footer(&warehouse.join(rel)));
+        let footer = footers.get(name);
         let declared: BTreeMap<&str, &crate::project::config::ColumnDef> =
             m.columns.iter().map(|c| (c.name.as_str(), c)).collect();
         let mut columns = Vec::new();
@@ -80,8 +79,8 @@ pub fn site_data(
             "sources": m.sources,
             "columns": columns,
             "tests": tests,
-            "rows": footer.as_ref().map(|f| f.rows),
-            "bytes": footer.as_ref().map(|f| f.bytes),
+            "rows": footer.map(|f| f.rows),
+            "bytes": footer.map(|f| f.bytes),
             "output_path": m.output_path(),
         }));
     }

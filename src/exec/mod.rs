@@ -154,13 +154,18 @@ impl Engine {
         }
     }
 
-    /// Registers a published table model from its Parquet file.
-    pub async fn register_published(&self, name: &str, path: &Path) -> Result<(), ExecError> {
+    /// Registers a published table model from its Parquet file (a path or
+    /// an `s3://` URL; a folder for the assertion history).
+    pub async fn register_published(&self, name: &str, location: &str) -> Result<(), ExecError> {
         let options = ParquetReadOptions::default();
-        self.ctx
-            .register_parquet(TableReference::bare(name), path.to_string_lossy().as_ref(), options)
-            .await
-            .map_err(runtime_error)
+        self.ctx.register_parquet(TableReference::bare(name), location, options).await.map_err(runtime_error)
+    }
+
+    /// Lets queries read `s3://bucket/...` through `store`.
+    pub fn register_store(&self, bucket: &str, store: Arc<dyn object_store::ObjectStore>) {
+        if let Some(url) = crate::storage::bucket_url(bucket) {
+            self.ctx.register_object_store(&url, store);
+        }
     }
 
     /// Plans `sql` and registers it as a view named `name`.
@@ -212,6 +217,19 @@ impl Engine {
     /// registers it in memory as `name` for downstream models, and writes it
     /// to a temporary file beside `dest` (not yet published).
     pub async fn stage_table(&self, name: &str, sql: &str, dest: &Path) -> Result<TableOutput, ExecError> {
+        let (schema, batches) = self.materialize(name, sql).await?;
+        let dest_owned = dest.to_path_buf();
+        let write_schema = schema.clone();
+        let staged = tokio::task::spawn_blocking(move || publish::stage(&batches, &write_schema, &dest_owned))
+            .await
+            .map_err(|e| ExecError::Runtime { message: format!("writer task failed: {e}") })?
+            .map_err(|source| ExecError::Io { path: dest.to_path_buf(), source })?;
+        Ok(TableOutput { staged, schema })
+    }
+
+    /// Runs a table model's SQL, casts the result for BI readers, and
+    /// registers it in memory as `name` for downstream models.
+    pub async fn materialize(&self, name: &str, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), ExecError> {
         let df = self.plan(sql).await?;
         let schema = publish::bi_schema(df.schema().as_arrow());
         let batches = df.collect().await.map_err(runtime_error)?;
@@ -223,13 +241,17 @@ impl Engine {
             .map_err(|e| ExecError::Runtime { message: e.to_string() })?;
         let table = MemTable::try_new(schema.clone(), vec![batches.clone()]).map_err(runtime_error)?;
         self.ctx.register_table(TableReference::bare(name), Arc::new(table)).map_err(runtime_error)?;
-        let dest_owned = dest.to_path_buf();
-        let write_schema = schema.clone();
-        let staged = tokio::task::spawn_blocking(move || publish::stage(&batches, &write_schema, &dest_owned))
-            .await
-            .map_err(|e| ExecError::Runtime { message: format!("writer task failed: {e}") })?
-            .map_err(|source| ExecError::Io { path: dest.to_path_buf(), source })?;
-        Ok(TableOutput { staged, schema })
+        Ok((schema, batches))
+    }
+
+    /// Registers a table provider (a Delta table) as `name`.
+    pub fn register_provider(
+        &self,
+        name: &str,
+        provider: Arc<dyn datafusion::catalog::TableProvider>,
+    ) -> Result<(), ExecError> {
+        self.ctx.register_table(TableReference::bare(name), provider).map_err(runtime_error)?;
+        Ok(())
     }
 
     /// Runs `sql` and returns its batches.

@@ -116,6 +116,33 @@ fn write_file(batches: &[RecordBatch], schema: &SchemaRef, path: &Path) -> std::
     Ok(rows)
 }
 
+/// Writes `batches` as CSV (a header row, RFC 3339 timestamps) to a
+/// temporary file beside `dest`, synced to disk.
+pub fn stage_csv(batches: &[RecordBatch], dest: &Path) -> std::io::Result<Staged> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let file_name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("table.csv");
+    let temp = dir.join(format!(".{file_name}{TMP_MARKER}{}", std::process::id()));
+    let write = || -> std::io::Result<usize> {
+        let file = File::create(&temp)?;
+        let mut writer = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(file);
+        let mut rows = 0;
+        for b in batches {
+            rows += b.num_rows();
+            writer.write(b).map_err(std::io::Error::other)?;
+        }
+        writer.into_inner().sync_all()?;
+        Ok(rows)
+    };
+    match write() {
+        Ok(rows) => Ok(Staged { bytes: std::fs::metadata(&temp)?.len(), temp, dest: dest.to_path_buf(), rows }),
+        Err(e) => {
+            let _ = std::fs::remove_file(&temp);
+            Err(e)
+        }
+    }
+}
+
 /// Renames a staged file into place (atomic on one file system).
 pub fn publish(staged: &Staged) -> std::io::Result<()> {
     std::fs::rename(&staged.temp, &staged.dest)?;
@@ -167,6 +194,71 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Checks a written Parquet file against what every BI reader opens: format
+/// version 1.0, no DELTA_* encodings, no nanosecond timestamps, no unsigned
+/// integers, no nested columns, decimals of precision <= 18, and plain
+/// string types. Reads the footer only. Returns each violation, naming the
+/// column.
+pub fn compatibility_problems(path: &Path) -> std::io::Result<Vec<String>> {
+    use parquet::basic::{Encoding, LogicalType, TimeUnit as PqTimeUnit};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    let reader = SerializedFileReader::new(File::open(path)?).map_err(std::io::Error::other)?;
+    let meta = reader.metadata();
+    let mut problems = Vec::new();
+    if meta.file_metadata().version() != 1 {
+        problems.push(format!("Parquet format version {} (readers need 1)", meta.file_metadata().version()));
+    }
+    let schema = meta.file_metadata().schema_descr();
+    for (i, col) in schema.columns().iter().enumerate() {
+        let name = col.path().parts().join(".");
+        if col.path().parts().len() > 1 || col.max_rep_level() > 0 {
+            problems.push(format!("column `{name}` is nested (lists, structs and maps do not open in BI tools)"));
+            continue;
+        }
+        match col.logical_type_ref() {
+            Some(LogicalType::Timestamp(t)) if t.unit == PqTimeUnit::NANOS => {
+                problems.push(format!("column `{name}` is a nanosecond timestamp (readers need microseconds)"))
+            }
+            Some(LogicalType::Integer(t)) if !t.is_signed => {
+                problems.push(format!("column `{name}` is an unsigned integer"))
+            }
+            Some(LogicalType::Decimal(d)) if d.precision > 18 => {
+                problems.push(format!("column `{name}` is a decimal of precision {} (at most 18)", d.precision))
+            }
+            _ => {}
+        }
+        let delta = [Encoding::DELTA_BINARY_PACKED, Encoding::DELTA_LENGTH_BYTE_ARRAY, Encoding::DELTA_BYTE_ARRAY];
+        if meta.row_groups().iter().any(|rg| rg.column(i).encodings().any(|e| delta.contains(&e))) {
+            problems.push(format!("column `{name}` uses a DELTA_* encoding"));
+        }
+    }
+    // The Arrow schema stored in the footer decides what pyarrow and DuckDB
+    // read: strings must be plain Utf8, not large or view strings.
+    let arrow = parquet::arrow::parquet_to_arrow_schema(schema, meta.file_metadata().key_value_metadata())
+        .map_err(std::io::Error::other)?;
+    for f in arrow.fields() {
+        if matches!(
+            f.data_type(),
+            DataType::LargeUtf8 | DataType::Utf8View | DataType::LargeBinary | DataType::BinaryView
+        ) {
+            problems.push(format!("column `{}` is stored as {} (readers need plain strings)", f.name(), f.data_type()));
+        }
+    }
+    Ok(problems)
+}
+
+/// Returns the columns of `schema` that no BI tool opens: nested types.
+/// (Other types are made BI-safe by [`bi_schema`].)
+pub fn schema_problems(schema: &Schema) -> Vec<String> {
+    schema
+        .fields()
+        .iter()
+        .filter(|f| f.data_type().is_nested())
+        .map(|f| format!("column `{}` is nested (lists, structs and maps do not open in BI tools)", f.name()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,5 +273,38 @@ mod tests {
         );
         assert_eq!(bi_type(&DataType::Decimal128(38, 2)), DataType::Float64);
         assert_eq!(bi_type(&DataType::Decimal128(10, 2)), DataType::Decimal128(10, 2));
+    }
+
+    #[test]
+    fn compatibility_check_names_the_column() {
+        use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray, TimestampNanosecondArray, UInt32Array};
+        let dir = tempfile::tempdir().unwrap();
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            ("id", Arc::new(Int64Array::from(vec![1]))),
+            ("name", Arc::new(StringArray::from(vec!["a"]))),
+            ("at", Arc::new(TimestampNanosecondArray::from(vec![1]))),
+            ("n", Arc::new(UInt32Array::from(vec![1]))),
+        ];
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        // Written for BI readers: no problem.
+        let good = dir.path().join("good.parquet");
+        let schema = bi_schema(&batch.schema());
+        write_file(&[to_bi(&batch, &schema).unwrap()], &schema, &good).unwrap();
+        assert_eq!(compatibility_problems(&good).unwrap(), Vec::<String>::new());
+        // Written raw, with Parquet 2.0 defaults: every problem, by column.
+        let bad = dir.path().join("bad.parquet");
+        let props = WriterProperties::builder()
+            .set_writer_version(WriterVersion::PARQUET_2_0)
+            .set_column_encoding("id".into(), parquet::basic::Encoding::DELTA_BINARY_PACKED)
+            .set_column_dictionary_enabled("id".into(), false)
+            .build();
+        let mut w = ArrowWriter::try_new(File::create(&bad).unwrap(), batch.schema(), Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let problems = compatibility_problems(&bad).unwrap().join("\n");
+        assert!(problems.contains("format version 2"), "{problems}");
+        assert!(problems.contains("`id` uses a DELTA_* encoding"), "{problems}");
+        assert!(problems.contains("`at` is a nanosecond timestamp"), "{problems}");
+        assert!(problems.contains("`n` is an unsigned integer"), "{problems}");
     }
 }

@@ -14,9 +14,10 @@ use super::{publish, Engine, ExecError};
 use crate::compile::{Compiled, CompiledModel};
 use crate::diagnostic::Location;
 use crate::graph::Graph;
-use crate::project::config::Materialization;
+use crate::project::config::{Export, Materialization};
 use crate::quality::run::{run_all, Outcome, Samples};
 use crate::quality::{Assertion, Severity, Status as TestStatus, Subject};
+use crate::storage::Warehouse;
 
 /// How a node ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -70,8 +71,8 @@ pub struct RunPlan<'a> {
     pub graph: &'a Graph,
     pub selected: &'a BTreeSet<String>,
     pub engine: Engine,
-    /// Local warehouse root.
-    pub warehouse: PathBuf,
+    /// Where tables are published.
+    pub warehouse: Warehouse,
     /// Where compiled SQL was written (for error locations).
     pub compiled_dir: PathBuf,
     pub threads: usize,
@@ -162,9 +163,8 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> RunO
         }
         let result = match model.output_path() {
             Some(rel) => {
-                let path = plan.warehouse.join(&rel);
-                if path.is_file() {
-                    plan.engine.register_published(name, &path).await
+                if plan.warehouse.exists(&rel).await.unwrap_or(false) {
+                    register_output(&plan.engine, &plan.warehouse, model).await
                 } else {
                     Err(ExecError::Upstream {
                         message: format!("upstream model `{name}` is not selected and has not been built (no `{rel}` in the warehouse)"),
@@ -309,9 +309,8 @@ async fn settle_failed(
             continue;
         }
         if let Some(rel) = compiled.models[name].output_path() {
-            let path = plan.warehouse.join(rel);
-            if path.is_file() {
-                let _ = plan.engine.register_published(name, &path).await;
+            if plan.warehouse.exists(&rel).await.unwrap_or(false) {
+                let _ = register_output(&plan.engine, &plan.warehouse, &compiled.models[name]).await;
             }
         }
         release(name, dependents, waiting, ready);
@@ -426,7 +425,7 @@ struct ModelJob {
     engine: Engine,
     model: CompiledModel,
     assertions: Vec<Assertion>,
-    warehouse: PathBuf,
+    warehouse: Warehouse,
     run_id: String,
     compiled_at: PathBuf,
 }
@@ -439,28 +438,79 @@ async fn run_model(job: ModelJob) -> NodeResult {
     let samples = Samples { warehouse: &warehouse, run_id: &run_id };
     let mut outcomes = Vec::new();
     let outcome: Result<(Option<usize>, Option<u64>), Failure> = match model.output_path() {
-        Some(rel) => match engine.stage_table(&model.name, &model.sql, &warehouse.join(&rel)).await {
-            Ok(out) => {
-                let verdict = match super::contract::check(&model, &out.schema) {
-                    Err(diff) => Err(Failure {
+        Some(rel) if model.is_delta() => match engine.materialize(&model.name, &model.sql).await {
+            Ok((schema, batches)) => {
+                let problems = publish::schema_problems(&schema);
+                let verdict = if !problems.is_empty() {
+                    Err(Failure {
+                        message: format!("the table would not open in every BI tool: {}", problems.join("; ")),
+                        location: Some(Location::file(&model.path)),
+                        hint: Some("cast the column in the SQL to a flat type".into()),
+                    })
+                } else if let Err(diff) = super::contract::check(&model, &schema) {
+                    Err(Failure {
                         message: diff,
                         location: Some(model.props_at.clone().unwrap_or_else(|| Location::file(&model.path))),
                         hint: Some(
                             "declare the columns as the model returns them, or cast in the SQL to the declared types"
                                 .into(),
                         ),
+                    })
+                } else {
+                    outcomes = run_all(&engine, &assertions, Some(&samples)).await;
+                    audit_verdict(&outcomes)
+                };
+                let rows = batches.iter().map(|b| b.num_rows()).sum::<usize>();
+                match verdict {
+                    Ok(()) => warehouse
+                        .write_delta(&rel, schema, batches, &model.config.partition_by)
+                        .await
+                        .map(|_| (Some(rows), None))
+                        .map_err(|e| Failure {
+                            message: format!("cannot commit the Delta table `{}`: {e}", warehouse.location(&rel)),
+                            location: None,
+                            hint: None,
+                        }),
+                    Err(f) => Err(f),
+                }
+            }
+            Err(e) => Err(failure_of(&e, Some(&compiled_at))),
+        },
+        Some(rel) => match engine.stage_table(&model.name, &model.sql, &warehouse.staging_path(&rel)).await {
+            Ok(out) => {
+                let compat = match publish::compatibility_problems(&out.staged.temp) {
+                    Ok(problems) if problems.is_empty() => Ok(()),
+                    Ok(problems) => Err(Failure {
+                        message: format!("the written file would not open in every BI tool: {}", problems.join("; ")),
+                        location: Some(Location::file(&model.path)),
+                        hint: Some("cast the column in the SQL to a flat, signed, microsecond or <= 18-digit type".into()),
                     }),
+                    Err(e) => Err(failure_of(&ExecError::Io { path: out.staged.temp.clone(), source: e }, None)),
+                };
+                let verdict = match compat.and_then(|()| super::contract::check(&model, &out.schema).map_err(|diff| Failure {
+                    message: diff,
+                    location: Some(model.props_at.clone().unwrap_or_else(|| Location::file(&model.path))),
+                    hint: Some(
+                        "declare the columns as the model returns them, or cast in the SQL to the declared types".into(),
+                    ),
+                })) {
+                    Err(f) => Err(f),
                     Ok(()) => {
                         outcomes = run_all(&engine, &assertions, Some(&samples)).await;
                         audit_verdict(&outcomes)
                     }
                 };
                 match verdict {
-                    Ok(()) => match publish::publish(&out.staged) {
+                    Ok(()) => match warehouse.publish(&out.staged, &rel).await {
+                        Ok(()) if model.config.export == Some(Export::Csv) => {
+                            export_csv(&engine, &warehouse, &model.name, &rel)
+                                .await
+                                .map(|()| (Some(out.staged.rows), Some(out.staged.bytes)))
+                        }
                         Ok(()) => Ok((Some(out.staged.rows), Some(out.staged.bytes))),
                         Err(source) => {
                             publish::discard(&out.staged);
-                            Err(failure_of(&ExecError::Io { path: out.staged.dest.clone(), source }, None))
+                            Err(failure_of(&ExecError::Io { path: warehouse.location(&rel).into(), source }, None))
                         }
                     },
                     Err(f) => {
@@ -488,6 +538,34 @@ async fn run_model(job: ModelJob) -> NodeResult {
     };
     r.assertions = outcomes;
     r
+}
+
+/// Registers a model's published output (a Parquet file or a Delta table)
+/// as `model.name`.
+pub async fn register_output(engine: &Engine, warehouse: &Warehouse, model: &CompiledModel) -> Result<(), ExecError> {
+    let Some(rel) = model.output_path() else { return Ok(()) };
+    if model.is_delta() {
+        let provider = warehouse.delta_provider(&rel).await.map_err(|message| ExecError::Upstream {
+            message: format!("cannot open the Delta table `{}`: {message}", warehouse.location(&rel)),
+            hint: None,
+        })?;
+        engine.register_provider(&model.name, provider)
+    } else {
+        engine.register_published(&model.name, &warehouse.location(&rel)).await
+    }
+}
+
+/// Writes the published table `name` as CSV beside its Parquet file.
+async fn export_csv(engine: &Engine, warehouse: &Warehouse, name: &str, rel: &str) -> Result<(), Failure> {
+    let csv_rel = format!("{}.csv", rel.trim_end_matches(".parquet"));
+    let fail = |message: String| Failure {
+        message: format!("the CSV export `{}` failed: {message}", warehouse.location(&csv_rel)),
+        location: None,
+        hint: None,
+    };
+    let (_, batches) = engine.query(&format!("select * from \"{name}\"")).await.map_err(|e| fail(e.to_string()))?;
+    let staged = publish::stage_csv(&batches, &warehouse.staging_path(&csv_rel)).map_err(|e| fail(e.to_string()))?;
+    warehouse.publish(&staged, &csv_rel).await.map_err(|e| fail(e.to_string()))
 }
 
 /// Fails a model whose error-severity assertions failed (or could not run).

@@ -45,8 +45,8 @@ pub struct ProjectLineage {
 
 /// Plans every model in DAG order on an engine that holds only schemas, and
 /// derives column lineage one hop at a time (model -> its direct inputs).
-pub async fn project_lineage(compiled: &Compiled, graph: &Graph) -> ProjectLineage {
-    let engine = Engine::new(Some(1));
+/// `engine` is a fresh session that can reach the sources' stores.
+pub async fn project_lineage(compiled: &Compiled, graph: &Graph, engine: Engine) -> ProjectLineage {
     let mut out = ProjectLineage::default();
     for (key, source) in &compiled.sources {
         match engine.register_source(source).await {

@@ -16,6 +16,7 @@ use crate::exec::runner::{NodeResult, Status};
 use crate::quality::run::Outcome;
 use crate::quality::spec::Subject;
 use crate::quality::Status as TestStatus;
+use crate::storage::Warehouse;
 
 const SPEC: &str = "https://openlineage.io/spec/2-0-2/OpenLineage.json";
 const PRODUCER: &str = concat!("https://github.com/wh-warehouse/wh/tree/v", env!("CARGO_PKG_VERSION"));
@@ -52,7 +53,7 @@ fn ts(t: &DateTime<Utc>) -> String {
 pub struct RunContext<'a> {
     pub compiled: &'a Compiled,
     pub lineage: &'a ProjectLineage,
-    pub warehouse: &'a Path,
+    pub warehouse: &'a Warehouse,
     pub invocation_id: &'a str,
     pub started_at: DateTime<Utc>,
     pub namespace: String,
@@ -125,7 +126,7 @@ pub fn events(
         if let Some(loc) = sources.get(rel) {
             return Some(loc.to_string());
         }
-        compiled.models.get(rel)?.output_path().map(|p| ctx.warehouse.join(p).to_string_lossy().into_owned())
+        compiled.models.get(rel)?.output_path().map(|p| ctx.warehouse.location(&p))
     };
     for r in results.iter().filter(|r| r.status != Status::Skipped) {
         let m = &compiled.models[&r.name];
@@ -152,7 +153,7 @@ pub fn events(
             .filter_map(|(k, t)| m.config.meta.get(*k).and_then(Json::as_str).map(|n| json!({"name": n, "type": t})))
             .collect();
         let mut outputs = Vec::new();
-        if let Some(loc) = m.output_path().map(|p| ctx.warehouse.join(p).to_string_lossy().into_owned()) {
+        if let Some(loc) = m.output_path().map(|p| ctx.warehouse.location(&p)) {
             let (ns, name) = dataset_name(&loc);
             let mut facets = serde_json::Map::new();
             if let Some(l) = ctx.lineage.models.get(&m.name) {

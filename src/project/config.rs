@@ -111,6 +111,31 @@ pub struct TargetFile {
     pub warehouse: String,
     #[serde(default)]
     pub threads: Option<usize>,
+    /// How to reach S3 for `s3://` warehouses and sources. Credentials are
+    /// never here: they come from the AWS environment and profile files.
+    #[serde(default)]
+    pub s3: S3Settings,
+}
+
+/// Connection settings for an S3 API (AWS or an S3-compatible store).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct S3Settings {
+    /// AWS region; default `$AWS_REGION`, else `us-east-1`. Unset settings
+    /// fall back to the standard variables (`AWS_ENDPOINT_URL`,
+    /// `AWS_ALLOW_HTTP`, `AWS_VIRTUAL_HOSTED_STYLE_REQUEST`).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Endpoint of an S3-compatible store, e.g. `http://127.0.0.1:9000`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Path-style requests (`endpoint/bucket/key`, the default, which
+    /// S3-compatible stores need) or virtual-hosted (`bucket.endpoint/key`).
+    #[serde(default)]
+    pub path_style: Option<bool>,
+    /// Allow a plain-http endpoint (a local store).
+    #[serde(default)]
+    pub allow_http: Option<bool>,
 }
 
 /// A `models/**/*.yml` or `sources.yml` file (dbt's `version: 2` format).
@@ -331,6 +356,33 @@ pub struct ConfigPatch {
     /// checked at build time.
     #[serde(default)]
     pub contract: Option<Contract>,
+    /// `export: csv`: also write a CSV beside the Parquet file.
+    #[serde(default)]
+    pub export: Option<Export>,
+    /// `format: delta`: publish a Delta Lake table instead of one Parquet file.
+    #[serde(default)]
+    pub format: Option<TableFormat>,
+    /// Partition columns of a Delta table.
+    #[serde(default)]
+    pub partition_by: Option<Vec<String>>,
+}
+
+/// How a table model is stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TableFormat {
+    /// One Parquet file, `<folder>/<model>.parquet`.
+    #[default]
+    Parquet,
+    /// A Delta Lake table, `<folder>/<model>/` (`_delta_log/` and data files).
+    Delta,
+}
+
+/// Extra file formats a table model can be exported to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Export {
+    Csv,
 }
 
 /// A model contract switch, as in dbt.
@@ -341,7 +393,8 @@ pub struct Contract {
 }
 
 /// The names `ConfigPatch` accepts, for hints.
-pub const CONFIG_KEYS: &[&str] = &["materialized", "tags", "meta", "enabled", "contract"];
+pub const CONFIG_KEYS: &[&str] =
+    &["materialized", "tags", "meta", "enabled", "contract", "export", "format", "partition_by"];
 
 /// A model's resolved config.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -351,6 +404,11 @@ pub struct ModelConfig {
     pub meta: Map<String, Json>,
     pub enabled: bool,
     pub contract_enforced: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export: Option<Export>,
+    pub format: TableFormat,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub partition_by: Vec<String>,
 }
 
 impl Default for ModelConfig {
@@ -361,6 +419,9 @@ impl Default for ModelConfig {
             meta: Map::new(),
             enabled: true,
             contract_enforced: false,
+            export: None,
+            format: TableFormat::Parquet,
+            partition_by: Vec::new(),
         }
     }
 }
@@ -388,6 +449,15 @@ impl ModelConfig {
         }
         if let Some(c) = patch.contract {
             self.contract_enforced = c.enforced;
+        }
+        if patch.export.is_some() {
+            self.export = patch.export;
+        }
+        if let Some(f) = patch.format {
+            self.format = f;
+        }
+        if let Some(p) = &patch.partition_by {
+            self.partition_by = p.clone();
         }
     }
 }

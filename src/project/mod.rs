@@ -52,6 +52,7 @@ pub struct Target {
     /// Local folder or URL, as written in the project.
     pub warehouse: String,
     pub threads: usize,
+    pub s3: config::S3Settings,
 }
 
 /// A model's SQL file.
@@ -327,9 +328,9 @@ impl Project {
 
 fn resolve_target(file: &ProjectFile, text: &str, overrides: &Overrides) -> Result<Target, ProjectError> {
     let name = overrides.target.clone().or_else(|| file.target.clone()).unwrap_or_else(|| "dev".into());
-    let (warehouse, threads) = match file.targets.get(&name) {
-        Some(t) => (t.warehouse.clone(), t.threads),
-        None if file.targets.is_empty() && name == "dev" => ("warehouse".to_string(), None),
+    let (warehouse, threads, s3) = match file.targets.get(&name) {
+        Some(t) => (t.warehouse.clone(), t.threads, t.s3.clone()),
+        None if file.targets.is_empty() && name == "dev" => ("warehouse".to_string(), None, Default::default()),
         None => {
             let (line, col) = find_in_text(text, "targets:").unwrap_or((0, 0));
             return Err(ProjectError::invalid(
@@ -342,7 +343,7 @@ fn resolve_target(file: &ProjectFile, text: &str, overrides: &Overrides) -> Resu
         }
     };
     let threads = overrides.threads.or(threads).unwrap_or(4).max(1);
-    Ok(Target { name, warehouse, threads })
+    Ok(Target { name, warehouse, threads, s3 })
 }
 
 /// Flattens the `models:` tree of `wh_project.yml` into (folder path, patch).

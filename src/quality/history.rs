@@ -5,7 +5,7 @@
 //! union_by_name = true)`); columns are only ever added, so older files stay
 //! readable, with NULL in columns they predate.
 
-use std::path::{Path, PathBuf};
+use crate::storage::Warehouse;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -33,14 +33,14 @@ pub struct RunInfo<'a> {
     pub command: &'a str,
 }
 
-/// Appends `outcomes` as a new file; returns its path (None when there is
-/// nothing to record).
-pub fn append(
-    warehouse: &Path,
+/// Appends `outcomes` as a new file; returns its location (None when there
+/// is nothing to record).
+pub async fn append(
+    warehouse: &Warehouse,
     run: &RunInfo<'_>,
     outcomes: &[&Outcome],
     owners: &Owners<'_>,
-) -> std::io::Result<Option<PathBuf>> {
+) -> std::io::Result<Option<String>> {
     if outcomes.is_empty() {
         return Ok(None);
     }
@@ -97,10 +97,10 @@ pub fn append(
     let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|(_, a)| a).collect())
         .map_err(std::io::Error::other)?;
     let stamp = run.started_at.format("%Y%m%dT%H%M%S%.6fZ");
-    let dest = warehouse.join(DIR).join(format!("{stamp}_{}.parquet", run.run_id));
-    let staged = publish::stage(&[batch], &schema, &dest)?;
-    publish::publish(&staged)?;
-    Ok(Some(dest))
+    let rel = format!("{DIR}/{stamp}_{}.parquet", run.run_id);
+    let staged = publish::stage(&[batch], &schema, &warehouse.staging_path(&rel))?;
+    warehouse.publish(&staged, &rel).await?;
+    Ok(Some(warehouse.location(&rel)))
 }
 
 /// Reads `owner` and `steward` from a meta mapping.

@@ -3,7 +3,7 @@
 //! failure are sampled to Parquet.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use crate::storage::Warehouse;
 use std::time::Instant;
 
 use datafusion::arrow::array::{Array, Int64Array};
@@ -42,7 +42,7 @@ impl Outcome {
 
 /// Where failing-row samples go.
 pub struct Samples<'a> {
-    pub warehouse: &'a Path,
+    pub warehouse: &'a Warehouse,
     pub run_id: &'a str,
 }
 
@@ -173,8 +173,7 @@ async fn write_sample(engine: &Engine, a: &Assertion, s: &Samples<'_>) -> Option
     let schema = publish::bi_schema(&schema);
     let batches: Vec<_> = batches.iter().filter_map(|b| publish::to_bi(b, &schema).ok()).collect();
     let rel = format!("_wh/failures/{}/{}.parquet", s.run_id, a.name);
-    let dest: PathBuf = s.warehouse.join(&rel);
-    let staged = publish::stage(&batches, &schema, &dest).ok()?;
-    publish::publish(&staged).ok()?;
+    let staged = publish::stage(&batches, &schema, &s.warehouse.staging_path(&rel)).ok()?;
+    s.warehouse.publish(&staged, &rel).await.ok()?;
     Some(rel)
 }

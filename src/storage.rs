@@ -1,0 +1,467 @@
+//! Where the warehouse lives: a local folder or an S3 prefix. Everything
+//! that writes or reads the warehouse goes through [`Warehouse`], with paths
+//! relative to its root (`staging/stg_orders.parquet`, `_wh/runs/...`).
+//!
+//! Publishing is atomic on both. Locally a file is written beside its final
+//! name, synced, and renamed. On S3, which has no rename, a file is written
+//! to a local scratch folder and uploaded as one object: a single PUT, or
+//! for large files a multipart upload, which S3 makes visible only when it
+//! completes. A reader sees the previous object or the new one; no
+//! temporary object is ever created under the prefix.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart};
+use url::Url;
+
+use crate::exec::publish::{self, Staged};
+use crate::project::config::S3Settings;
+
+/// Files larger than this are uploaded in parts.
+const MULTIPART_THRESHOLD: u64 = 64 * 1024 * 1024;
+/// Part size of a multipart upload.
+const PART_SIZE: usize = 16 * 1024 * 1024;
+
+/// A local or S3 warehouse.
+#[derive(Clone, Debug)]
+pub enum Warehouse {
+    Local(PathBuf),
+    Remote(Arc<Remote>),
+}
+
+/// An S3 warehouse: a bucket and a prefix, and a local scratch folder where
+/// files are written before they are uploaded.
+#[derive(Debug)]
+pub struct Remote {
+    /// `s3://bucket/prefix` without a trailing slash.
+    pub url: String,
+    pub bucket: String,
+    pub prefix: String,
+    pub store: Arc<dyn ObjectStore>,
+    settings: S3Settings,
+    scratch: tempfile::TempDir,
+}
+
+/// A failure reaching or writing the warehouse.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StorageError {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl StorageError {
+    fn io(self) -> std::io::Error {
+        std::io::Error::other(self.message)
+    }
+}
+
+/// Splits `s3://bucket/key` into bucket and key.
+pub fn split_s3(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("s3://")?;
+    Some(rest.split_once('/').unwrap_or((rest, "")))
+}
+
+/// Builds an S3 client for `bucket` from the target's settings and the
+/// standard AWS environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`, `AWS_REGION`, web identity, instance metadata),
+/// falling back to the shared credentials file for `$AWS_PROFILE`.
+pub fn s3_store(bucket: &str, settings: &S3Settings) -> Result<Arc<dyn ObjectStore>, StorageError> {
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        // A few quick retries: a scheduled build should fail in seconds, not
+        // minutes, when the store is down.
+        .with_retry(RetryConfig { max_retries: 3, retry_timeout: Duration::from_secs(15), ..Default::default() });
+    if let Some(region) = &settings.region {
+        builder = builder.with_region(region);
+    } else if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+        builder = builder.with_region("us-east-1");
+    }
+    if let Some(allow) = settings.allow_http {
+        builder = builder.with_allow_http(allow);
+    }
+    if let Some(path_style) = settings.path_style {
+        builder = builder.with_virtual_hosted_style_request(!path_style);
+    }
+    if let Some(endpoint) = &settings.endpoint {
+        builder = builder.with_endpoint(endpoint);
+    }
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+        if let Some(c) = profile_credentials() {
+            builder = builder.with_access_key_id(c.key_id).with_secret_access_key(c.secret);
+            if let Some(token) = c.token {
+                builder = builder.with_token(token);
+            }
+        }
+    }
+    // The builder's own error text names settings, never secret values.
+    let store = builder.build().map_err(|e| StorageError {
+        message: format!("cannot set up S3 for bucket `{bucket}`: {e}"),
+        hint: Some("check the target's `s3:` settings (region, endpoint, path_style, allow_http)".into()),
+    })?;
+    Ok(Arc::new(store))
+}
+
+struct ProfileCredentials {
+    key_id: String,
+    secret: String,
+    token: Option<String>,
+}
+
+/// Reads `$AWS_PROFILE` (default `default`) from the shared credentials file
+/// (`$AWS_SHARED_CREDENTIALS_FILE`, default `~/.aws/credentials`).
+fn profile_credentials() -> Option<ProfileCredentials> {
+    let file = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".aws").join("credentials")))?;
+    let text = std::fs::read_to_string(file).ok()?;
+    let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
+    parse_profile(&text, &profile)
+}
+
+fn parse_profile(text: &str, profile: &str) -> Option<ProfileCredentials> {
+    let mut in_profile = false;
+    let (mut key_id, mut secret, mut token) = (None, None, None);
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') && line.ends_with(']') {
+            in_profile = line[1..line.len() - 1].trim() == profile;
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=').filter(|_| in_profile) else { continue };
+        let v = v.trim().to_string();
+        match k.trim() {
+            "aws_access_key_id" => key_id = Some(v),
+            "aws_secret_access_key" => secret = Some(v),
+            "aws_session_token" => token = Some(v),
+            _ => {}
+        }
+    }
+    Some(ProfileCredentials { key_id: key_id?, secret: secret?, token })
+}
+
+/// Returns a readable cause for an object store error, without secrets:
+/// object_store's messages carry the request and the server's answer.
+fn describe(err: &object_store::Error) -> String {
+    let text = err.to_string();
+    if text.contains("InvalidAccessKeyId") || text.contains("SignatureDoesNotMatch") || text.contains("403") {
+        return "access denied: the credentials were refused".to_string();
+    }
+    text
+}
+
+impl Warehouse {
+    /// Opens the warehouse at `location`: a local folder (absolute), or
+    /// `s3://bucket/prefix`.
+    pub fn open(location: &str, local: Option<PathBuf>, s3: &S3Settings) -> Result<Warehouse, StorageError> {
+        if let Some(path) = local {
+            return Ok(Warehouse::Local(path));
+        }
+        let Some((bucket, prefix)) = split_s3(location) else {
+            return Err(StorageError {
+                message: format!("warehouse `{location}`: only local folders and s3:// URLs are supported"),
+                hint: Some("use a folder, or s3://bucket/prefix".into()),
+            });
+        };
+        let store = s3_store(bucket, s3)?;
+        let scratch = tempfile::Builder::new().prefix("wh-scratch-").tempdir().map_err(|e| StorageError {
+            message: format!("cannot create a local scratch folder: {e}"),
+            hint: None,
+        })?;
+        let prefix = prefix.trim_matches('/').to_string();
+        Ok(Warehouse::Remote(Arc::new(Remote {
+            url: format!("s3://{bucket}/{prefix}").trim_end_matches('/').to_string(),
+            bucket: bucket.to_string(),
+            prefix,
+            store,
+            settings: s3.clone(),
+            scratch,
+        })))
+    }
+
+    /// Returns the local root, for a local warehouse.
+    pub fn local_root(&self) -> Option<&Path> {
+        match self {
+            Warehouse::Local(p) => Some(p),
+            Warehouse::Remote(_) => None,
+        }
+    }
+
+    /// Returns where `rel` lives: an absolute path or an `s3://` URL.
+    pub fn location(&self, rel: &str) -> String {
+        match self {
+            Warehouse::Local(root) => root.join(rel).to_string_lossy().into_owned(),
+            Warehouse::Remote(r) => format!("{}/{}", r.url, rel.trim_start_matches('/')),
+        }
+    }
+
+    /// Returns the root for messages.
+    pub fn display(&self) -> String {
+        match self {
+            Warehouse::Local(root) => root.display().to_string(),
+            Warehouse::Remote(r) => r.url.clone(),
+        }
+    }
+
+    fn key(r: &Remote, rel: &str) -> ObjectPath {
+        let rel = rel.trim_start_matches('/');
+        ObjectPath::from(if r.prefix.is_empty() { rel.to_string() } else { format!("{}/{rel}", r.prefix) })
+    }
+
+    /// Returns the local file a table for `rel` is written to before it is
+    /// published: its final path locally, a scratch file for S3.
+    pub fn staging_path(&self, rel: &str) -> PathBuf {
+        match self {
+            Warehouse::Local(root) => root.join(rel),
+            Warehouse::Remote(r) => r.scratch.path().join(rel),
+        }
+    }
+
+    /// Makes a staged file visible at `rel`, whole or not at all.
+    pub async fn publish(&self, staged: &Staged, rel: &str) -> std::io::Result<()> {
+        match self {
+            Warehouse::Local(_) => publish::publish(staged),
+            Warehouse::Remote(r) => {
+                let result = upload(r, &staged.temp, &Self::key(r, rel)).await;
+                publish::discard(staged);
+                result.map_err(StorageError::io)
+            }
+        }
+    }
+
+    /// Writes `bytes` to `rel` atomically.
+    pub async fn put(&self, rel: &str, bytes: Vec<u8>) -> std::io::Result<()> {
+        match self {
+            Warehouse::Local(root) => publish::write_atomic(&root.join(rel), &bytes),
+            Warehouse::Remote(r) => r
+                .store
+                .put(&Self::key(r, rel), PutPayload::from(bytes))
+                .await
+                .map(|_| ())
+                .map_err(|e| std::io::Error::other(format!("{}: {}", self.location(rel), describe(&e)))),
+        }
+    }
+
+    /// Reads `rel`, or `None` when it does not exist.
+    pub async fn get(&self, rel: &str) -> std::io::Result<Option<Bytes>> {
+        match self {
+            Warehouse::Local(root) => match std::fs::read(root.join(rel)) {
+                Ok(b) => Ok(Some(Bytes::from(b))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            },
+            Warehouse::Remote(r) => match r.store.get(&Self::key(r, rel)).await {
+                Ok(got) => got.bytes().await.map(Some).map_err(|e| std::io::Error::other(describe(&e))),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(std::io::Error::other(format!("{}: {}", self.location(rel), describe(&e)))),
+            },
+        }
+    }
+
+    /// Returns whether `rel` exists (a file, or a folder with files).
+    pub async fn exists(&self, rel: &str) -> std::io::Result<bool> {
+        match self {
+            Warehouse::Local(root) => Ok(root.join(rel).exists()),
+            Warehouse::Remote(r) => {
+                let key = Self::key(r, rel);
+                match r.store.head(&key).await {
+                    Ok(_) => Ok(true),
+                    Err(object_store::Error::NotFound { .. }) => {
+                        let mut list = r.store.list(Some(&key));
+                        Ok(list.try_next().await.map_err(|e| std::io::Error::other(describe(&e)))?.is_some())
+                    }
+                    Err(e) => Err(std::io::Error::other(format!("{}: {}", self.location(rel), describe(&e)))),
+                }
+            }
+        }
+    }
+
+    /// Checks that the warehouse can be reached with the credentials at
+    /// hand, so that a refused login fails the run before any model.
+    pub async fn check_access(&self) -> Result<(), StorageError> {
+        let Warehouse::Remote(r) = self else { return Ok(()) };
+        let prefix = ObjectPath::from(r.prefix.as_str());
+        match r.store.list_with_delimiter(Some(&prefix)).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(StorageError {
+                message: format!("cannot reach warehouse `{}`: {}", r.url, describe(&e)),
+                hint: Some(
+                    "credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the AWS_PROFILE in \
+                     ~/.aws/credentials; check them and the target's s3 endpoint"
+                        .into(),
+                ),
+            }),
+        }
+    }
+
+    /// Removes what an interrupted run left. Locally: temporary files. On
+    /// S3 nothing is left under the prefix (uploads are single objects, and
+    /// an unfinished multipart upload is never visible).
+    pub fn remove_leftovers(&self) -> usize {
+        match self {
+            Warehouse::Local(root) => publish::remove_leftovers(root),
+            Warehouse::Remote(_) => 0,
+        }
+    }
+}
+
+impl Warehouse {
+    /// Returns the URL of the Delta table at `rel`.
+    fn delta_url(&self, rel: &str) -> Result<Url, String> {
+        let text = match self {
+            Warehouse::Local(root) => {
+                let dir = root.join(rel);
+                return Url::from_directory_path(&dir).map_err(|()| format!("not an absolute path: {}", dir.display()));
+            }
+            Warehouse::Remote(_) => format!("{}/", self.location(rel)),
+        };
+        Url::parse(&text).map_err(|e| e.to_string())
+    }
+
+    /// Settings for delta-rs: the target's S3 settings; credentials come
+    /// from the environment as for every S3 access.
+    fn delta_options(&self) -> std::collections::HashMap<String, String> {
+        let mut options = std::collections::HashMap::new();
+        if let Warehouse::Remote(r) = self {
+            DELTA_S3.call_once(|| deltalake::aws::register_handlers(None));
+            let s = &r.settings;
+            if let Some(v) = &s.region {
+                options.insert("AWS_REGION".into(), v.clone());
+            }
+            if let Some(v) = &s.endpoint {
+                options.insert("AWS_ENDPOINT_URL".into(), v.clone());
+            }
+            if let Some(v) = s.allow_http {
+                options.insert("AWS_ALLOW_HTTP".into(), v.to_string());
+            }
+            if let Some(v) = s.path_style {
+                options.insert("AWS_VIRTUAL_HOSTED_STYLE_REQUEST".into(), (!v).to_string());
+            }
+            // One writer per table at a time (wh builds a table once per
+            // run): commits go through copy-if-absent emulation by rename.
+            options.insert("AWS_S3_ALLOW_UNSAFE_RENAME".into(), "true".into());
+            if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+                if let Some(c) = profile_credentials() {
+                    options.insert("AWS_ACCESS_KEY_ID".into(), c.key_id);
+                    options.insert("AWS_SECRET_ACCESS_KEY".into(), c.secret);
+                    if let Some(t) = c.token {
+                        options.insert("AWS_SESSION_TOKEN".into(), t);
+                    }
+                }
+            }
+        }
+        options
+    }
+
+    /// Commits `batches` as the new version of the Delta table at `rel`
+    /// (created on first write): one Delta commit that replaces the table's
+    /// rows, old versions kept for time travel. Returns the new version.
+    pub async fn write_delta(
+        &self,
+        rel: &str,
+        schema: datafusion::arrow::datatypes::SchemaRef,
+        batches: Vec<datafusion::arrow::array::RecordBatch>,
+        partition_by: &[String],
+    ) -> Result<i64, String> {
+        let url = self.delta_url(rel)?;
+        if let Warehouse::Local(root) = self {
+            std::fs::create_dir_all(root.join(rel)).map_err(|e| e.to_string())?;
+        }
+        let table = deltalake::DeltaTable::try_from_url_with_storage_options(url, self.delta_options())
+            .await
+            .map_err(|e| e.to_string())?;
+        // An empty result still commits, with the model's schema.
+        let batches = if batches.is_empty() {
+            vec![datafusion::arrow::array::RecordBatch::new_empty(schema)]
+        } else {
+            batches
+        };
+        let mut write = table
+            .write(batches)
+            .with_save_mode(deltalake::protocol::SaveMode::Overwrite)
+            .with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite)
+            .with_writer_properties(publish::writer_properties());
+        if !partition_by.is_empty() {
+            write = write.with_partition_columns(partition_by.to_vec());
+        }
+        let table = write.await.map_err(|e| e.to_string())?;
+        Ok(table.version().map(|v| v as i64).unwrap_or(0))
+    }
+
+    /// Opens the Delta table at `rel` for reading, at its latest version.
+    pub async fn delta_provider(&self, rel: &str) -> Result<Arc<dyn datafusion::catalog::TableProvider>, String> {
+        let url = self.delta_url(rel)?;
+        let table = deltalake::open_table_with_storage_options(url, self.delta_options())
+            .await
+            .map_err(|e| e.to_string())?;
+        table.table_provider().await.map_err(|e| e.to_string())
+    }
+}
+
+static DELTA_S3: std::sync::Once = std::sync::Once::new();
+
+/// Uploads a local file to `key` as one object.
+async fn upload(r: &Remote, file: &Path, key: &ObjectPath) -> Result<(), StorageError> {
+    let fail = |what: String| StorageError { message: format!("cannot upload to {}/{key}: {what}", r.url), hint: None };
+    let size = std::fs::metadata(file).map_err(|e| fail(e.to_string()))?.len();
+    if size <= MULTIPART_THRESHOLD {
+        let bytes = std::fs::read(file).map_err(|e| fail(e.to_string()))?;
+        r.store.put(key, PutPayload::from(bytes)).await.map_err(|e| fail(describe(&e)))?;
+        return Ok(());
+    }
+    let upload = r.store.put_multipart(key).await.map_err(|e| fail(describe(&e)))?;
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+    let mut reader = std::fs::File::open(file).map_err(|e| fail(e.to_string()))?;
+    let mut buf = vec![0u8; PART_SIZE];
+    loop {
+        let n = std::io::Read::read(&mut reader, &mut buf).map_err(|e| fail(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        writer.wait_for_capacity(4).await.map_err(|e| fail(describe(&e)))?;
+        writer.write(&buf[..n]);
+    }
+    writer.finish().await.map_err(|e| fail(describe(&e)))?;
+    Ok(())
+}
+
+/// Returns the URL (`s3://bucket`) of each bucket among `locations`.
+pub fn buckets<'a>(locations: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = locations.into_iter().filter_map(split_s3).map(|(b, _)| b.to_string()).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Returns `s3://bucket` as a URL, for registering a store with DataFusion.
+pub fn bucket_url(bucket: &str) -> Option<Url> {
+    Url::parse(&format!("s3://{bucket}")).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles() {
+        let text = "[default]\naws_access_key_id = A\naws_secret_access_key = B\n\n[ci]\naws_access_key_id=C\naws_secret_access_key=D\naws_session_token=E\n";
+        let d = parse_profile(text, "default").unwrap();
+        assert_eq!((d.key_id.as_str(), d.secret.as_str(), d.token), ("A", "B", None));
+        let c = parse_profile(text, "ci").unwrap();
+        assert_eq!((c.key_id.as_str(), c.token.as_deref()), ("C", Some("E")));
+        assert!(parse_profile(text, "other").is_none());
+    }
+
+    #[test]
+    fn s3_urls() {
+        assert_eq!(split_s3("s3://b/p/x.parquet"), Some(("b", "p/x.parquet")));
+        assert_eq!(split_s3("s3://b"), Some(("b", "")));
+        assert_eq!(split_s3("/tmp/x"), None);
+        assert_eq!(buckets(["s3://b/x", "/local", "s3://a/y", "s3://b/z"]), vec!["a", "b"]);
+    }
+}

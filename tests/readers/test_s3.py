@@ -1,0 +1,177 @@
+"""The example warehouse built to S3 (a real S3 API server on loopback, see
+s3server.py): the same bytes as the local build, sources read from S3,
+atomic publish when the server goes away mid-build, and refused
+credentials that never show the secret."""
+
+import io
+import json
+import shutil
+import subprocess
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import GOLDEN_RAW, WH, copy_example
+from s3server import S3Server
+
+BUCKET = "shop-warehouse"
+MODELS = {
+    "staging": ["stg_customers", "stg_orders", "stg_order_items", "stg_products"],
+    "star": ["dim_customers", "dim_products", "dim_date", "fct_orders", "fct_order_items"],
+    "marts": ["mart_customer_rfm", "customer_order_summary"],
+}
+
+
+@pytest.fixture(scope="module")
+def s3():
+    server = S3Server().start()
+    yield server
+    server.stop()
+
+
+def wh(project, *args, env=None, check=True):
+    return subprocess.run([str(WH), *args], cwd=project, env=env, capture_output=True, text=True, check=check)
+
+
+def vars_for(raw):
+    return f"{{raw_root: '{raw}'}}"
+
+
+def with_prefix(project, prefix):
+    """Points the example's `prod` target at another prefix of the bucket."""
+    path = project / "wh_project.yml"
+    path.write_text(path.read_text().replace("s3://shop-warehouse/prod", f"s3://{BUCKET}/{prefix}"))
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    project = copy_example(tmp_path_factory.mktemp("local"))
+    wh(project, "build", "--quiet", "--vars", vars_for(GOLDEN_RAW))
+    return project
+
+
+def model_files(project):
+    out = {}
+    for folder in (project / "warehouse").iterdir():
+        if folder.name != "_wh" and folder.is_dir():
+            for f in folder.glob("*.parquet"):
+                out[f"{folder.name}/{f.name}"] = f.read_bytes()
+    return out
+
+
+def test_prod_build_on_s3_equals_the_local_build(s3, local, tmp_path):
+    project = copy_example(tmp_path)
+    with_prefix(project, "equal")
+    out = wh(project, "build", "--target", "prod", "--vars", vars_for(GOLDEN_RAW), env=s3.env())
+    assert "s3://shop-warehouse/equal" in out.stderr
+    keys = s3.keys(BUCKET, "equal/")
+    expected = model_files(local)
+    assert len(expected) == 15
+    for rel, data in expected.items():
+        remote = s3.get(BUCKET, f"equal/{rel}")
+        # Same rows, and the same bytes: the writer is deterministic.
+        assert pq.read_table(io.BytesIO(remote)).equals(pq.read_table(io.BytesIO(data))), rel
+        assert remote == data, rel
+    # Records of the run live beside the data; nothing temporary is left.
+    assert "equal/_wh/run_results.json" in keys
+    assert any(k.startswith("equal/_wh/test_results/") and k.endswith(".parquet") for k in keys)
+    assert not [k for k in keys if ".wh-tmp-" in k]
+    results = json.loads(s3.get(BUCKET, "equal/_wh/run_results.json"))
+    assert {r["status"] for r in results["results"] if r["unique_id"].startswith("model.")} == {"success"}
+    # The catalog reads the footers over S3.
+    catalog = json.loads((project / "target" / "catalog.json").read_text())
+    assert catalog["nodes"]["model.shop.fct_orders"]["stats"]["row_count"]["value"] == \
+        pq.read_metadata(io.BytesIO(expected["star/fct_orders.parquet"])).num_rows
+    # OpenLineage names S3 datasets by bucket and key.
+    events = [json.loads(l) for l in (project / "target" / "openlineage.jsonl").read_text().splitlines()]
+    outputs = {o["name"] for e in events for o in e["outputs"] if o["namespace"] == "s3://shop-warehouse"}
+    assert "equal/marts/customer_order_summary.parquet" in outputs
+
+
+def test_marts_on_s3_open_in_pyarrow_and_duckdb(s3, local, tmp_path):
+    (tmp_path / "p").mkdir()
+    project = copy_example(tmp_path / "p")
+    with_prefix(project, "readers")
+    wh(project, "build", "--target", "prod", "--vars", vars_for(GOLDEN_RAW), env=s3.env())
+    for name in MODELS["marts"]:
+        data = s3.get(BUCKET, f"readers/marts/{name}.parquet")
+        table = pq.read_table(io.BytesIO(data))
+        path = tmp_path / f"{name}.parquet"
+        path.write_bytes(data)
+        con = duckdb.connect()
+        rows = con.execute(f"select count(*) from read_parquet('{path}')").fetchone()[0]
+        assert rows == table.num_rows > 0
+        assert table.equals(pq.read_table(local / "warehouse" / "marts" / f"{name}.parquet"))
+
+
+def test_wh_query_and_test_read_the_s3_warehouse(s3, tmp_path):
+    project = copy_example(tmp_path)
+    with_prefix(project, "query")
+    wh(project, "build", "--target", "prod", "--quiet", "--vars", vars_for(GOLDEN_RAW), env=s3.env())
+    out = wh(project, "query", "--target", "prod", "--format", "csv",
+             "select count(*) as n from customer_order_summary", env=s3.env())
+    local_rows = pq.read_table(io.BytesIO(s3.get(BUCKET, "query/marts/customer_order_summary.parquet"))).num_rows
+    assert out.stdout.strip().splitlines()[-1] == str(local_rows)
+    tested = wh(project, "test", "--target", "prod", "--vars", vars_for(GOLDEN_RAW), env=s3.env())
+    assert "PASS" in tested.stderr
+    history = [k for k in s3.keys(BUCKET, "query/_wh/test_results/")]
+    assert len(history) == 2  # the build's and the test's
+
+
+def test_sources_read_from_s3(s3, local, tmp_path):
+    for f in GOLDEN_RAW.glob("*.parquet"):
+        s3.put_file("shop-raw", f"golden/{f.name}", f)
+    project = copy_example(tmp_path)
+    wh(project, "build", "--quiet", "--vars", vars_for("s3://shop-raw/golden"), env=s3.env())
+    assert model_files(project) == model_files(local)
+
+
+def test_wrong_credentials_name_the_target_not_the_secret(s3, tmp_path):
+    project = copy_example(tmp_path)
+    secret = "wrong-secret-9f8e7d6c5b4a"
+    env = s3.env(AWS_SECRET_ACCESS_KEY=secret)
+    out = wh(project, "build", "--target", "prod", "--vars", vars_for(GOLDEN_RAW), env=env, check=False)
+    assert out.returncode == 2, out.stderr
+    assert "target `prod`" in out.stderr and "s3://shop-warehouse/prod" in out.stderr
+    assert "credentials were refused" in out.stderr
+    assert secret not in out.stdout + out.stderr
+    for f in (project / "target").rglob("*"):
+        if f.is_file():
+            assert secret.encode() not in f.read_bytes(), f
+
+
+def test_server_stopping_mid_build_keeps_every_object_whole(s3, tmp_path):
+    raw_v1 = GOLDEN_RAW
+    raw_v2 = tmp_path / "raw_v2"
+    subprocess.run([str(WH.parent / "wh-datagen"), "--scale", "0.02", "--seed", "7", "--out", str(raw_v2)],
+                   check=True, capture_output=True)
+    # Local twins of both versions.
+    twins = {}
+    for version, raw in [("v1", raw_v1), ("v2", raw_v2)]:
+        (tmp_path / version).mkdir()
+        p = copy_example(tmp_path / version)
+        wh(p, "build", "--quiet", "--vars", vars_for(raw))
+        twins[version] = model_files(p)
+    (tmp_path / "remote").mkdir()
+    project = copy_example(tmp_path / "remote")
+    with_prefix(project, "crash")
+    wh(project, "build", "--target", "prod", "--quiet", "--vars", vars_for(raw_v1), env=s3.env())
+    before = set(s3.keys(BUCKET, "crash/"))
+
+    s3.stop_after_puts(5)
+    out = wh(project, "build", "--target", "prod", "--threads", "1", "--vars", vars_for(raw_v2),
+             env=s3.env(), check=False)
+    s3.listen()
+    assert out.returncode == 1, out.stderr
+    assert "cannot upload to s3://shop-warehouse/crash/" in out.stderr, out.stderr
+    # Every model object is whole: the previous version or the new one.
+    versions = {}
+    for rel in twins["v1"]:
+        data = s3.get(BUCKET, f"crash/{rel}")
+        versions[rel] = "v1" if data == twins["v1"][rel] else "v2" if data == twins["v2"][rel] else "torn"
+    assert "torn" not in versions.values(), versions
+    assert list(versions.values()).count("v2") == 5, versions
+    # No object appeared that was not there or a model's.
+    after = set(s3.keys(BUCKET, "crash/"))
+    assert not [k for k in after - before if not k.startswith("crash/_wh/")], after - before
