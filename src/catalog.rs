@@ -36,7 +36,11 @@ pub fn footer(path: &Path) -> Option<Footer> {
 pub async fn remote_footer(warehouse: &Warehouse, rel: &str) -> Option<Footer> {
     let Warehouse::Remote(r) = warehouse else { return footer(&warehouse.staging_path(rel)) };
     use object_store::ObjectStoreExt;
-    let key = object_store::path::Path::from(if r.prefix.is_empty() { rel.to_string() } else { format!("{}/{rel}", r.prefix) });
+    let key = object_store::path::Path::from(if r.prefix.is_empty() {
+        rel.to_string()
+    } else {
+        format!("{}/{rel}", r.prefix)
+    });
     let bytes = r.store.head(&key).await.ok()?.size;
     let tail = r.store.get_range(&key, bytes.checked_sub(8)?..bytes).await.ok()?;
     if &tail[4..] != b"PAR1" {
@@ -65,7 +69,12 @@ pub async fn footers(compiled: &Compiled, warehouse: &Warehouse) -> BTreeMap<Str
 
 /// Builds the catalog from the models' footers and the local Parquet
 /// sources.
-pub fn catalog(compiled: &Compiled, footers: &BTreeMap<String, Footer>, generated_at: &str, invocation_id: &str) -> Json {
+pub fn catalog(
+    compiled: &Compiled,
+    footers: &BTreeMap<String, Footer>,
+    generated_at: &str,
+    invocation_id: &str,
+) -> Json {
     let mut nodes = Map::new();
     for m in compiled.models.values() {
         let Some(rel) = m.output_path() else { continue };

@@ -169,10 +169,10 @@ impl Warehouse {
             });
         };
         let store = s3_store(bucket, s3)?;
-        let scratch = tempfile::Builder::new().prefix("wh-scratch-").tempdir().map_err(|e| StorageError {
-            message: format!("cannot create a local scratch folder: {e}"),
-            hint: None,
-        })?;
+        let scratch = tempfile::Builder::new()
+            .prefix("wh-scratch-")
+            .tempdir()
+            .map_err(|e| StorageError { message: format!("cannot create a local scratch folder: {e}"), hint: None })?;
         let prefix = prefix.trim_matches('/').to_string();
         Ok(Warehouse::Remote(Arc::new(Remote {
             url: format!("s3://{bucket}/{prefix}").trim_end_matches('/').to_string(),
@@ -376,11 +376,8 @@ impl Warehouse {
             .await
             .map_err(|e| e.to_string())?;
         // An empty result still commits, with the model's schema.
-        let batches = if batches.is_empty() {
-            vec![datafusion::arrow::array::RecordBatch::new_empty(schema)]
-        } else {
-            batches
-        };
+        let batches =
+            if batches.is_empty() { vec![datafusion::arrow::array::RecordBatch::new_empty(schema)] } else { batches };
         let mut write = table
             .write(batches)
             .with_save_mode(deltalake::protocol::SaveMode::Overwrite)
@@ -396,9 +393,8 @@ impl Warehouse {
     /// Opens the Delta table at `rel` for reading, at its latest version.
     pub async fn delta_provider(&self, rel: &str) -> Result<Arc<dyn datafusion::catalog::TableProvider>, String> {
         let url = self.delta_url(rel)?;
-        let table = deltalake::open_table_with_storage_options(url, self.delta_options())
-            .await
-            .map_err(|e| e.to_string())?;
+        let table =
+            deltalake::open_table_with_storage_options(url, self.delta_options()).await.map_err(|e| e.to_string())?;
         table.table_provider().await.map_err(|e| e.to_string())
     }
 }

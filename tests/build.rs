@@ -417,7 +417,10 @@ fn deep_view_chains_fail_with_a_hint_instead_of_exhausting_memory() {
 fn files_bi_tools_cannot_open_fail_the_model_and_csv_exports_are_written() {
     let p = TempProject::example();
     // A nested column: refused, naming the column; nothing is published.
-    p.write("models/marts/nested_mart.sql", "select customer_id, make_array(customer_id, 1) as ids from {{ ref('dim_customers') }}");
+    p.write(
+        "models/marts/nested_mart.sql",
+        "select customer_id, make_array(customer_id, 1) as ids from {{ ref('dim_customers') }}",
+    );
     // A CSV export beside the Parquet file.
     p.write(
         "models/marts/segment_counts.sql",

@@ -7,10 +7,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::{compile_project, Settings};
+use crate::compile::Compiled;
 use crate::docs::{site_data, History, INDEX_HTML};
 use crate::error::Error;
 use crate::exec::publish::write_atomic;
-use crate::compile::Compiled;
 use crate::storage::Warehouse;
 
 /// How many recent runs of each assertion the site shows.
@@ -20,7 +20,12 @@ const HISTORY_RUNS: usize = 10;
 pub async fn generate(settings: &Settings, out: &Path) -> Result<ExitCode, Error> {
     let clock = std::time::Instant::now();
     let (compiled, graph) = compile_project(settings)?;
-    let lineage = crate::lineage::project_lineage(&compiled, &graph, settings.engine(&compiled, &settings.warehouse()?, Some(1))?).await;
+    let lineage = crate::lineage::project_lineage(
+        &compiled,
+        &graph,
+        settings.engine(&compiled, &settings.warehouse()?, Some(1))?,
+    )
+    .await;
     let warehouse = settings.warehouse()?;
     let history = read_history(settings, &compiled, &warehouse).await;
     let footers = crate::catalog::footers(&compiled, &warehouse).await;

@@ -67,10 +67,8 @@ impl Settings {
     /// Opens the target's warehouse (a local folder or an S3 prefix).
     pub fn warehouse(&self) -> Result<Warehouse, Error> {
         let target = &self.project.target;
-        Warehouse::open(&target.warehouse, self.project.local_warehouse(), &target.s3).map_err(|e| Error::Usage {
-            message: format!("target `{}`: {}", target.name, e.message),
-            hint: e.hint,
-        })
+        Warehouse::open(&target.warehouse, self.project.local_warehouse(), &target.s3)
+            .map_err(|e| Error::Usage { message: format!("target `{}`: {}", target.name, e.message), hint: e.hint })
     }
 
     /// Opens the warehouse and checks that it can be reached, so that
@@ -86,7 +84,12 @@ impl Settings {
 
     /// Returns a DataFusion session that can read the warehouse and every
     /// S3 bucket the sources name.
-    pub fn engine(&self, compiled: &Compiled, warehouse: &Warehouse, partitions: Option<usize>) -> Result<Engine, Error> {
+    pub fn engine(
+        &self,
+        compiled: &Compiled,
+        warehouse: &Warehouse,
+        partitions: Option<usize>,
+    ) -> Result<Engine, Error> {
         let engine = Engine::new(partitions);
         let mut buckets = crate::storage::buckets(compiled.sources.values().map(|s| s.location.as_str()));
         if let Warehouse::Remote(r) = warehouse {

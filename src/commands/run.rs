@@ -96,7 +96,8 @@ pub async fn execute(settings: &Settings, command: &str, audit: bool, junit: Opt
     // store went away) is reported and fails the run, after the rest.
     let mut unrecorded: Vec<String> = Vec::new();
     if let Err(e) = test::record(settings, &compiled, &warehouse, &inv, &outcomes).await {
-        unrecorded.push(crate::error::render(&e, &settings.project.root).trim().trim_start_matches("error: ").to_string());
+        unrecorded
+            .push(crate::error::render(&e, &settings.project.root).trim().trim_start_matches("error: ").to_string());
     }
     let run_results = artifacts::run_results(&inv, &output.models, &outcomes, elapsed, settings.args.clone());
     let stamp = inv.started_at.format("%Y%m%dT%H%M%S%.6fZ");

@@ -483,17 +483,22 @@ async fn run_model(job: ModelJob) -> NodeResult {
                     Ok(problems) => Err(Failure {
                         message: format!("the written file would not open in every BI tool: {}", problems.join("; ")),
                         location: Some(Location::file(&model.path)),
-                        hint: Some("cast the column in the SQL to a flat, signed, microsecond or <= 18-digit type".into()),
+                        hint: Some(
+                            "cast the column in the SQL to a flat, signed, microsecond or <= 18-digit type".into(),
+                        ),
                     }),
                     Err(e) => Err(failure_of(&ExecError::Io { path: out.staged.temp.clone(), source: e }, None)),
                 };
-                let verdict = match compat.and_then(|()| super::contract::check(&model, &out.schema).map_err(|diff| Failure {
-                    message: diff,
-                    location: Some(model.props_at.clone().unwrap_or_else(|| Location::file(&model.path))),
-                    hint: Some(
-                        "declare the columns as the model returns them, or cast in the SQL to the declared types".into(),
-                    ),
-                })) {
+                let verdict = match compat.and_then(|()| {
+                    super::contract::check(&model, &out.schema).map_err(|diff| Failure {
+                        message: diff,
+                        location: Some(model.props_at.clone().unwrap_or_else(|| Location::file(&model.path))),
+                        hint: Some(
+                            "declare the columns as the model returns them, or cast in the SQL to the declared types"
+                                .into(),
+                        ),
+                    })
+                }) {
                     Err(f) => Err(f),
                     Ok(()) => {
                         outcomes = run_all(&engine, &assertions, Some(&samples)).await;

@@ -2,8 +2,8 @@
 //! single scan; the others run one query each. Failing rows of a warning or
 //! failure are sampled to Parquet.
 
-use std::collections::BTreeMap;
 use crate::storage::Warehouse;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use datafusion::arrow::array::{Array, Int64Array};

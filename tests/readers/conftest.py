@@ -5,6 +5,8 @@ import os
 import pathlib
 import shutil
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 WH = pathlib.Path(os.environ.get("WH_BIN", ROOT / "target" / "debug" / "wh"))
 GOLDEN_RAW = ROOT / "tests" / "fixtures" / "golden" / "raw"
@@ -17,3 +19,14 @@ def copy_example(dest):
     for item in ["models", "macros"]:
         shutil.copytree(ROOT / item, dest / item)
     return dest
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """One S3 API server on loopback for the whole session (moto keeps its
+    objects in this process; see s3server.py)."""
+    from s3server import S3Server
+
+    server = S3Server().start()
+    yield server
+    server.stop()

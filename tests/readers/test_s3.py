@@ -13,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import GOLDEN_RAW, WH, copy_example
-from s3server import S3Server
 
 BUCKET = "shop-warehouse"
 MODELS = {
@@ -21,13 +20,6 @@ MODELS = {
     "star": ["dim_customers", "dim_products", "dim_date", "fct_orders", "fct_order_items"],
     "marts": ["mart_customer_rfm", "customer_order_summary"],
 }
-
-
-@pytest.fixture(scope="module")
-def s3():
-    server = S3Server().start()
-    yield server
-    server.stop()
 
 
 def wh(project, *args, env=None, check=True):
