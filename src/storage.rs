@@ -281,6 +281,51 @@ impl Warehouse {
         }
     }
 
+    /// Returns the names of the folders directly under `rel`.
+    pub async fn list_folders(&self, rel: &str) -> std::io::Result<Vec<String>> {
+        match self {
+            Warehouse::Local(root) => {
+                let mut out = Vec::new();
+                for entry in std::fs::read_dir(root.join(rel))? {
+                    let entry = entry?;
+                    if entry.file_type()?.is_dir() {
+                        out.push(entry.file_name().to_string_lossy().into_owned());
+                    }
+                }
+                out.sort();
+                Ok(out)
+            }
+            Warehouse::Remote(r) => {
+                let listed = r
+                    .store
+                    .list_with_delimiter(Some(&Self::key(r, rel)))
+                    .await
+                    .map_err(|e| std::io::Error::other(describe(&e)))?;
+                Ok(listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect())
+            }
+        }
+    }
+
+    /// Removes the folder `rel` and everything under it.
+    pub async fn remove_folder(&self, rel: &str) -> std::io::Result<()> {
+        match self {
+            Warehouse::Local(root) => std::fs::remove_dir_all(root.join(rel)),
+            Warehouse::Remote(r) => {
+                let keys: Vec<ObjectPath> = r
+                    .store
+                    .list(Some(&Self::key(r, rel)))
+                    .map_ok(|m| m.location)
+                    .try_collect()
+                    .await
+                    .map_err(|e| std::io::Error::other(describe(&e)))?;
+                for key in keys {
+                    r.store.delete(&key).await.map_err(|e| std::io::Error::other(describe(&e)))?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Checks that the warehouse can be reached with the credentials at
     /// hand, so that a refused login fails the run before any model.
     pub async fn check_access(&self) -> Result<(), StorageError> {

@@ -56,11 +56,19 @@ impl CompiledModel {
         (self.config.materialized == Materialization::Table).then(|| {
             let mut parts = self.folder.clone();
             parts.push(match self.config.format {
-                TableFormat::Parquet => format!("{}.parquet", self.name),
-                TableFormat::Delta => self.name.clone(),
+                TableFormat::Parquet if self.config.partition_by.is_empty() => format!("{}.parquet", self.name),
+                _ => self.name.clone(),
             });
             parts.join("/")
         })
+    }
+
+    /// Returns whether the model publishes partitioned Parquet: versioned
+    /// Hive-style folders under its folder, and a pointer to the current one.
+    pub fn is_partitioned_parquet(&self) -> bool {
+        self.config.materialized == Materialization::Table
+            && self.config.format == TableFormat::Parquet
+            && !self.config.partition_by.is_empty()
     }
 
     /// Returns whether the model publishes a Delta table.
@@ -158,14 +166,6 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
         let recorded = std::mem::take(&mut *lock(&rec));
         for patch in &recorded.configs {
             config.apply(&config_patch(patch, file.text.as_str(), &file.path)?);
-        }
-        if !config.partition_by.is_empty() && config.format != TableFormat::Delta {
-            let (line, col) = find_in_text(&file.text, "partition_by").unwrap_or((1, 1));
-            return Err(CompileError {
-                message: format!("model `{name}`: `partition_by` needs `format: delta` for now"),
-                location: Location::at(&file.path, line, col),
-                hint: Some("add format='delta' to the config, or drop partition_by".into()),
-            });
         }
         let declared = project.props.get(&name);
         let (description, columns, tests) = match declared {

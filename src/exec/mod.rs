@@ -3,6 +3,7 @@
 //! rest of `wh` never touches DataFusion, so another engine can stand here.
 
 pub mod contract;
+pub mod partitioned;
 pub mod publish;
 pub mod runner;
 

@@ -438,7 +438,10 @@ async fn run_model(job: ModelJob) -> NodeResult {
     let samples = Samples { warehouse: &warehouse, run_id: &run_id };
     let mut outcomes = Vec::new();
     let outcome: Result<(Option<usize>, Option<u64>), Failure> = match model.output_path() {
-        Some(rel) if model.is_delta() => match engine.materialize(&model.name, &model.sql).await {
+        Some(rel) if model.is_delta() || model.is_partitioned_parquet() => match engine
+            .materialize(&model.name, &model.sql)
+            .await
+        {
             Ok((schema, batches)) => {
                 let problems = publish::schema_problems(&schema);
                 let verdict = if !problems.is_empty() {
@@ -461,14 +464,23 @@ async fn run_model(job: ModelJob) -> NodeResult {
                     audit_verdict(&outcomes)
                 };
                 let rows = batches.iter().map(|b| b.num_rows()).sum::<usize>();
+                let partition_by = &model.config.partition_by;
                 match verdict {
-                    Ok(()) => warehouse
-                        .write_delta(&rel, schema, batches, &model.config.partition_by)
+                    Ok(()) if model.is_delta() => warehouse
+                        .write_delta(&rel, schema, batches, partition_by)
                         .await
                         .map(|_| (Some(rows), None))
                         .map_err(|e| Failure {
                             message: format!("cannot commit the Delta table `{}`: {e}", warehouse.location(&rel)),
                             location: None,
+                            hint: None,
+                        }),
+                    Ok(()) => super::partitioned::publish(&warehouse, &rel, &run_id, &schema, &batches, partition_by)
+                        .await
+                        .map(|p| (Some(p.rows), Some(p.bytes)))
+                        .map_err(|e| Failure {
+                            message: format!("cannot publish `{}`: {e}", warehouse.location(&rel)),
+                            location: model.props_at.clone().or_else(|| Some(Location::file(&model.path))),
                             hint: None,
                         }),
                     Err(f) => Err(f),
@@ -555,6 +567,14 @@ pub async fn register_output(engine: &Engine, warehouse: &Warehouse, model: &Com
             hint: None,
         })?;
         engine.register_provider(&model.name, provider)
+    } else if model.is_partitioned_parquet() {
+        let Some(version) = super::partitioned::current_version(warehouse, &rel).await else {
+            return Err(ExecError::Upstream {
+                message: format!("`{}` has no published version", warehouse.location(&rel)),
+                hint: Some(format!("build it first: wh build --select {}", model.name)),
+            });
+        };
+        engine.register_published(&model.name, &format!("{}/", warehouse.location(&format!("{rel}/{version}")))).await
     } else {
         engine.register_published(&model.name, &warehouse.location(&rel)).await
     }
