@@ -448,17 +448,30 @@ static DELTA_S3: std::sync::Once = std::sync::Once::new();
 
 /// Uploads a local file to `key` as one object.
 async fn upload(r: &Remote, file: &Path, key: &ObjectPath) -> Result<(), StorageError> {
-    let fail = |what: String| StorageError { message: format!("cannot upload to {}/{key}: {what}", r.url), hint: None };
+    upload_with(r.store.as_ref(), &r.url, file, key, MULTIPART_THRESHOLD, PART_SIZE).await
+}
+
+/// Uploads `file` in one PUT up to `threshold` bytes, else in parts of
+/// `part_size` (S3 shows the object only once the upload completes).
+async fn upload_with(
+    store: &dyn ObjectStore,
+    url: &str,
+    file: &Path,
+    key: &ObjectPath,
+    threshold: u64,
+    part_size: usize,
+) -> Result<(), StorageError> {
+    let fail = |what: String| StorageError { message: format!("cannot upload to {url}/{key}: {what}"), hint: None };
     let size = std::fs::metadata(file).map_err(|e| fail(e.to_string()))?.len();
-    if size <= MULTIPART_THRESHOLD {
+    if size <= threshold {
         let bytes = std::fs::read(file).map_err(|e| fail(e.to_string()))?;
-        r.store.put(key, PutPayload::from(bytes)).await.map_err(|e| fail(describe(&e)))?;
+        store.put(key, PutPayload::from(bytes)).await.map_err(|e| fail(describe(&e)))?;
         return Ok(());
     }
-    let upload = r.store.put_multipart(key).await.map_err(|e| fail(describe(&e)))?;
-    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+    let upload = store.put_multipart(key).await.map_err(|e| fail(describe(&e)))?;
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size);
     let mut reader = std::fs::File::open(file).map_err(|e| fail(e.to_string()))?;
-    let mut buf = vec![0u8; PART_SIZE];
+    let mut buf = vec![0u8; part_size];
     loop {
         let n = std::io::Read::read(&mut reader, &mut buf).map_err(|e| fail(e.to_string()))?;
         if n == 0 {
@@ -496,6 +509,23 @@ mod tests {
         let c = parse_profile(text, "ci").unwrap();
         assert_eq!((c.key_id.as_str(), c.token.as_deref()), ("C", Some("E")));
         assert!(parse_profile(text, "other").is_none());
+    }
+
+    #[tokio::test]
+    async fn large_files_are_uploaded_in_parts_and_appear_whole() {
+        let store = object_store::memory::InMemory::new();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("big.parquet");
+        let data: Vec<u8> = (0..10_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        std::fs::write(&file, &data).unwrap();
+        let key = ObjectPath::from("p/big.parquet");
+        // 40,000 bytes in parts of 4,096: the multipart path.
+        upload_with(&store, "mem://", &file, &key, 1024, 4096).await.unwrap();
+        assert_eq!(store.get(&key).await.unwrap().bytes().await.unwrap().as_ref(), data.as_slice());
+        // Below the threshold: one PUT.
+        let small = ObjectPath::from("p/small.parquet");
+        upload_with(&store, "mem://", &file, &small, 1 << 20, 4096).await.unwrap();
+        assert_eq!(store.get(&small).await.unwrap().bytes().await.unwrap().len(), data.len());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use datafusion::catalog::MemorySchemaProvider;
 use datafusion::common::TableReference;
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
+use datafusion::datasource::file_format::options::ReadOptions;
 use datafusion::prelude::{CsvReadOptions, DataFrame, ParquetReadOptions, SessionConfig, SessionContext};
 
 use crate::compile::CompiledSource;
@@ -127,24 +128,46 @@ impl Engine {
                 FileFormat::Csv => ".csv".to_string(),
             }
         };
-        let result = match table.format {
-            FileFormat::Parquet => {
-                let options = ParquetReadOptions { file_extension: &ext, ..Default::default() };
-                self.ctx.register_parquet(reference, location, options).await
+        let parquet = ParquetReadOptions { file_extension: &ext, ..Default::default() };
+        let csv =
+            CsvReadOptions::new().has_header(table.has_header).delimiter(table.delimiter as u8).file_extension(&ext);
+        let result = match (table.format, !local && is_glob) {
+            // DataFusion expands globs in local paths only: a glob in a URL is
+            // split into its prefix and pattern here.
+            (format, true) => {
+                let options = match format {
+                    FileFormat::Parquet => parquet.to_listing_options(&self.ctx.copied_config(), self.ctx.copied_table_options()),
+                    FileFormat::Csv => csv.to_listing_options(&self.ctx.copied_config(), self.ctx.copied_table_options()),
+                };
+                self.register_url_glob(reference, location, options).await
             }
-            FileFormat::Csv => {
-                let options = CsvReadOptions::new()
-                    .has_header(table.has_header)
-                    .delimiter(table.delimiter as u8)
-                    .file_extension(&ext);
-                self.ctx.register_csv(reference, location, options).await
-            }
+            (FileFormat::Parquet, false) => self.ctx.register_parquet(reference, location, parquet).await,
+            (FileFormat::Csv, false) => self.ctx.register_csv(reference, location, csv).await,
         };
         result.map_err(|err| ExecError::Source {
             message: format!("source `{}`: cannot read `{location}`: {}", table.key(), err.strip_backtrace()),
             location: table.defined_at.clone(),
             hint: None,
         })
+    }
+
+    /// Registers the files under a URL's prefix that match its glob
+    /// (`s3://bucket/raw/items-*.parquet`).
+    async fn register_url_glob(
+        &self,
+        reference: TableReference,
+        location: &str,
+        options: datafusion::datasource::listing::ListingOptions,
+    ) -> datafusion::error::Result<()> {
+        use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
+        let glob_at = location.find(['*', '?', '[']).unwrap_or(location.len());
+        let split = location[..glob_at].rfind('/').map_or(0, |i| i + 1);
+        let base = url::Url::parse(&location[..split]).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let url = ListingTableUrl::try_new(base, None)?.with_glob(&location[split..])?;
+        let config =
+            ListingTableConfig::new(url).with_listing_options(options).infer_schema(&self.ctx.state()).await?;
+        self.ctx.register_table(reference, Arc::new(ListingTable::try_new(config)?))?;
+        Ok(())
     }
 
     fn ensure_schema(&self, schema: &str) {

@@ -11,6 +11,7 @@ must be signed with that key, so wrong credentials are refused as by AWS.
 model Parquet objects (outside `_wh/`), as a server that stops in the middle of a build: the next
 upload gets an error and the listener closes, so retries are refused."""
 
+import logging
 import os
 import socket
 import threading
@@ -21,6 +22,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 
 BUCKETS = ["shop-warehouse", "shop-raw"]
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
 POLICY = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}'
 
 

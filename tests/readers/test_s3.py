@@ -167,3 +167,31 @@ def test_server_stopping_mid_build_keeps_every_object_whole(s3, tmp_path):
     # No object appeared that was not there or a model's.
     after = set(s3.keys(BUCKET, "crash/"))
     assert not [k for k in after - before if not k.startswith("crash/_wh/")], after - before
+
+
+def test_sources_on_s3_as_csv_prefix_and_glob(s3, local, tmp_path):
+    import pyarrow.csv as pcsv
+
+    raw = GOLDEN_RAW
+    customers = tmp_path / "customers.csv"
+    pcsv.write_csv(pq.read_table(raw / "customers.parquet"), customers)
+    s3.put_file("shop-raw", "mixed/customers.csv", customers)
+    s3.put_file("shop-raw", "mixed/products.parquet", raw / "products.parquet")
+    s3.put_file("shop-raw", "mixed/orders/part-0.parquet", raw / "orders.parquet")
+    s3.put_file("shop-raw", "mixed/items-1.parquet", raw / "order_items.parquet")
+    project = copy_example(tmp_path)
+    sources = (project / "sources.yml").read_text()
+    for table, location in [
+        ("customers", "s3://shop-raw/mixed/customers.csv\"\n        format: csv\n        x: \""),
+        ("products", "s3://shop-raw/mixed/products.parquet"),
+        ("orders", "s3://shop-raw/mixed/orders/"),
+        ("order_items", "s3://shop-raw/mixed/items-*.parquet"),
+    ]:
+        sources = sources.replace(f"\"{{{{ var('raw_root', 'data/raw') }}}}/{table}.parquet\"", f"\"{location}\"")
+    sources = sources.replace("\n        x: \"\"", "")
+    (project / "sources.yml").write_text(sources)
+    wh(project, "build", "--quiet", env=s3.env())
+    built = model_files(project)
+    assert set(built) == set(model_files(local))
+    for rel, data in model_files(local).items():
+        assert pq.read_table(io.BytesIO(built[rel])).equals(pq.read_table(io.BytesIO(data))), rel
