@@ -450,15 +450,8 @@ async fn run_model(job: ModelJob) -> NodeResult {
                         location: Some(Location::file(&model.path)),
                         hint: Some("cast the column in the SQL to a flat type".into()),
                     })
-                } else if let Err(diff) = super::contract::check(&model, &schema) {
-                    Err(Failure {
-                        message: diff,
-                        location: Some(model.props_at.clone().unwrap_or_else(|| Location::file(&model.path))),
-                        hint: Some(
-                            "declare the columns as the model returns them, or cast in the SQL to the declared types"
-                                .into(),
-                        ),
-                    })
+                } else if let Err(f) = check_contract(&model, &schema) {
+                    Err(f)
                 } else {
                     outcomes = run_all(&engine, &assertions, Some(&samples)).await;
                     audit_verdict(&outcomes)
@@ -501,16 +494,7 @@ async fn run_model(job: ModelJob) -> NodeResult {
                     }),
                     Err(e) => Err(failure_of(&ExecError::Io { path: out.staged.temp.clone(), source: e }, None)),
                 };
-                let verdict = match compat.and_then(|()| {
-                    super::contract::check(&model, &out.schema).map_err(|diff| Failure {
-                        message: diff,
-                        location: Some(model.props_at.clone().unwrap_or_else(|| Location::file(&model.path))),
-                        hint: Some(
-                            "declare the columns as the model returns them, or cast in the SQL to the declared types"
-                                .into(),
-                        ),
-                    })
-                }) {
+                let verdict = match compat.and_then(|()| check_contract(&model, &out.schema)) {
                     Err(f) => Err(f),
                     Ok(()) => {
                         outcomes = run_all(&engine, &assertions, Some(&samples)).await;
@@ -555,6 +539,15 @@ async fn run_model(job: ModelJob) -> NodeResult {
     };
     r.assertions = outcomes;
     r
+}
+
+/// Checks the model's contract (when enforced) against what it returned.
+fn check_contract(model: &CompiledModel, schema: &datafusion::arrow::datatypes::Schema) -> Result<(), Failure> {
+    super::contract::check(model, schema).map_err(|diff| Failure {
+        message: diff,
+        location: Some(model.props_at.clone().unwrap_or_else(|| Location::file(&model.path))),
+        hint: Some("declare the columns as the model returns them, or cast in the SQL to the declared types".into()),
+    })
 }
 
 /// Registers a model's published output (a Parquet file or a Delta table)
