@@ -14,9 +14,9 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::common::TableReference;
+use datafusion::datasource::file_format::options::ReadOptions;
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
-use datafusion::datasource::file_format::options::ReadOptions;
 use datafusion::prelude::{CsvReadOptions, DataFrame, ParquetReadOptions, SessionConfig, SessionContext};
 
 use crate::compile::CompiledSource;
@@ -136,8 +136,12 @@ impl Engine {
             // split into its prefix and pattern here.
             (format, true) => {
                 let options = match format {
-                    FileFormat::Parquet => parquet.to_listing_options(&self.ctx.copied_config(), self.ctx.copied_table_options()),
-                    FileFormat::Csv => csv.to_listing_options(&self.ctx.copied_config(), self.ctx.copied_table_options()),
+                    FileFormat::Parquet => {
+                        parquet.to_listing_options(&self.ctx.copied_config(), self.ctx.copied_table_options())
+                    }
+                    FileFormat::Csv => {
+                        csv.to_listing_options(&self.ctx.copied_config(), self.ctx.copied_table_options())
+                    }
                 };
                 self.register_url_glob(reference, location, options).await
             }
@@ -164,8 +168,7 @@ impl Engine {
         let split = location[..glob_at].rfind('/').map_or(0, |i| i + 1);
         let base = url::Url::parse(&location[..split]).map_err(|e| DataFusionError::External(Box::new(e)))?;
         let url = ListingTableUrl::try_new(base, None)?.with_glob(&location[split..])?;
-        let config =
-            ListingTableConfig::new(url).with_listing_options(options).infer_schema(&self.ctx.state()).await?;
+        let config = ListingTableConfig::new(url).with_listing_options(options).infer_schema(&self.ctx.state()).await?;
         self.ctx.register_table(reference, Arc::new(ListingTable::try_new(config)?))?;
         Ok(())
     }
