@@ -440,3 +440,66 @@ fn files_bi_tools_cannot_open_fail_the_model_and_csv_exports_are_written() {
     assert_eq!(csv_rows, rows);
     assert!(!rows.is_empty());
 }
+
+fn this_host() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+#[test]
+fn a_second_build_is_refused_while_the_warehouse_is_locked() {
+    let raw = tempfile::tempdir().unwrap();
+    wh::datagen::generate(raw.path(), 2.0, 5).unwrap();
+    let vars = format!("{{raw_root: '{}'}}", raw.path().display());
+    let p = TempProject::example();
+    let lock = p.path().join("warehouse/_wh/lock");
+    let bin = assert_cmd::cargo::cargo_bin("wh");
+    let mut first = std::process::Command::new(&bin)
+        .current_dir(p.path())
+        .args(["build", "--quiet", "--threads", "1", "--vars", &vars])
+        .spawn()
+        .unwrap();
+    // Wait until the first build holds the lock, then start a second one.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !lock.exists() {
+        assert!(std::time::Instant::now() < deadline, "the first build never took the lock");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let holder: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&lock).unwrap()).unwrap();
+    let second = p.wh(&["build", "--vars", &vars]);
+    let first = first.wait().unwrap();
+    assert_eq!(first.code(), Some(0));
+    assert_exit(&second, 2);
+    let err = stderr(&second);
+    let run = holder["run_id"].as_str().unwrap();
+    assert!(err.contains(&format!("is locked by run {run} (`wh build` by")), "{err}");
+    assert!(err.contains(&format!("process {}", holder["pid"])), "{err}");
+    // The first build finished normally and freed the lock.
+    assert!(!lock.exists());
+    assert!(!p.rows("marts/customer_order_summary.parquet").is_empty());
+}
+
+#[test]
+fn a_lock_left_by_a_dead_process_is_recovered_and_a_live_one_is_respected() {
+    let p = TempProject::example();
+    let lock = "warehouse/_wh/lock";
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    let holder = |pid: u32, run: &str| {
+        serde_json::json!({"run_id": run, "command": "build", "user": "someone", "host": this_host(), "pid": pid,
+                           "started_at": "2026-01-01T00:00:00Z"})
+        .to_string()
+    };
+    p.write(lock, &holder(dead_pid, "old-run"));
+    let out = p.wh(&["build", "--vars", &golden_vars()]);
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("Recovered the warehouse lock left by run old-run"), "{}", stderr(&out));
+    assert!(!p.path().join(lock).exists());
+    // A live process (this test) holds it: refused, and the lock is kept.
+    p.write(lock, &holder(std::process::id(), "live-run"));
+    let out = p.wh(&["run", "--vars", &golden_vars()]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("is locked by run live-run"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("hint: wait for that run to finish"), "{}", stderr(&out));
+    assert!(p.path().join(lock).exists());
+}

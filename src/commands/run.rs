@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::exec::runner::{self, NodeResult, RunPlan, Status};
 use crate::graph::selector;
 use crate::quality::Status as TestStatus;
+use crate::storage::{LockError, Warehouse, WarehouseLock};
 
 /// Runs the selected models; `audit` runs their assertions before
 /// publishing. Exit code 1 if a model or an error-severity assertion failed.
@@ -23,6 +24,69 @@ pub async fn execute(settings: &Settings, command: &str, audit: bool, junit: Opt
     let selected = selector::select(&compiled, &graph, &settings.select, &settings.exclude)?;
     let warehouse = settings.reachable_warehouse().await?;
     let inv = Invocation::new(command, &compiled.project_name, &settings.project.target.name);
+    // One build or run at a time per warehouse: taken before anything is
+    // cleaned or written, freed whatever the outcome.
+    let lock = take_lock(settings, &warehouse, &inv).await?;
+    let prepared = Prepared { clock, compiled, graph, selected, warehouse, inv };
+    let result = locked(settings, audit, junit, prepared).await;
+    lock.release().await;
+    result
+}
+
+/// Takes the warehouse lock, or says which run holds it.
+async fn take_lock(settings: &Settings, warehouse: &Warehouse, inv: &Invocation) -> Result<WarehouseLock, Error> {
+    let holder = serde_json::json!({
+        "run_id": inv.id,
+        "command": inv.command,
+        "user": inv.user,
+        "host": inv.host,
+        "pid": std::process::id(),
+        "started_at": inv.started_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    });
+    let describe = |h: &serde_json::Value| {
+        let s = |k: &str| h[k].as_str().unwrap_or("?").to_string();
+        format!(
+            "run {} (`wh {}` by {}@{}, process {}, started {})",
+            s("run_id"),
+            s("command"),
+            s("user"),
+            s("host"),
+            h["pid"].as_u64().map_or("?".to_string(), |p| p.to_string()),
+            s("started_at")
+        )
+    };
+    match warehouse.lock(&holder).await {
+        Ok((lock, recovered)) => {
+            if let Some(old) = recovered {
+                settings.log(format!("Recovered the warehouse lock left by {}: its process is gone", describe(&old)));
+            }
+            Ok(lock)
+        }
+        Err(LockError::Held { holder, location }) => Err(Error::Usage {
+            message: format!("the warehouse {} is locked by {}", warehouse.display(), describe(&holder)),
+            hint: Some(format!(
+                "wait for that run to finish; if its process is gone and it ran on another machine, delete {location}"
+            )),
+        }),
+        Err(LockError::Io(e)) => {
+            Err(Error::Usage { message: format!("cannot lock the warehouse {}: {e}", warehouse.display()), hint: None })
+        }
+    }
+}
+
+/// What a run has resolved before it takes the lock.
+struct Prepared {
+    clock: Instant,
+    compiled: crate::compile::Compiled,
+    graph: crate::graph::Graph,
+    selected: std::collections::BTreeSet<String>,
+    warehouse: Warehouse,
+    inv: Invocation,
+}
+
+/// The run itself, with the warehouse lock held.
+async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepared) -> Result<ExitCode, Error> {
+    let Prepared { clock, compiled, graph, selected, warehouse, inv } = p;
     // Column lineage for the manifest: planning only, sources give schemas.
     let lineage =
         crate::lineage::project_lineage(&compiled, &graph, settings.engine(&compiled, &warehouse, Some(1))?).await;

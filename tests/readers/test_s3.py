@@ -5,6 +5,7 @@ credentials that never show the secret."""
 
 import io
 import json
+import pathlib
 import shutil
 import subprocess
 
@@ -195,3 +196,23 @@ def test_sources_on_s3_as_csv_prefix_and_glob(s3, local, tmp_path):
     assert set(built) == set(model_files(local))
     for rel, data in model_files(local).items():
         assert pq.read_table(io.BytesIO(built[rel])).equals(pq.read_table(io.BytesIO(data))), rel
+
+
+def test_lock_on_s3_names_the_run_that_holds_it(s3, tmp_path):
+    import os
+
+    project = copy_example(tmp_path)
+    with_prefix(project, "locked")
+    host = pathlib.Path("/etc/hostname").read_text().strip()
+    holder = {"run_id": "other-run", "command": "build", "user": "scheduler", "host": host,
+              "pid": os.getpid(), "started_at": "2026-11-22T00:00:00Z"}
+    s3.client().put_object(Bucket=BUCKET, Key="locked/_wh/lock", Body=json.dumps(holder).encode())
+    out = wh(project, "build", "--target", "prod", "--vars", vars_for(GOLDEN_RAW), env=s3.env(), check=False)
+    assert out.returncode == 2, out.stderr
+    assert "is locked by run other-run (`wh build` by scheduler@" in out.stderr
+    assert not [k for k in s3.keys(BUCKET, "locked/") if k.endswith(".parquet")]
+    # Freed: the build runs, takes the lock with a conditional PUT, and frees it.
+    s3.client().delete_object(Bucket=BUCKET, Key="locked/_wh/lock")
+    wh(project, "build", "--target", "prod", "--quiet", "--vars", vars_for(GOLDEN_RAW), env=s3.env())
+    keys = s3.keys(BUCKET, "locked/")
+    assert "locked/marts/customer_order_summary.parquet" in keys and "locked/_wh/lock" not in keys
