@@ -49,9 +49,16 @@ pub enum Command {
         /// Also write the results as JUnit XML to this file.
         #[arg(long)]
         junit: Option<PathBuf>,
+        /// Rebuild every selected model, even those whose published version is up to date.
+        #[arg(long)]
+        full_refresh: bool,
     },
     /// Run the selected models and publish them, without assertions (see `wh test`).
-    Run,
+    Run {
+        /// Rebuild every selected model, even those whose published version is up to date.
+        #[arg(long)]
+        full_refresh: bool,
+    },
     /// Run the assertions of the selected models against what is published.
     Test {
         /// Also write the results as JUnit XML to this file.

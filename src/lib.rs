@@ -15,4 +15,5 @@ pub mod graph;
 pub mod lineage;
 pub mod project;
 pub mod quality;
+pub mod state;
 pub mod storage;

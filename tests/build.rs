@@ -32,9 +32,9 @@ fn failed_model_keeps_previous_file_and_skips_descendants() {
     assert_eq!(std::fs::read(p.path().join("warehouse/star/fct_orders.parquet")).unwrap(), before);
     assert_eq!(std::fs::read(p.path().join("warehouse/marts/mart_customer_rfm.parquet")).unwrap(), rfm_before);
     assert_eq!(p.rows("star/fct_orders.parquet").len(), 3);
-    // Independent branches ran.
-    assert!(err.lines().any(|l| l.contains("OK") && l.contains("units_by_category")), "{err}");
-    assert!(err.lines().any(|l| l.contains("OK") && l.contains("dim_date")), "{err}");
+    // Independent branches went on: unchanged, so reused as they are.
+    assert!(err.lines().any(|l| l.contains("REUSE") && l.contains("units_by_category")), "{err}");
+    assert!(err.lines().any(|l| l.contains("REUSE") && l.contains("dim_date")), "{err}");
     // No temporary files are left behind.
     let leftovers: Vec<_> = walk(&p.path().join("warehouse")).into_iter().filter(|f| f.contains(".wh-tmp-")).collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
@@ -502,4 +502,75 @@ fn a_lock_left_by_a_dead_process_is_recovered_and_a_live_one_is_respected() {
     assert!(stderr(&out).contains("is locked by run live-run"), "{}", stderr(&out));
     assert!(stderr(&out).contains("hint: wait for that run to finish"), "{}", stderr(&out));
     assert!(p.path().join(lock).exists());
+}
+
+/// Returns the models a build reported with `status` (OK, REUSE, ...).
+fn reported(out: &std::process::Output, status: &str) -> std::collections::BTreeSet<String> {
+    stderr(out)
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace().skip(3);
+            (words.next() == Some(status)).then(|| words.next().unwrap_or_default().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn unchanged_models_are_reused_and_a_change_rebuilds_exactly_its_descendants() {
+    let raw = tempfile::tempdir().unwrap();
+    wh::datagen::generate(raw.path(), 0.05, 11).unwrap();
+    let vars = format!("{{raw_root: '{}'}}", raw.path().display());
+    let p = TempProject::example();
+    let first = p.wh(&["build", "--vars", &vars]);
+    assert_exit(&first, 0);
+    let all = reported(&first, "OK");
+    assert_eq!(all.len(), 15);
+    let mtime = |rel: &str| std::fs::metadata(p.path().join("warehouse").join(rel)).unwrap().modified().unwrap();
+    let before = mtime("marts/customer_order_summary.parquet");
+
+    // Nothing changed: nothing is rebuilt, nothing is rewritten.
+    let again = p.wh(&["build", "--vars", &vars]);
+    assert_exit(&again, 0);
+    assert_eq!(reported(&again, "REUSE"), all);
+    assert!(stderr(&again).contains("15 of 15 selected models are up to date"), "{}", stderr(&again));
+    assert_eq!(mtime("marts/customer_order_summary.parquet"), before);
+
+    // A comment and new line breaks are not a change.
+    let sql = std::fs::read_to_string(p.path().join("models/staging/stg_orders.sql")).unwrap();
+    let reformatted =
+        sql.replace("select distinct order_id, customer_id,", "select distinct\n  order_id,  customer_id,");
+    assert_ne!(reformatted, sql);
+    p.write("models/staging/stg_orders.sql", &format!("-- reviewed\n{reformatted}  /* end */\n"));
+    assert_eq!(reported(&p.wh(&["build", "--vars", &vars]), "REUSE"), all);
+
+    // A real change rebuilds exactly the model and its descendants.
+    p.write(
+        "models/staging/stg_orders.sql",
+        &sql.replacen("select", "select /*+ v2 */ distinct", 1).replace("distinct distinct", "distinct"),
+    );
+    let changed = p.wh(&["build", "--vars", &vars]);
+    assert_exit(&changed, 0);
+    let ls = p.wh(&["ls", "--select", "stg_orders+"]);
+    let expected: std::collections::BTreeSet<String> = stdout(&ls).lines().map(str::to_string).collect();
+    assert!(expected.len() > 3 && expected.len() < 15, "{expected:?}");
+    assert_eq!(reported(&changed, "OK"), expected, "{}", stderr(&changed));
+    assert_eq!(reported(&changed, "REUSE"), all.difference(&expected).cloned().collect());
+
+    // New source data: the readers of that source and their descendants.
+    let customers = raw.path().join("customers.parquet");
+    let bytes = std::fs::read(&customers).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&customers, bytes).unwrap();
+    let fresh = p.wh(&["build", "--vars", &vars]);
+    // fct_orders is audited by a relationships test that reads dim_customers:
+    // it is rebuilt and audited again too.
+    let readers: std::collections::BTreeSet<String> =
+        stdout(&p.wh(&["ls", "--select", "source:shop.customers+ fct_orders+"])).lines().map(str::to_string).collect();
+    assert_eq!(reported(&fresh, "OK"), readers, "{}", stderr(&fresh));
+
+    // --full-refresh rebuilds everything.
+    assert_eq!(reported(&p.wh(&["build", "--full-refresh", "--vars", &vars]), "OK"), all);
+    // A build only reuses versions whose assertions ran: not after `wh run`.
+    assert_exit(&p.wh(&["run", "--full-refresh", "--vars", &vars]), 0);
+    assert_eq!(reported(&p.wh(&["build", "--vars", &vars]), "OK"), all);
 }

@@ -9,6 +9,6 @@ use super::{run, Settings};
 use crate::error::Error;
 
 /// Builds the selected models.
-pub async fn execute(settings: &Settings, junit: Option<&Path>) -> Result<ExitCode, Error> {
-    run::execute(settings, "build", true, junit).await
+pub async fn execute(settings: &Settings, junit: Option<&Path>, full_refresh: bool) -> Result<ExitCode, Error> {
+    run::execute(settings, "build", true, junit, full_refresh).await
 }

@@ -91,19 +91,30 @@ impl Settings {
         partitions: Option<usize>,
     ) -> Result<Engine, Error> {
         let engine = Engine::new(partitions);
-        let mut buckets = crate::storage::buckets(compiled.sources.values().map(|s| s.location.as_str()));
-        if let Warehouse::Remote(r) = warehouse {
-            engine.register_store(&r.bucket, r.store.clone());
-            buckets.retain(|b| b != &r.bucket);
+        for (bucket, store) in self.stores(compiled, warehouse)? {
+            engine.register_store(&bucket, store);
         }
-        for bucket in buckets {
+        Ok(engine)
+    }
+
+    /// Returns an S3 client for the warehouse's bucket and each bucket the
+    /// sources name.
+    pub fn stores(&self, compiled: &Compiled, warehouse: &Warehouse) -> Result<crate::state::SourceStores, Error> {
+        let mut out = crate::state::SourceStores::new();
+        if let Warehouse::Remote(r) = warehouse {
+            out.insert(r.bucket.clone(), r.store.clone());
+        }
+        for bucket in crate::storage::buckets(compiled.sources.values().map(|s| s.location.as_str())) {
+            if out.contains_key(&bucket) {
+                continue;
+            }
             let store = crate::storage::s3_store(&bucket, &self.project.target.s3).map_err(|e| Error::Usage {
                 message: format!("target `{}`: {}", self.project.target.name, e.message),
                 hint: e.hint,
             })?;
-            engine.register_store(&bucket, store);
+            out.insert(bucket, store);
         }
-        Ok(engine)
+        Ok(out)
     }
 
     /// Returns the `target/` folder for artifacts.
@@ -196,10 +207,12 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             let req = lineage::Request { target: &node, downstream, depth, format, indirect };
             runtime.block_on(lineage::execute(&Settings::resolve(shared, "lineage")?, req))
         }
-        Command::Build { junit } => {
-            runtime.block_on(build::execute(&Settings::resolve(shared, "build")?, junit.as_deref()))
+        Command::Build { junit, full_refresh } => {
+            runtime.block_on(build::execute(&Settings::resolve(shared, "build")?, junit.as_deref(), full_refresh))
         }
-        Command::Run => runtime.block_on(run::execute(&Settings::resolve(shared, "run")?, "run", false, None)),
+        Command::Run { full_refresh } => {
+            runtime.block_on(run::execute(&Settings::resolve(shared, "run")?, "run", false, None, full_refresh))
+        }
         Command::Test { junit } => {
             runtime.block_on(test::execute(&Settings::resolve(shared, "test")?, junit.as_deref()))
         }

@@ -14,11 +14,18 @@ use crate::error::Error;
 use crate::exec::runner::{self, NodeResult, RunPlan, Status};
 use crate::graph::selector;
 use crate::quality::Status as TestStatus;
+use crate::state;
 use crate::storage::{LockError, Warehouse, WarehouseLock};
 
 /// Runs the selected models; `audit` runs their assertions before
 /// publishing. Exit code 1 if a model or an error-severity assertion failed.
-pub async fn execute(settings: &Settings, command: &str, audit: bool, junit: Option<&Path>) -> Result<ExitCode, Error> {
+pub async fn execute(
+    settings: &Settings,
+    command: &str,
+    audit: bool,
+    junit: Option<&Path>,
+    full_refresh: bool,
+) -> Result<ExitCode, Error> {
     let clock = Instant::now();
     let (compiled, graph) = compile_project(settings)?;
     let selected = selector::select(&compiled, &graph, &settings.select, &settings.exclude)?;
@@ -27,7 +34,7 @@ pub async fn execute(settings: &Settings, command: &str, audit: bool, junit: Opt
     // One build or run at a time per warehouse: taken before anything is
     // cleaned or written, freed whatever the outcome.
     let lock = take_lock(settings, &warehouse, &inv).await?;
-    let prepared = Prepared { clock, compiled, graph, selected, warehouse, inv };
+    let prepared = Prepared { clock, compiled, graph, selected, warehouse, inv, full_refresh };
     let result = locked(settings, audit, junit, prepared).await;
     lock.release().await;
     result
@@ -82,11 +89,12 @@ struct Prepared {
     selected: std::collections::BTreeSet<String>,
     warehouse: Warehouse,
     inv: Invocation,
+    full_refresh: bool,
 }
 
 /// The run itself, with the warehouse lock held.
 async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepared) -> Result<ExitCode, Error> {
-    let Prepared { clock, compiled, graph, selected, warehouse, inv } = p;
+    let Prepared { clock, compiled, graph, selected, warehouse, inv, full_refresh } = p;
     // Column lineage for the manifest: planning only, sources give schemas.
     let lineage =
         crate::lineage::project_lineage(&compiled, &graph, settings.engine(&compiled, &warehouse, Some(1))?).await;
@@ -112,11 +120,13 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
     let mut report = |r: &NodeResult| {
         done += 1;
         let status = match r.status {
+            Status::Success if r.reused => "REUSE",
             Status::Success => "OK",
             Status::Error => "ERROR",
             Status::Skipped => "SKIP",
         };
         let detail = match (r.status, r.rows) {
+            _ if r.reused => format!("{:>17}", "up to date"),
             (Status::Success, Some(1)) => format!("{:>12} row ", 1),
             (Status::Success, Some(rows)) => format!("{:>12} rows", thousands(rows)),
             _ => format!("{:>17}", ""),
@@ -141,6 +151,27 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
             r.seconds
         ));
     };
+    // Up-to-date tables are reused, not rebuilt (see state.rs).
+    let fingerprints =
+        state::fingerprints(&compiled, &graph, &warehouse, &settings.stores(&compiled, &warehouse)?).await;
+    let mut recorded = state::load(&warehouse).await;
+    let mut reuse = std::collections::BTreeSet::new();
+    if !full_refresh {
+        for name in &selected {
+            let Some(rel) = compiled.models[name].output_path() else { continue };
+            let same = recorded.get(name).is_some_and(|e| e.fingerprint == fingerprints[name] && (e.audited || !audit));
+            if same && warehouse.exists(&rel).await.unwrap_or(false) {
+                reuse.insert(name.clone());
+            }
+        }
+    }
+    if !reuse.is_empty() {
+        settings.log(format!(
+            "{} of {} selected models are up to date and will not be rebuilt (--full-refresh rebuilds them)",
+            reuse.len(),
+            selected.len()
+        ));
+    }
     let plan = RunPlan {
         compiled: &compiled,
         graph: &graph,
@@ -151,6 +182,7 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
         threads,
         audit,
         run_id: inv.id.clone(),
+        reuse,
     };
     let output = runner::run(plan, &mut report).await;
     let outcomes = output.all_assertions();
@@ -159,6 +191,21 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
     // The run's records in the warehouse: a failure to write them (the
     // store went away) is reported and fails the run, after the rest.
     let mut unrecorded: Vec<String> = Vec::new();
+    for r in &output.models {
+        match r.status {
+            Status::Success if r.reused => {}
+            Status::Success if r.output_path.is_some() => {
+                let entry = state::Entry { fingerprint: fingerprints[&r.name].clone(), audited: audit };
+                recorded.insert(r.name.clone(), entry);
+            }
+            _ => {
+                recorded.remove(&r.name);
+            }
+        }
+    }
+    if let Err(e) = state::save(&warehouse, &recorded).await {
+        unrecorded.push(format!("cannot write `{}`: {e}", warehouse.location(state::STATE)));
+    }
     if let Err(e) = test::record(settings, &compiled, &warehouse, &inv, &outcomes).await {
         unrecorded
             .push(crate::error::render(&e, &settings.project.root).trim().trim_start_matches("error: ").to_string());
@@ -213,7 +260,11 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
         }
     }
     let failed_checks = test::summarize(settings, &outcomes);
-    settings.log(format!("\nFinished in {elapsed:.2}s: {ok} ok, {errors} error(s), {skipped} skipped"));
+    let reused = results.iter().filter(|r| r.reused).count();
+    settings.log(format!(
+        "\nFinished in {elapsed:.2}s: {} built, {reused} up to date, {errors} error(s), {skipped} skipped",
+        ok - reused
+    ));
     // Failed assertions on models already count as model errors; those that
     // ran on sources or after the models are counted here.
     let late_failures =

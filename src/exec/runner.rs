@@ -63,6 +63,8 @@ pub struct NodeResult {
     pub failure: Option<Failure>,
     /// Assertions run on the staged table before it was published.
     pub assertions: Vec<Outcome>,
+    /// Not rebuilt: its published version is up to date.
+    pub reused: bool,
 }
 
 /// Everything a run needs.
@@ -80,6 +82,9 @@ pub struct RunPlan<'a> {
     pub audit: bool,
     /// Names failing-row samples.
     pub run_id: String,
+    /// Table models whose published version is up to date: registered from
+    /// the warehouse instead of rebuilt.
+    pub reuse: BTreeSet<String>,
 }
 
 /// What a run produced: model results and every assertion outcome.
@@ -208,6 +213,19 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> RunO
             ready.remove(&name);
             waiting.remove(&name);
             let model = compiled.models[&name].clone();
+            if plan.reuse.contains(&name) && register_output(&plan.engine, &plan.warehouse, &model).await.is_ok() {
+                let mut r = finished(&model, Status::Success, Utc::now(), Instant::now(), None, None, None);
+                r.reused = true;
+                r.message = "up to date: same SQL, config, assertions, inputs and source files".into();
+                // Its assertions run on the published version, so that every
+                // build records the state of every selected model.
+                let checks = audits.by_model.get(&name).cloned().unwrap_or_default();
+                r.assertions = run_all(&plan.engine, &checks, Some(&samples)).await;
+                report(&r);
+                release(&r.name, &dependents, &mut waiting, &mut ready);
+                results.push(r);
+                continue;
+            }
             if let Some(f) = input_failure(&model, &source_errors, &blocked) {
                 let r = finished(&model, Status::Error, Utc::now(), Instant::now(), None, None, Some(f));
                 report(&r);
@@ -385,6 +403,7 @@ fn skip_descendants(
             message: format!("skipped: upstream model `{}` failed", failed.name),
             failure: None,
             assertions: Vec::new(),
+            reused: false,
         };
         report(&r);
         results.push(r);
@@ -637,5 +656,6 @@ fn finished(
         message,
         failure,
         assertions: Vec::new(),
+        reused: false,
     }
 }

@@ -128,7 +128,8 @@ pub fn events(
         }
         compiled.models.get(rel)?.output_path().map(|p| ctx.warehouse.location(&p))
     };
-    for r in results.iter().filter(|r| r.status != Status::Skipped) {
+    // Skipped and reused models did not run: no events.
+    for r in results.iter().filter(|r| r.status != Status::Skipped && !r.reused) {
         let m = &compiled.models[&r.name];
         let run_id = uuid::Uuid::new_v4().to_string();
         let inputs: Vec<Json> = m

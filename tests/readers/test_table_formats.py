@@ -91,7 +91,7 @@ def test_delta_table_on_s3(s3, tmp_path):
     got = dt.to_pyarrow_table()
     assert sorted(zip(got["order_id"].to_pylist(), got["total_amount"].to_pylist())) == expected_rows(None, fct)
     # Rebuild: a second commit on S3.
-    build(project, GOLDEN_RAW, "--target", "prod", env=server.env())
+    build(project, GOLDEN_RAW, "--target", "prod", "--full-refresh", env=server.env())
     assert DeltaTable("s3://shop-warehouse/delta/marts/orders_delta", storage_options=storage).version() == 1
     reader = pq.read_table(io.BytesIO(server.get("shop-warehouse", "delta/marts/delta_reader.parquet")))
     assert sum(reader["orders"].to_pylist()) == fct.num_rows
@@ -154,7 +154,7 @@ def test_partitioned_parquet_on_s3(s3, tmp_path):
     config = project / "wh_project.yml"
     config.write_text(config.read_text().replace("s3://shop-warehouse/prod", "s3://shop-warehouse/parts"))
     build(project, GOLDEN_RAW, "--target", "prod", env=s3.env())
-    build(project, GOLDEN_RAW, "--target", "prod", env=s3.env())
+    build(project, GOLDEN_RAW, "--target", "prod", "--full-refresh", env=s3.env())
     prefix = "parts/marts/orders_by_month"
     version, files = current(lambda name: s3.get("shop-warehouse", f"{prefix}/{name}"))
     fct = pq.read_table(io.BytesIO(s3.get("shop-warehouse", "parts/star/fct_orders.parquet")))

@@ -1,0 +1,227 @@
+//! Skipping what has not changed. Each model gets a fingerprint: its
+//! compiled SQL (comments and formatting ignored), its config, the
+//! assertions that audit it, the fingerprints of the models it reads, and
+//! the identity of the source files it reads (size and modification time
+//! on disk, size and ETag on S3). A table whose fingerprint equals the one
+//! recorded when it was last published, and whose output is still there,
+//! is not rebuilt.
+//!
+//! The record is `_wh/state.json` in the warehouse: per model, the
+//! fingerprint of its published version and whether that build ran its
+//! assertions (`wh run` does not; `wh build` reuses only audited versions).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use futures::TryStreamExt;
+use serde_json::{json, Map, Value as Json};
+use sha2::{Digest, Sha256};
+
+use crate::compile::Compiled;
+use crate::graph::Graph;
+use crate::quality::Subject;
+use crate::storage::{split_s3, Warehouse};
+
+/// Where the record lives in the warehouse.
+pub const STATE: &str = "_wh/state.json";
+
+/// Returns `sql` without comments and with whitespace collapsed, string
+/// literals and quoted names kept as they are.
+pub fn normalize_sql(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let chars: Vec<char> = sql.chars().collect();
+    let mut i = 0;
+    let mut space = false;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if c == '-' && next == Some('-') {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+            space = true;
+            continue;
+        }
+        if c == '/' && next == Some('*') {
+            i += 2;
+            while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                i += 1;
+            }
+            i += 2;
+            space = true;
+            continue;
+        }
+        if c.is_whitespace() {
+            space = true;
+            i += 1;
+            continue;
+        }
+        if space && !out.is_empty() {
+            out.push(' ');
+        }
+        space = false;
+        if c == '\'' || c == '"' {
+            // Copy the quoted text as is, with doubled quotes inside.
+            out.push(c);
+            i += 1;
+            while i < chars.len() {
+                out.push(chars[i]);
+                if chars[i] == c {
+                    if chars.get(i + 1) == Some(&c) {
+                        out.push(c);
+                        i += 2;
+                        continue;
+                    }
+                    break;
+                }
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+/// Returns whether normalized SQL calls a function whose result changes
+/// from run to run (the clock, random numbers).
+pub fn is_volatile(sql: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    ["now()", "current_date", "current_time", "random()", "uuid()", "today()"].iter().any(|f| lower.contains(f))
+}
+
+/// Describes the files under a source location: path, size, and
+/// modification time or ETag, sorted. Unreadable locations give their
+/// error text, so that they never match a recorded fingerprint.
+pub async fn source_identity(location: &str, warehouse: &Warehouse, stores: &SourceStores) -> String {
+    if let Some((bucket, key)) = split_s3(location) {
+        let Some(store) = stores.get(bucket) else { return format!("unreachable {location}") };
+        let prefix = key.split(['*', '?', '[']).next().unwrap_or("");
+        let listed: Result<Vec<_>, _> =
+            store.list(Some(&object_store::path::Path::from(prefix.trim_end_matches('/')))).try_collect().await;
+        return match listed {
+            Ok(mut objects) => {
+                objects.sort_by(|a, b| a.location.cmp(&b.location));
+                objects
+                    .iter()
+                    .map(|o| format!("{} {} {}", o.location, o.size, o.e_tag.as_deref().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
+            Err(e) => format!("error {e}"),
+        };
+    }
+    let _ = warehouse;
+    let glob_at = location.find(['*', '?', '[']).unwrap_or(location.len());
+    let root = match location[..glob_at].rfind('/') {
+        Some(i) if glob_at < location.len() => &location[..i],
+        _ => location,
+    };
+    let mut files: Vec<String> = walkdir::WalkDir::new(Path::new(root))
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            let modified = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
+            Some(format!("{} {} {modified}", e.path().display(), meta.len()))
+        })
+        .collect();
+    if files.is_empty() {
+        files.push(format!("missing {location}"));
+    }
+    files.join("\n")
+}
+
+/// S3 clients by bucket, for listing source objects.
+pub type SourceStores = BTreeMap<String, std::sync::Arc<dyn object_store::ObjectStore>>;
+
+/// Computes every model's fingerprint, parents first.
+pub async fn fingerprints(
+    compiled: &Compiled,
+    graph: &Graph,
+    warehouse: &Warehouse,
+    stores: &SourceStores,
+) -> BTreeMap<String, String> {
+    let mut sources: BTreeMap<&str, String> = BTreeMap::new();
+    for (key, s) in &compiled.sources {
+        sources.insert(key.as_str(), source_identity(&s.location, warehouse, stores).await);
+    }
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for name in graph.order() {
+        let m = &compiled.models[name];
+        let mut h = Sha256::new();
+        let sql = normalize_sql(&m.sql);
+        if is_volatile(&sql) {
+            // Its result changes with time: never up to date.
+            h.update(format!("volatile {:?}", std::time::SystemTime::now()));
+        }
+        h.update(sql.as_bytes());
+        h.update(serde_json::to_string(&m.config).unwrap_or_default().as_bytes());
+        for a in compiled.assertions.iter().filter(|a| a.subject == Subject::Model(name.clone())) {
+            h.update(format!("\n{} {} {:?} {:?} {:?}", a.name, a.failing_sql, a.severity, a.warn_if, a.error_if));
+            for d in &a.depends_on {
+                h.update(format!(" reads {d} {}", out.get(d).map(String::as_str).unwrap_or("")));
+            }
+        }
+        for p in &graph.parents[name] {
+            h.update(format!("\nparent {p} {}", out.get(p).map(String::as_str).unwrap_or("")));
+        }
+        for s in &m.sources {
+            h.update(format!("\nsource {s}\n{}", sources.get(s.as_str()).map(String::as_str).unwrap_or("")));
+        }
+        let digest = h.finalize();
+        out.insert(name.clone(), digest.iter().map(|b| format!("{b:02x}")).collect());
+    }
+    out
+}
+
+/// One model's record: the fingerprint of its published version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub fingerprint: String,
+    pub audited: bool,
+}
+
+/// Reads the record; empty when there is none or it is unreadable.
+pub async fn load(warehouse: &Warehouse) -> BTreeMap<String, Entry> {
+    let Ok(Some(bytes)) = warehouse.get(STATE).await else { return BTreeMap::new() };
+    let Ok(Json::Object(models)) = serde_json::from_slice::<Json>(&bytes).map(|j| j["models"].clone()) else {
+        return BTreeMap::new();
+    };
+    models
+        .into_iter()
+        .filter_map(|(name, e)| {
+            let fingerprint = e["fingerprint"].as_str()?.to_string();
+            Some((name, Entry { fingerprint, audited: e["audited"].as_bool().unwrap_or(false) }))
+        })
+        .collect()
+}
+
+/// Writes the record.
+pub async fn save(warehouse: &Warehouse, entries: &BTreeMap<String, Entry>) -> std::io::Result<()> {
+    let models: Map<String, Json> =
+        entries.iter().map(|(k, e)| (k.clone(), json!({"fingerprint": e.fingerprint, "audited": e.audited}))).collect();
+    let mut text = serde_json::to_vec_pretty(&json!({"models": models})).map_err(std::io::Error::other)?;
+    text.push(b'\n');
+    warehouse.put(STATE, text).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_and_formatting_do_not_count() {
+        let a = "select a,  b -- the key\nfrom t /* all rows */ where s = 'x  -- y'";
+        let b = "select a, b\n\n   from t where s = 'x  -- y'";
+        assert_eq!(normalize_sql(a), normalize_sql(b));
+        assert_eq!(normalize_sql(a), "select a, b from t where s = 'x  -- y'");
+        assert_ne!(normalize_sql("select 'a  b'"), normalize_sql("select 'a b'"));
+        assert_eq!(normalize_sql("select 'it''s'  ,1"), "select 'it''s' ,1");
+        assert!(is_volatile("select CURRENT_DATE - d from t") && !is_volatile("select d from t"));
+    }
+}
