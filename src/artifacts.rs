@@ -130,6 +130,7 @@ pub fn manifest(
                 "meta": m.config.meta,
                 "columns": columns,
                 "raw_code": m.raw_sql,
+                "checksum": { "name": "sha256", "checksum": crate::state::checksum(m) },
                 "compiled_code": m.sql,
                 "depends_on": { "nodes": depends, "macros": [] },
                 "data_tests": m.tests,

@@ -36,6 +36,11 @@ pub struct SharedArgs {
     /// Models to leave out, same syntax as --select.
     #[arg(long, global = true, num_args = 1..)]
     pub exclude: Vec<String>,
+    /// Artifacts of the run to compare with, for `state:` and `result:`
+    /// selectors and `wh retry` (default: the target path, before this run
+    /// overwrites it).
+    #[arg(long, global = true)]
+    pub state: Option<PathBuf>,
     /// Print errors only.
     #[arg(short, long, global = true)]
     pub quiet: bool,
@@ -53,6 +58,8 @@ pub enum Command {
         #[arg(long)]
         full_refresh: bool,
     },
+    /// Run again the models that failed or were skipped in the last `wh build` or `wh run`.
+    Retry,
     /// Run the selected models and publish them, without assertions (see `wh test`).
     Run {
         /// Rebuild every selected model, even those whose published version is up to date.

@@ -85,6 +85,16 @@ pub fn normalize_sql(sql: &str) -> String {
     out
 }
 
+/// Returns a model's definition checksum for the manifest: its compiled
+/// SQL (comments and formatting ignored) and config. `state:modified`
+/// compares it with the previous manifest's.
+pub fn checksum(model: &crate::compile::CompiledModel) -> String {
+    let mut h = Sha256::new();
+    h.update(normalize_sql(&model.sql).as_bytes());
+    h.update(serde_json::to_string(&model.config).unwrap_or_default().as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Returns whether normalized SQL calls a function whose result changes
 /// from run to run (the clock, random numbers).
 pub fn is_volatile(sql: &str) -> bool {

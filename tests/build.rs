@@ -574,3 +574,47 @@ fn unchanged_models_are_reused_and_a_change_rebuilds_exactly_its_descendants() {
     assert_exit(&p.wh(&["run", "--full-refresh", "--vars", &vars]), 0);
     assert_eq!(reported(&p.wh(&["build", "--vars", &vars]), "OK"), all);
 }
+
+#[test]
+fn state_and_result_selectors_and_retry() {
+    let p = TempProject::example();
+    assert_exit(&p.wh(&["build", "--vars", &golden_vars()]), 0);
+    let ls = |sel: &str| -> std::collections::BTreeSet<String> {
+        let out = p.wh(&["ls", "--select", sel]);
+        assert_exit(&out, 0);
+        stdout(&out).lines().map(str::to_string).collect()
+    };
+    // Nothing changed since the build's manifest.
+    assert!(ls("state:modified").is_empty());
+    let sql = std::fs::read_to_string(p.path().join("models/staging/stg_products.sql")).unwrap();
+    p.write("models/staging/stg_products.sql", &format!("{sql}\n-- a comment is not a change\n"));
+    assert!(ls("state:modified").is_empty());
+    p.write(
+        "models/staging/stg_products.sql",
+        &sql.replace("order by product_id, product_name, category", "order by product_id, category, product_name"),
+    );
+    p.write("models/marts/new_mart.sql", "select 1 as one");
+    assert_eq!(ls("state:new"), ["new_mart".to_string()].into());
+    let mut expected = ls("stg_products+");
+    expected.insert("new_mart".into());
+    assert_eq!(ls("state:modified+"), expected);
+    std::fs::remove_file(p.path().join("models/marts/new_mart.sql")).unwrap();
+    p.write("models/staging/stg_products.sql", &sql);
+
+    // A failed model: result:error selects it, wh retry reruns it and what it skipped.
+    let fct = std::fs::read_to_string(p.path().join("models/star/fct_orders.sql")).unwrap();
+    p.write("models/star/fct_orders.sql", "select cast(arrow_cast('x', 'Utf8') as double) as boom");
+    assert_exit(&p.wh(&["build", "--vars", &golden_vars()]), 1);
+    assert_eq!(ls("result:error"), ["fct_orders".to_string()].into());
+    let skipped = ls("result:skipped");
+    assert!(skipped.contains("mart_customer_rfm") && skipped.contains("customer_order_summary"), "{skipped:?}");
+    p.write("models/star/fct_orders.sql", &fct);
+    let retried = p.wh(&["retry", "--vars", &golden_vars()]);
+    assert_exit(&retried, 0);
+    let mut rerun = skipped.clone();
+    rerun.insert("fct_orders".into());
+    assert_eq!(reported(&retried, "OK"), rerun, "{}", stderr(&retried));
+    let again = p.wh(&["retry", "--vars", &golden_vars()]);
+    assert_exit(&again, 0);
+    assert!(stderr(&again).contains("Nothing to retry"), "{}", stderr(&again));
+}

@@ -5,12 +5,11 @@ use std::process::ExitCode;
 use super::{compile_project, Settings};
 use crate::cli::LsOutput;
 use crate::error::Error;
-use crate::graph::selector;
 
 /// Prints the selected models, one per line, sorted by name.
 pub fn execute(settings: &Settings, output: LsOutput) -> Result<ExitCode, Error> {
     let (compiled, graph) = compile_project(settings)?;
-    let selected = selector::select(&compiled, &graph, &settings.select, &settings.exclude)?;
+    let selected = settings.selected(&compiled, &graph)?;
     let mut out = String::new();
     for name in &selected {
         let m = &compiled.models[name];

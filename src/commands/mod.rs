@@ -34,6 +34,8 @@ pub struct Settings {
     pub select: Selection,
     pub exclude: Selection,
     pub quiet: bool,
+    /// `--state`: where the previous run's artifacts are.
+    pub state: Option<PathBuf>,
     /// The flags as given, for run_results `args`.
     pub args: Json,
 }
@@ -61,7 +63,7 @@ impl Settings {
             "select": select.to_string(),
             "exclude": exclude.to_string(),
         });
-        Ok(Settings { project, select, exclude, quiet: shared.quiet, args })
+        Ok(Settings { project, select, exclude, quiet: shared.quiet, state: shared.state.clone(), args })
     }
 
     /// Opens the target's warehouse (a local folder or an S3 prefix).
@@ -115,6 +117,29 @@ impl Settings {
             out.insert(bucket, store);
         }
         Ok(out)
+    }
+
+    /// Reads the previous run's artifacts (`--state`, default the target
+    /// path) for `state:` and `result:` selectors.
+    pub fn previous(&self) -> crate::graph::selector::Previous {
+        let dir = match &self.state {
+            Some(d) if d.is_absolute() => d.clone(),
+            Some(d) => self.project.root.join(d),
+            None => self.target_dir(),
+        };
+        let read = |name: &str| {
+            std::fs::read_to_string(dir.join(name)).ok().and_then(|t| serde_json::from_str::<Json>(&t).ok())
+        };
+        crate::graph::selector::Previous {
+            dir: dir.display().to_string(),
+            manifest: read("manifest.json"),
+            run_results: read("run_results.json"),
+        }
+    }
+
+    /// Returns the models the command line selects.
+    pub fn selected(&self, compiled: &Compiled, graph: &Graph) -> Result<std::collections::BTreeSet<String>, Error> {
+        Ok(selector::select(compiled, graph, &self.select, &self.exclude, &self.previous())?)
     }
 
     /// Returns the `target/` folder for artifacts.
@@ -210,6 +235,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         Command::Build { junit, full_refresh } => {
             runtime.block_on(build::execute(&Settings::resolve(shared, "build")?, junit.as_deref(), full_refresh))
         }
+        Command::Retry => runtime.block_on(run::retry(Settings::resolve(shared, "retry")?)),
         Command::Run { full_refresh } => {
             runtime.block_on(run::execute(&Settings::resolve(shared, "run")?, "run", false, None, full_refresh))
         }

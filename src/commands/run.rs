@@ -12,7 +12,6 @@ use crate::commands::compile::write_compiled;
 use crate::diagnostic::render_location;
 use crate::error::Error;
 use crate::exec::runner::{self, NodeResult, RunPlan, Status};
-use crate::graph::selector;
 use crate::quality::Status as TestStatus;
 use crate::state;
 use crate::storage::{LockError, Warehouse, WarehouseLock};
@@ -28,7 +27,7 @@ pub async fn execute(
 ) -> Result<ExitCode, Error> {
     let clock = Instant::now();
     let (compiled, graph) = compile_project(settings)?;
-    let selected = selector::select(&compiled, &graph, &settings.select, &settings.exclude)?;
+    let selected = settings.selected(&compiled, &graph)?;
     let warehouse = settings.reachable_warehouse().await?;
     let inv = Invocation::new(command, &compiled.project_name, &settings.project.target.name);
     // One build or run at a time per warehouse: taken before anything is
@@ -38,6 +37,43 @@ pub async fn execute(
     let result = locked(settings, audit, junit, prepared).await;
     lock.release().await;
     result
+}
+
+/// `wh retry`: runs again, with the same command (`build` or `run`), the
+/// models that failed or were skipped in the last run recorded in the
+/// target path (or `--state`).
+pub async fn retry(mut settings: Settings) -> Result<ExitCode, Error> {
+    let previous = settings.previous();
+    let Some(results) = previous.run_results else {
+        return Err(Error::Usage {
+            message: format!("there is no run to retry: no run_results.json in `{}`", previous.dir),
+            hint: Some("run `wh build` first".into()),
+        });
+    };
+    let command = results["args"]["which"].as_str().unwrap_or_default().to_string();
+    if command != "build" && command != "run" {
+        return Err(Error::Usage {
+            message: format!("the last run was `wh {command}`: `wh retry` reruns a `wh build` or `wh run`"),
+            hint: None,
+        });
+    }
+    let names: Vec<String> = results["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["resource_type"] != "test" && (r["status"] == "error" || r["status"] == "skipped"))
+        .filter_map(|r| r["unique_id"].as_str()?.rsplit('.').next().map(str::to_string))
+        .collect();
+    if names.is_empty() {
+        settings.log(format!("Nothing to retry: every model of the last `wh {command}` succeeded"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    settings.log(format!("Retrying {} model(s) of the last `wh {command}`: {}", names.len(), names.join(", ")));
+    settings.select = crate::graph::selector::parse(&names)?;
+    settings.args["which"] = serde_json::json!(command);
+    settings.args["select"] = serde_json::json!(settings.select.to_string());
+    settings.exclude = crate::graph::selector::Selection(Vec::new());
+    execute(&settings, &command, command == "build", None, false).await
 }
 
 /// Takes the warehouse lock, or says which run holds it.

@@ -11,7 +11,6 @@ use crate::artifacts::{self, Invocation};
 use crate::compile::Compiled;
 use crate::error::Error;
 use crate::exec::runner::NodeResult;
-use crate::graph::selector;
 use crate::quality::history::{self, owners_from_meta, RunInfo};
 use crate::quality::run::{run_all, Outcome, Samples};
 use crate::quality::{Assertion, Status, Subject};
@@ -22,7 +21,7 @@ use crate::storage::Warehouse;
 pub async fn execute(settings: &Settings, junit: Option<&Path>) -> Result<ExitCode, Error> {
     let clock = Instant::now();
     let (compiled, graph) = compile_project(settings)?;
-    let selected = selector::select(&compiled, &graph, &settings.select, &settings.exclude)?;
+    let selected = settings.selected(&compiled, &graph)?;
     let warehouse = settings.reachable_warehouse().await?;
     let inv = Invocation::new("test", &compiled.project_name, &settings.project.target.name);
     let everything = settings.select.0.is_empty() && settings.exclude.0.is_empty();

@@ -9,6 +9,9 @@
 //!            | [N] ['+'] method ['+' [N]]   N generations of ancestors / descendants (all without N)
 //! method    := 'tag:' GLOB | 'path:' PATH | 'source:' SOURCE ['.' TABLE]
 //!            | 'config.materialized:' NAME | 'fqn:' GLOB | GLOB (a model name; '*' matches any text)
+//!            | 'state:' ('modified' | 'new')     against the previous manifest (`--state`)
+//!            | 'result:' STATUS                  in the previous run_results: error, skipped,
+//!                                                success, or fail / warn (an assertion on the model)
 //! ```
 //!
 //! `source:x` selects no model by itself; `source:x+` selects the models
@@ -37,6 +40,17 @@ pub enum Method {
     Path(String),
     Source(String),
     Materialized(String),
+    State(String),
+    Result(String),
+}
+
+/// The previous run's artifacts, for `state:` and `result:` selectors.
+#[derive(Debug, Default)]
+pub struct Previous {
+    /// Where they were read from, for messages.
+    pub dir: String,
+    pub manifest: Option<serde_json::Value>,
+    pub run_results: Option<serde_json::Value>,
 }
 
 /// One selector atom with its graph operators.
@@ -60,6 +74,8 @@ impl fmt::Display for Method {
             Method::Path(p) => write!(f, "path:{p}"),
             Method::Source(s) => write!(f, "source:{s}"),
             Method::Materialized(m) => write!(f, "config.materialized:{m}"),
+            Method::State(s) => write!(f, "state:{s}"),
+            Method::Result(s) => write!(f, "result:{s}"),
         }
     }
 }
@@ -152,6 +168,10 @@ fn parse_method(text: &str) -> Option<Method> {
         Some(("source", v)) => Method::Source(v.to_string()),
         Some(("config.materialized", v)) => Method::Materialized(v.to_string()),
         Some(("fqn", v)) => Method::Name(v.to_string()),
+        Some(("state", v)) if ["modified", "new"].contains(&v) => Method::State(v.to_string()),
+        Some(("result", v)) if ["error", "fail", "warn", "skipped", "success"].contains(&v) => {
+            Method::Result(v.to_string())
+        }
         Some(_) => return None,
     };
     Some(method)
@@ -163,24 +183,30 @@ pub fn select(
     graph: &Graph,
     select: &Selection,
     exclude: &Selection,
+    previous: &Previous,
 ) -> Result<BTreeSet<String>, GraphError> {
     let mut chosen: BTreeSet<String> = if select.0.is_empty() {
         compiled.models.keys().cloned().collect()
     } else {
-        evaluate(compiled, graph, select)?
+        evaluate(compiled, graph, select, previous)?
     };
-    for name in evaluate(compiled, graph, exclude)? {
+    for name in evaluate(compiled, graph, exclude, previous)? {
         chosen.remove(&name);
     }
     Ok(chosen)
 }
 
-fn evaluate(compiled: &Compiled, graph: &Graph, selection: &Selection) -> Result<BTreeSet<String>, GraphError> {
+fn evaluate(
+    compiled: &Compiled,
+    graph: &Graph,
+    selection: &Selection,
+    previous: &Previous,
+) -> Result<BTreeSet<String>, GraphError> {
     let mut union = BTreeSet::new();
     for term in &selection.0 {
         let mut acc: Option<BTreeSet<String>> = None;
         for atom in term {
-            let set = atom_models(compiled, graph, atom)?;
+            let set = atom_models(compiled, graph, atom, previous)?;
             acc = Some(match acc {
                 None => set,
                 Some(prev) => prev.intersection(&set).cloned().collect(),
@@ -191,8 +217,16 @@ fn evaluate(compiled: &Compiled, graph: &Graph, selection: &Selection) -> Result
     Ok(union)
 }
 
-fn atom_models(compiled: &Compiled, graph: &Graph, atom: &Atom) -> Result<BTreeSet<String>, GraphError> {
-    let (base, source_children) = base_models(compiled, graph, &atom.method)?;
+fn atom_models(
+    compiled: &Compiled,
+    graph: &Graph,
+    atom: &Atom,
+    previous: &Previous,
+) -> Result<BTreeSet<String>, GraphError> {
+    let (base, source_children) = match &atom.method {
+        Method::State(_) | Method::Result(_) => (from_previous(compiled, &atom.method, previous)?, BTreeSet::new()),
+        method => base_models(compiled, graph, method)?,
+    };
     let mut out = base.clone();
     let reach = |r: Reach| match r {
         Reach::All => Some(None),
@@ -233,6 +267,57 @@ fn atom_models(compiled: &Compiled, graph: &Graph, atom: &Atom) -> Result<BTreeS
         }
     }
     Ok(out)
+}
+
+/// Returns the models a `state:` or `result:` method names.
+fn from_previous(compiled: &Compiled, method: &Method, previous: &Previous) -> Result<BTreeSet<String>, GraphError> {
+    let missing = |what: &str| {
+        selector_error(
+            format!("`{method}` needs the previous {what}, and there is none in `{}`", previous.dir),
+            Some("run `wh build` (or `wh compile`) first, or point --state at a folder of artifacts".into()),
+        )
+    };
+    match method {
+        Method::State(kind) => {
+            let manifest = previous.manifest.as_ref().ok_or_else(|| missing("manifest.json"))?;
+            Ok(compiled
+                .models
+                .values()
+                .filter(|m| {
+                    let old = &manifest["nodes"][&m.unique_id];
+                    match kind.as_str() {
+                        "new" => old.is_null(),
+                        _ => old.is_null() || old["checksum"]["checksum"] != crate::state::checksum(m).as_str(),
+                    }
+                })
+                .map(|m| m.name.clone())
+                .collect())
+        }
+        Method::Result(status) => {
+            let results = previous.run_results.as_ref().ok_or_else(|| missing("run_results.json"))?;
+            let entries = results["results"].as_array().cloned().unwrap_or_default();
+            let mut out = BTreeSet::new();
+            for r in &entries {
+                if r["status"] != status.as_str() {
+                    continue;
+                }
+                let id = r["unique_id"].as_str().unwrap_or_default();
+                // A model's own status, or for an assertion the models it checks.
+                let names: Vec<&str> = if r["resource_type"] == "test" {
+                    r["attached_node"].as_str().into_iter().collect()
+                } else {
+                    vec![id]
+                };
+                for n in names {
+                    if let Some(m) = compiled.models.values().find(|m| m.unique_id == n) {
+                        out.insert(m.name.clone());
+                    }
+                }
+            }
+            Ok(out)
+        }
+        _ => Ok(BTreeSet::new()),
+    }
 }
 
 /// Returns the models an atom's method names, and for `source:` the models
@@ -280,6 +365,7 @@ fn base_models(
             }
             return Ok((BTreeSet::new(), readers));
         }
+        Method::State(_) | Method::Result(_) => BTreeSet::new(),
     };
     Ok((set, BTreeSet::new()))
 }
