@@ -1,6 +1,7 @@
 //! wh: a declarative data-warehouse build tool. Project files flow one way:
 //! project -> compile -> graph -> exec -> artifacts.
 
+pub mod alerts;
 pub mod artifacts;
 pub mod catalog;
 pub mod cli;

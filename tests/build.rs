@@ -5,6 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
+use assert_cmd::Command;
 use common::*;
 use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
 
@@ -617,4 +618,73 @@ fn state_and_result_selectors_and_retry() {
     let again = p.wh(&["retry", "--vars", &golden_vars()]);
     assert_exit(&again, 0);
     assert!(stderr(&again).contains("Nothing to retry"), "{}", stderr(&again));
+}
+
+#[test]
+fn failures_and_warnings_alert_a_webhook_and_a_command() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    // A loopback HTTP server that records each POSTed body.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line.trim().is_empty() {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").unwrap();
+            tx.send(serde_json::from_slice(&body).unwrap()).unwrap();
+        }
+    });
+    let p = TempProject::example();
+    let project = std::fs::read_to_string(p.path().join("wh_project.yml")).unwrap();
+    p.write(
+        "wh_project.yml",
+        &format!(
+            "{project}\nalerts:\n  on: [failure, warning]\n  webhook_env: TEST_ALERT_URL\n  command: \"cat > alert.json\"\n"
+        ),
+    );
+    // The golden data warns (order 3's reconciliation): a warning alert.
+    let out = Command::cargo_bin("wh")
+        .unwrap()
+        .current_dir(p.path())
+        .env("TEST_ALERT_URL", format!("http://127.0.0.1:{port}/hook"))
+        .args(["build", "--vars", &golden_vars()])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let sent = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+    assert_eq!(sent["status"], "warning");
+    assert_eq!(sent["models"]["built"], 15);
+    assert!(sent["problems"].as_array().unwrap().iter().any(|p| p["assertion"] == "order_total_matches_lines"));
+    let by_command: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.path().join("alert.json")).unwrap()).unwrap();
+    assert_eq!(by_command, sent);
+
+    // A failed model: a failure alert naming it; the exit code stays 1.
+    p.write("models/star/fct_orders.sql", "select cast(arrow_cast('x', 'Utf8') as double) as boom");
+    let out = Command::cargo_bin("wh")
+        .unwrap()
+        .current_dir(p.path())
+        .env("TEST_ALERT_URL", format!("http://127.0.0.1:{port}/hook"))
+        .args(["build", "--vars", &golden_vars()])
+        .output()
+        .unwrap();
+    assert_exit(&out, 1);
+    let sent = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+    assert_eq!(sent["status"], "failure");
+    assert_eq!(sent["failed_models"][0]["name"], "fct_orders");
+    assert!(sent["models"]["skipped"].as_u64().unwrap() >= 4);
 }

@@ -309,6 +309,14 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
         eprintln!("error: the run's records are incomplete: {e}");
     }
     let failed = errors > 0 || late_failures || (failed_checks > 0 && !audit) || !unrecorded.is_empty();
+    let alerts = &settings.project.alerts;
+    if alerts.webhook.is_some() || alerts.webhook_env.is_some() || alerts.command.is_some() {
+        let summary = crate::alerts::summary(&inv, &output.models, &outcomes, elapsed, &warehouse.display());
+        let level = crate::alerts::level(&output.models, &outcomes);
+        for problem in crate::alerts::send(alerts, &summary, level, &settings.project.root) {
+            eprintln!("warning: {problem}");
+        }
+    }
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 

@@ -38,6 +38,38 @@ pub struct ProjectFile {
     /// Levels of the project-metadata rules `wh check` runs.
     #[serde(default)]
     pub checks: ChecksFile,
+    /// Who hears about a failed or warning build.
+    #[serde(default)]
+    pub alerts: AlertsFile,
+}
+
+/// `alerts:` in `wh_project.yml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsFile {
+    /// When to alert: `failure` (a model or assertion failed), `warning`
+    /// (an assertion warned), `success` (every run). Default: failure.
+    #[serde(default, rename = "on")]
+    pub on: Option<Vec<AlertOn>>,
+    /// URL the JSON summary is POSTed to.
+    #[serde(default)]
+    pub webhook: Option<String>,
+    /// Name of an environment variable holding the URL (for URLs that carry
+    /// a token and must stay out of the project).
+    #[serde(default)]
+    pub webhook_env: Option<String>,
+    /// A shell command run with the JSON summary on its standard input.
+    #[serde(default)]
+    pub command: Option<String>,
+}
+
+/// What an alert is raised for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertOn {
+    Failure,
+    Warning,
+    Success,
 }
 
 /// How much a broken metadata rule matters.

@@ -125,6 +125,8 @@ pub struct Project {
     pub folder_configs: Vec<(Vec<String>, ConfigPatch)>,
     /// Levels of the `wh check` rules.
     pub checks: config::ChecksFile,
+    /// Alerts after a build or run.
+    pub alerts: config::AlertsFile,
     /// Downstream consumers, with where each is declared.
     pub exposures: Vec<(ExposureDef, Location)>,
 }
@@ -160,6 +162,7 @@ impl Project {
             sources: BTreeMap::new(),
             folder_configs,
             checks: file.checks,
+            alerts: file.alerts.clone(),
             exposures: Vec::new(),
         };
 
