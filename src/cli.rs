@@ -132,6 +132,11 @@ pub enum Command {
         #[arg(long)]
         indirect: bool,
     },
+    /// Source checks: `wh source freshness`.
+    Source {
+        #[command(subcommand)]
+        action: SourceAction,
+    },
     /// The static docs site: generate it, or serve it on localhost.
     Docs {
         #[command(subcommand)]
@@ -184,4 +189,13 @@ pub enum DocsAction {
         #[arg(long, default_value_t = 8080)]
         port: u16,
     },
+}
+
+/// `wh source` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SourceAction {
+    /// How old each source's newest row is (`loaded_at_field`), against its
+    /// `freshness` thresholds; writes target/sources.json. Exit 1 if any is
+    /// past `error_after`.
+    Freshness,
 }

@@ -12,6 +12,7 @@ pub mod diagnostic;
 pub mod docs;
 pub mod error;
 pub mod exec;
+pub mod freshness;
 pub mod graph;
 pub mod lineage;
 pub mod project;

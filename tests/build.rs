@@ -688,3 +688,50 @@ fn failures_and_warnings_alert_a_webhook_and_a_command() {
     assert_eq!(sent["failed_models"][0]["name"], "fct_orders");
     assert!(sent["models"]["skipped"].as_u64().unwrap() >= 4);
 }
+
+#[test]
+fn source_freshness_warns_errors_and_can_skip_stale_readers() {
+    let p = TempProject::example();
+    let sources = std::fs::read_to_string(p.path().join("sources.yml")).unwrap();
+    let with = |warn: u32, error: u32| {
+        sources.replace(
+            "        loaded_at_field: order_date\n",
+            &format!(
+                "        loaded_at_field: order_date\n        freshness:\n          \
+                 warn_after: {{count: {warn}, period: day}}\n          error_after: {{count: {error}, period: day}}\n"
+            ),
+        )
+    };
+    // The golden orders are from 2023: years old.
+    p.write("sources.yml", &with(100_000, 200_000));
+    let out = p.wh(&["source", "freshness", "--vars", &golden_vars()]);
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("PASS") && stderr(&out).contains("shop.orders"), "{}", stderr(&out));
+
+    p.write("sources.yml", &with(30, 100_000));
+    let out = p.wh(&["source", "freshness", "--vars", &golden_vars()]);
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("WARN"), "{}", stderr(&out));
+    let artifact: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.path().join("target/sources.json")).unwrap()).unwrap();
+    let r = &artifact["results"][0];
+    assert_eq!((r["unique_id"].as_str(), r["status"].as_str()), (Some("source.shop.shop.orders"), Some("warn")));
+    assert!(r["max_loaded_at_time_ago_in_s"].as_f64().unwrap() > 365.0 * 86400.0);
+
+    p.write("sources.yml", &with(10, 30));
+    assert_exit(&p.wh(&["source", "freshness", "--vars", &golden_vars()]), 1);
+    // A build warns by default and goes on.
+    let out = p.wh(&["build", "--vars", &golden_vars()]);
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("error: source `shop.orders` freshness error"), "{}", stderr(&out));
+    // With on-stale-source: skip, the readers of the stale source do not run.
+    let project = std::fs::read_to_string(p.path().join("wh_project.yml")).unwrap();
+    p.write("wh_project.yml", &format!("{project}\non-stale-source: skip\n"));
+    let out = p.wh(&["build", "--full-refresh", "--vars", &golden_vars()]);
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("source `shop.orders` is stale"), "{err}");
+    assert!(reported(&out, "ERROR").contains("stg_orders"), "{err}");
+    assert!(reported(&out, "SKIP").contains("fct_orders"), "{err}");
+    assert!(reported(&out, "OK").contains("stg_customers"), "{err}");
+}

@@ -11,6 +11,7 @@ pub mod query;
 pub mod report;
 pub mod run;
 pub mod show;
+pub mod source;
 pub mod test;
 
 use std::collections::BTreeMap;
@@ -234,6 +235,9 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
         }
         Command::Build { junit, full_refresh } => {
             runtime.block_on(build::execute(&Settings::resolve(shared, "build")?, junit.as_deref(), full_refresh))
+        }
+        Command::Source { action: crate::cli::SourceAction::Freshness } => {
+            runtime.block_on(source::freshness(&Settings::resolve(shared, "source freshness")?))
         }
         Command::Retry => runtime.block_on(run::retry(Settings::resolve(shared, "retry")?)),
         Command::Run { full_refresh } => {

@@ -12,6 +12,8 @@ use crate::commands::compile::write_compiled;
 use crate::diagnostic::render_location;
 use crate::error::Error;
 use crate::exec::runner::{self, NodeResult, RunPlan, Status};
+use crate::freshness::FreshStatus;
+use crate::project::config::{AlertOn, StalePolicy};
 use crate::quality::Status as TestStatus;
 use crate::state;
 use crate::storage::{LockError, Warehouse, WarehouseLock};
@@ -208,6 +210,37 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
             selected.len()
         ));
     }
+    // Sources past their freshness thresholds warn, or (on-stale-source:
+    // skip) keep their readers from running.
+    let mut stale_sources = std::collections::BTreeMap::new();
+    let mut stale_report = Vec::new();
+    if compiled.sources.values().any(|s| s.table.freshness.is_some() && s.table.loaded_at_field.is_some()) {
+        let engine = settings.engine(&compiled, &warehouse, None)?;
+        for s in compiled.sources.values().filter(|s| s.table.freshness.is_some()) {
+            let _ = engine.register_source(s).await;
+        }
+        let results = crate::freshness::check(&engine, &compiled).await;
+        for f in results.iter().filter(|f| f.status != FreshStatus::Pass) {
+            let skip = settings.project.on_stale_source == StalePolicy::Skip
+                && matches!(f.status, FreshStatus::Error | FreshStatus::RuntimeError);
+            settings.log(format!(
+                "{}: source `{}` freshness {}: {}{}",
+                if f.status == FreshStatus::Warn { "warning" } else { "error" },
+                f.source,
+                f.status.as_str(),
+                f.message,
+                if skip { "; its readers are skipped" } else { "" }
+            ));
+            if skip {
+                stale_sources.insert(f.source.clone(), f.message.clone());
+            }
+            stale_report
+                .push(serde_json::json!({"source": f.source, "status": f.status.as_str(), "message": f.message}));
+        }
+        let path = settings.target_dir().join("sources.json");
+        let artifact = crate::freshness::artifact(&results, &inv.id, clock.elapsed().as_secs_f64());
+        artifacts::write_json(&path, &artifact).map_err(|source| Error::Io { path: path.clone(), source })?;
+    }
     let plan = RunPlan {
         compiled: &compiled,
         graph: &graph,
@@ -219,6 +252,7 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
         audit,
         run_id: inv.id.clone(),
         reuse,
+        stale_sources,
     };
     let output = runner::run(plan, &mut report).await;
     let outcomes = output.all_assertions();
@@ -311,8 +345,16 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
     let failed = errors > 0 || late_failures || (failed_checks > 0 && !audit) || !unrecorded.is_empty();
     let alerts = &settings.project.alerts;
     if alerts.webhook.is_some() || alerts.webhook_env.is_some() || alerts.command.is_some() {
-        let summary = crate::alerts::summary(&inv, &output.models, &outcomes, elapsed, &warehouse.display());
-        let level = crate::alerts::level(&output.models, &outcomes);
+        let mut summary = crate::alerts::summary(&inv, &output.models, &outcomes, elapsed, &warehouse.display());
+        let mut level = crate::alerts::level(&output.models, &outcomes);
+        if !stale_report.is_empty() {
+            // Stale data is at least a warning.
+            if level == AlertOn::Success {
+                level = AlertOn::Warning;
+                summary["status"] = serde_json::json!("warning");
+            }
+            summary["stale_sources"] = serde_json::json!(stale_report);
+        }
         for problem in crate::alerts::send(alerts, &summary, level, &settings.project.root) {
             eprintln!("warning: {problem}");
         }

@@ -85,6 +85,9 @@ pub struct RunPlan<'a> {
     /// Table models whose published version is up to date: registered from
     /// the warehouse instead of rebuilt.
     pub reuse: BTreeSet<String>,
+    /// Sources past their freshness `error_after`, when the project skips
+    /// their readers (`on-stale-source: skip`), with why.
+    pub stale_sources: BTreeMap<String, String>,
 }
 
 /// What a run produced: model results and every assertion outcome.
@@ -138,7 +141,18 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> RunO
     };
     let sources: BTreeSet<&String> =
         compiled.models.values().filter(|m| needs_sources(m)).flat_map(|m| m.sources.iter()).collect();
-    let mut source_errors: BTreeMap<String, Failure> = BTreeMap::new();
+    let mut source_errors: BTreeMap<String, Failure> = plan
+        .stale_sources
+        .iter()
+        .map(|(key, why)| {
+            let failure = Failure {
+                message: format!("source `{key}` is stale: {why}"),
+                location: compiled.sources.get(key).map(|s| s.table.defined_at.clone()),
+                hint: Some("refresh the source, or set `on-stale-source: warn` in wh_project.yml".into()),
+            };
+            (key.clone(), failure)
+        })
+        .collect();
     let mut source_checks: Vec<Assertion> = Vec::new();
     for key in sources {
         if let Err(e) = plan.engine.register_source(&compiled.sources[key]).await {

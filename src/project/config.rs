@@ -41,6 +41,19 @@ pub struct ProjectFile {
     /// Who hears about a failed or warning build.
     #[serde(default)]
     pub alerts: AlertsFile,
+    /// What `wh build` does with a source past its `error_after`: `warn`
+    /// (default) or `skip` the models that read it.
+    #[serde(default)]
+    pub on_stale_source: StalePolicy,
+}
+
+/// What a build does with a stale source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StalePolicy {
+    #[default]
+    Warn,
+    Skip,
 }
 
 /// `alerts:` in `wh_project.yml`.

@@ -127,6 +127,8 @@ pub struct Project {
     pub checks: config::ChecksFile,
     /// Alerts after a build or run.
     pub alerts: config::AlertsFile,
+    /// What a build does with a stale source.
+    pub on_stale_source: config::StalePolicy,
     /// Downstream consumers, with where each is declared.
     pub exposures: Vec<(ExposureDef, Location)>,
 }
@@ -163,6 +165,7 @@ impl Project {
             folder_configs,
             checks: file.checks,
             alerts: file.alerts.clone(),
+            on_stale_source: file.on_stale_source,
             exposures: Vec::new(),
         };
 

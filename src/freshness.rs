@@ -1,0 +1,163 @@
+//! Source freshness, as dbt's: for each source table with a `freshness`
+//! block and a `loaded_at_field`, the newest value of that field compared
+//! with now, against `warn_after` and `error_after`
+//! (`{count: 12, period: minute|hour|day}`), with an optional `filter`.
+
+use chrono::Utc;
+use serde_json::{json, Value as Json};
+
+use crate::compile::{source_relation, Compiled};
+use crate::exec::Engine;
+
+/// How fresh a source is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FreshStatus {
+    Pass,
+    Warn,
+    Error,
+    /// The freshness query failed.
+    RuntimeError,
+}
+
+impl FreshStatus {
+    /// Returns dbt's name for the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FreshStatus::Pass => "pass",
+            FreshStatus::Warn => "warn",
+            FreshStatus::Error => "error",
+            FreshStatus::RuntimeError => "runtime error",
+        }
+    }
+}
+
+/// One source table's freshness.
+#[derive(Debug, Clone)]
+pub struct Freshness {
+    pub source: String,
+    pub unique_id: String,
+    pub status: FreshStatus,
+    /// Seconds since the newest `loaded_at_field` value.
+    pub age_s: Option<f64>,
+    pub criteria: Json,
+    pub message: String,
+}
+
+/// Returns a `{count, period}` threshold in seconds.
+fn seconds(threshold: &Json) -> Option<f64> {
+    let count = threshold["count"].as_f64()?;
+    let unit = match threshold["period"].as_str()? {
+        "minute" => 60.0,
+        "hour" => 3600.0,
+        "day" => 86400.0,
+        _ => return None,
+    };
+    Some(count * unit)
+}
+
+/// Checks every source table that declares freshness; the engine must
+/// have the sources registered (unregistered ones are runtime errors).
+pub async fn check(engine: &Engine, compiled: &Compiled) -> Vec<Freshness> {
+    let mut out = Vec::new();
+    for (key, s) in &compiled.sources {
+        let (Some(criteria), Some(field)) = (&s.table.freshness, &s.table.loaded_at_field) else { continue };
+        if criteria.is_null() {
+            continue;
+        }
+        let filter = criteria["filter"].as_str().map(|f| format!(" where {f}")).unwrap_or_default();
+        let sql = format!(
+            "select date_part('epoch', max(cast({field} as timestamp))) as newest from {}{filter}",
+            source_relation(&s.table.source, &s.table.name)
+        );
+        let mut f = Freshness {
+            source: key.clone(),
+            unique_id: s.unique_id.clone(),
+            status: FreshStatus::RuntimeError,
+            age_s: None,
+            criteria: criteria.clone(),
+            message: String::new(),
+        };
+        match engine.query(&sql).await {
+            Err(e) => f.message = format!("freshness query failed: {e}"),
+            Ok((_, batches)) => {
+                let newest = batches.iter().find(|b| b.num_rows() > 0).and_then(|b| {
+                    let c =
+                        datafusion::arrow::compute::cast(b.column(0), &datafusion::arrow::datatypes::DataType::Float64)
+                            .ok()?;
+                    let c = c.as_any().downcast_ref::<datafusion::arrow::array::Float64Array>()?;
+                    (!datafusion::arrow::array::Array::is_null(c, 0)).then(|| c.value(0))
+                });
+                let now = Utc::now().timestamp_micros() as f64 / 1e6;
+                match newest {
+                    None => {
+                        f.status = FreshStatus::Error;
+                        f.message = format!("no `{field}` value: the table is empty");
+                    }
+                    Some(t) => {
+                        let age = now - t;
+                        f.age_s = Some(age);
+                        let over = |k: &str| seconds(&criteria[k]).is_some_and(|limit| age > limit);
+                        f.status = if over("error_after") {
+                            FreshStatus::Error
+                        } else if over("warn_after") {
+                            FreshStatus::Warn
+                        } else {
+                            FreshStatus::Pass
+                        };
+                        f.message = format!("newest `{field}` is {} old", human(age));
+                    }
+                }
+            }
+        }
+        out.push(f);
+    }
+    out
+}
+
+/// Formats seconds as `3d 4h`, `5h 12m` or `42m`.
+pub fn human(seconds: f64) -> String {
+    let s = seconds.max(0.0) as u64;
+    let (d, h, m) = (s / 86400, s % 86400 / 3600, s % 3600 / 60);
+    match (d, h) {
+        (0, 0) => format!("{m}m"),
+        (0, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+/// Returns dbt's `sources.json` for the results.
+pub fn artifact(results: &[Freshness], invocation_id: &str, elapsed: f64) -> Json {
+    let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    json!({
+        "metadata": {
+            "dbt_schema_version": "https://schemas.getdbt.com/dbt/sources/v3.json",
+            "wh_version": env!("CARGO_PKG_VERSION"),
+            "generated_at": now,
+            "invocation_id": invocation_id,
+        },
+        "results": results.iter().map(|f| json!({
+            "unique_id": f.unique_id,
+            "status": f.status.as_str(),
+            "max_loaded_at_time_ago_in_s": f.age_s,
+            "snapshotted_at": now,
+            "criteria": f.criteria,
+            "message": f.message,
+        })).collect::<Vec<_>>(),
+        "elapsed_time": elapsed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_and_ages() {
+        assert_eq!(seconds(&json!({"count": 12, "period": "hour"})), Some(43200.0));
+        assert_eq!(seconds(&json!({"count": 2, "period": "day"})), Some(172800.0));
+        assert_eq!(seconds(&json!({"count": 2, "period": "fortnight"})), None);
+        assert_eq!(human(90.0), "1m");
+        assert_eq!(human(3.0 * 3600.0 + 120.0), "3h 2m");
+        assert_eq!(human(2.0 * 86400.0 + 3600.0), "2d 1h");
+    }
+}
