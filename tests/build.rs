@@ -656,14 +656,17 @@ fn failures_and_warnings_alert_a_webhook_and_a_command() {
             "{project}\nalerts:\n  on: [failure, warning]\n  webhook_env: TEST_ALERT_URL\n  command: \"cat > alert.json\"\n"
         ),
     );
+    let build = || {
+        Command::cargo_bin("wh")
+            .unwrap()
+            .current_dir(p.path())
+            .env("TEST_ALERT_URL", format!("http://127.0.0.1:{port}/hook"))
+            .args(["build", "--vars", &golden_vars()])
+            .output()
+            .unwrap()
+    };
     // The golden data warns (order 3's reconciliation): a warning alert.
-    let out = Command::cargo_bin("wh")
-        .unwrap()
-        .current_dir(p.path())
-        .env("TEST_ALERT_URL", format!("http://127.0.0.1:{port}/hook"))
-        .args(["build", "--vars", &golden_vars()])
-        .output()
-        .unwrap();
+    let out = build();
     assert_exit(&out, 0);
     let sent = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
     assert_eq!(sent["status"], "warning");
@@ -675,13 +678,7 @@ fn failures_and_warnings_alert_a_webhook_and_a_command() {
 
     // A failed model: a failure alert naming it; the exit code stays 1.
     p.write("models/star/fct_orders.sql", "select cast(arrow_cast('x', 'Utf8') as double) as boom");
-    let out = Command::cargo_bin("wh")
-        .unwrap()
-        .current_dir(p.path())
-        .env("TEST_ALERT_URL", format!("http://127.0.0.1:{port}/hook"))
-        .args(["build", "--vars", &golden_vars()])
-        .output()
-        .unwrap();
+    let out = build();
     assert_exit(&out, 1);
     let sent = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
     assert_eq!(sent["status"], "failure");
