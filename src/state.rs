@@ -194,6 +194,27 @@ pub async fn fingerprints(
 pub struct Entry {
     pub fingerprint: String,
     pub audited: bool,
+    /// Row counts of its recent builds, oldest first (at most
+    /// [`ROW_HISTORY`]), for `volume` checks.
+    pub rows: Vec<u64>,
+}
+
+/// How many recent row counts a model's record keeps.
+pub const ROW_HISTORY: usize = 10;
+
+/// Fills in each `volume` check's baseline: the mean row count of its
+/// model's last `runs` (default 5) builds, or 0 (nothing to compare with,
+/// the check passes) before the first.
+pub fn fill_volume_baselines(assertions: &mut [crate::quality::Assertion], entries: &BTreeMap<String, Entry>) {
+    for a in assertions.iter_mut().filter(|a| a.kind == "volume") {
+        let runs = a.params.get("runs").and_then(Json::as_u64).unwrap_or(5).max(1) as usize;
+        let recent: Vec<u64> = entries
+            .get(a.subject.name())
+            .map(|e| e.rows.iter().rev().take(runs).copied().collect())
+            .unwrap_or_default();
+        let baseline = if recent.is_empty() { 0.0 } else { recent.iter().sum::<u64>() as f64 / recent.len() as f64 };
+        a.failing_sql = a.failing_sql.replace(crate::quality::sql::VOLUME_BASELINE, &format!("{baseline:.1}"));
+    }
 }
 
 /// Reads the record; empty when there is none or it is unreadable.
@@ -206,15 +227,18 @@ pub async fn load(warehouse: &Warehouse) -> BTreeMap<String, Entry> {
         .into_iter()
         .filter_map(|(name, e)| {
             let fingerprint = e["fingerprint"].as_str()?.to_string();
-            Some((name, Entry { fingerprint, audited: e["audited"].as_bool().unwrap_or(false) }))
+            let rows = e["rows"].as_array().map(|r| r.iter().filter_map(Json::as_u64).collect()).unwrap_or_default();
+            Some((name, Entry { fingerprint, audited: e["audited"].as_bool().unwrap_or(false), rows }))
         })
         .collect()
 }
 
 /// Writes the record.
 pub async fn save(warehouse: &Warehouse, entries: &BTreeMap<String, Entry>) -> std::io::Result<()> {
-    let models: Map<String, Json> =
-        entries.iter().map(|(k, e)| (k.clone(), json!({"fingerprint": e.fingerprint, "audited": e.audited}))).collect();
+    let models: Map<String, Json> = entries
+        .iter()
+        .map(|(k, e)| (k.clone(), json!({"fingerprint": e.fingerprint, "audited": e.audited, "rows": e.rows})))
+        .collect();
     let mut text = serde_json::to_vec_pretty(&json!({"models": models})).map_err(std::io::Error::other)?;
     text.push(b'\n');
     warehouse.put(STATE, text).await

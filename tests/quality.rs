@@ -405,3 +405,48 @@ fn older_history_files_stay_readable_after_a_schema_change() {
     let n = old[0].num_rows() + old.iter().skip(1).map(|b| b.num_rows()).sum::<usize>();
     assert_eq!(stdout(&out), format!("runs,old_rows_without_message\n2,{n}\n"));
 }
+
+#[test]
+fn volume_checks_compare_row_counts_with_recent_builds() {
+    let p = TempProject::example();
+    let star = std::fs::read_to_string(p.path().join("models/star/_star.yml")).unwrap();
+    p.write(
+        "models/star/_star.yml",
+        &star.replacen(
+            "    data_tests:\n      - expression_is_true:\n          name: order_total_matches_lines",
+            "    data_tests:\n      - volume: {max_drop_pct: 30, runs: 3, severity: warn}\n      \
+             - expression_is_true:\n          name: order_total_matches_lines",
+            1,
+        ),
+    );
+    let big = tempfile::tempdir().unwrap();
+    let small = tempfile::tempdir().unwrap();
+    wh::datagen::generate(big.path(), 0.2, 3).unwrap();
+    wh::datagen::generate(small.path(), 0.05, 3).unwrap();
+    let vars = |d: &tempfile::TempDir| format!("{{raw_root: '{}'}}", d.path().display());
+    let volume = |out: &std::process::Output| {
+        let rows = history_rows(history_files(&p).last().unwrap());
+        let rec = rows.iter().find(|r| r["test_name"] == "volume_fct_orders").cloned();
+        (rec.unwrap_or_else(|| panic!("{}", stderr(out))), stderr(out))
+    };
+    // The first build has nothing to compare with: pass.
+    let out = p.wh(&["build", "--vars", &vars(&big)]);
+    assert_exit(&out, 0);
+    let (rec, _) = volume(&out);
+    assert_eq!(rec["status"], "pass");
+    let big_rows = p.rows("star/fct_orders.parquet").len();
+    // A quarter of the data: a drop of about 75% warns, in the history.
+    let out = p.wh(&["build", "--vars", &vars(&small)]);
+    assert_exit(&out, 0);
+    let (rec, err) = volume(&out);
+    assert_eq!(rec["status"], "warn", "{err}");
+    assert_eq!(rec["failing_rows"], "1");
+    assert!(p.rows("star/fct_orders.parquet").len() * 2 < big_rows);
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.path().join("warehouse/_wh/state.json")).unwrap()).unwrap();
+    let counts: Vec<u64> =
+        state["models"]["fct_orders"]["rows"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert_eq!(counts, vec![big_rows as u64, p.rows("star/fct_orders.parquet").len() as u64]);
+    // wh test fills the baseline in too.
+    assert_exit(&p.wh(&["test", "--vars", &vars(&small)]), 0);
+}

@@ -193,6 +193,8 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
     let fingerprints =
         state::fingerprints(&compiled, &graph, &warehouse, &settings.stores(&compiled, &warehouse)?).await;
     let mut recorded = state::load(&warehouse).await;
+    let mut compiled = compiled;
+    state::fill_volume_baselines(&mut compiled.assertions, &recorded);
     let mut reuse = std::collections::BTreeSet::new();
     if !full_refresh {
         for name in &selected {
@@ -265,7 +267,11 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
         match r.status {
             Status::Success if r.reused => {}
             Status::Success if r.output_path.is_some() => {
-                let entry = state::Entry { fingerprint: fingerprints[&r.name].clone(), audited: audit };
+                let mut rows = recorded.get(&r.name).map(|e| e.rows.clone()).unwrap_or_default();
+                rows.extend(r.rows.map(|n| n as u64));
+                let excess = rows.len().saturating_sub(state::ROW_HISTORY);
+                rows.drain(..excess);
+                let entry = state::Entry { fingerprint: fingerprints[&r.name].clone(), audited: audit, rows };
                 recorded.insert(r.name.clone(), entry);
             }
             _ => {

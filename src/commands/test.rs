@@ -23,6 +23,8 @@ pub async fn execute(settings: &Settings, junit: Option<&Path>) -> Result<ExitCo
     let (compiled, graph) = compile_project(settings)?;
     let selected = settings.selected(&compiled, &graph)?;
     let warehouse = settings.reachable_warehouse().await?;
+    let mut compiled = compiled;
+    crate::state::fill_volume_baselines(&mut compiled.assertions, &crate::state::load(&warehouse).await);
     let inv = Invocation::new("test", &compiled.project_name, &settings.project.target.name);
     let everything = settings.select.0.is_empty() && settings.exclude.0.is_empty();
     let read_sources: std::collections::BTreeSet<&String> =

@@ -24,7 +24,12 @@ pub const BUILTIN: &[&str] = &[
     "recency",
     "equal_rowcount",
     "equal_sum",
+    "volume",
 ];
+
+/// Stands for a model's recent row count in a `volume` check's SQL until
+/// the run fills it in from the warehouse's records (see state.rs).
+pub const VOLUME_BASELINE: &str = "__wh_volume_baseline__";
 
 /// Keys every test accepts, beside its own parameters.
 const COMMON: &[&str] = &["severity", "warn_if", "error_if", "where", "name", "config", "description", "meta", "tags"];
@@ -222,6 +227,23 @@ pub fn parse(d: &Declared<'_>, is_custom: &dyn Fn(&str) -> bool) -> Result<Parse
             format!("select * from {scoped} as t where {c} is not null and not regexp_like({c}, {re})")
         }
         "not_empty" => format!("select count(*) as row_count from {scoped} as t having count(*) = 0"),
+        "volume" => {
+            let drop = params.get("max_drop_pct").and_then(Json::as_f64).unwrap_or(30.0);
+            if !(0.0..100.0).contains(&drop) {
+                return Err("volume's `max_drop_pct` is a percentage, at least 0 and below 100".into());
+            }
+            let mut conds = vec![format!("count(*) < {VOLUME_BASELINE} * {}", 1.0 - drop / 100.0)];
+            if let Some(growth) = params.get("max_growth_pct").and_then(Json::as_f64) {
+                conds.push(format!(
+                    "({VOLUME_BASELINE} > 0 and count(*) > {VOLUME_BASELINE} * {})",
+                    1.0 + growth / 100.0
+                ));
+            }
+            format!(
+                "select count(*) as row_count, {VOLUME_BASELINE} as recent_rows from {scoped} as t having {}",
+                conds.join(" or ")
+            )
+        }
         "row_count" => {
             let mut conds = Vec::new();
             if let Some(min) = params.get("min").or(params.get("min_value")).and_then(Json::as_u64) {
