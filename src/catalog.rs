@@ -31,24 +31,18 @@ pub fn footer(path: &Path) -> Option<Footer> {
     Some(Footer { columns, rows: meta.metadata().file_metadata().num_rows(), bytes })
 }
 
-/// Reads a Parquet footer from its last bytes: the 8-byte trailer, then
-/// the metadata it points at. Two ranged reads, whatever the file's size.
-pub async fn remote_footer(warehouse: &Warehouse, rel: &str) -> Option<Footer> {
-    let Warehouse::Remote(r) = warehouse else { return footer(&warehouse.staging_path(rel)) };
-    use object_store::ObjectStoreExt;
-    let key = object_store::path::Path::from(if r.prefix.is_empty() {
-        rel.to_string()
-    } else {
-        format!("{}/{rel}", r.prefix)
-    });
-    let bytes = r.store.head(&key).await.ok()?.size;
-    let tail = r.store.get_range(&key, bytes.checked_sub(8)?..bytes).await.ok()?;
+/// Reads the footer of the warehouse file `rel` from its last bytes: the
+/// 8-byte trailer, then the metadata it points at. Two ranged reads,
+/// whatever the file's size, on disk or S3.
+pub async fn table_footer(warehouse: &Warehouse, rel: &str) -> Option<Footer> {
+    let bytes = warehouse.size(rel).await.ok()?;
+    let tail = warehouse.read_range(rel, bytes.checked_sub(8)?..bytes).await.ok()?;
     if &tail[4..] != b"PAR1" {
         return None;
     }
     let len = u32::from_le_bytes(tail[..4].try_into().ok()?) as u64;
     let start = bytes.checked_sub(8 + len)?;
-    let meta = r.store.get_range(&key, start..bytes - 8).await.ok()?;
+    let meta = warehouse.read_range(rel, start..bytes - 8).await.ok()?;
     let meta = ParquetMetaDataReader::decode_metadata(&meta).ok()?;
     let meta = ArrowReaderMetadata::try_new(Arc::new(meta), Default::default()).ok()?;
     let columns = meta.schema().fields().iter().map(|f| (f.name().clone(), f.data_type().to_string())).collect();
@@ -60,7 +54,7 @@ pub async fn footers(compiled: &Compiled, warehouse: &Warehouse) -> BTreeMap<Str
     let mut out = BTreeMap::new();
     for m in compiled.models.values() {
         let Some(rel) = m.output_path() else { continue };
-        if let Some(f) = remote_footer(warehouse, &rel).await {
+        if let Some(f) = table_footer(warehouse, &rel).await {
             out.insert(m.name.clone(), f);
         }
     }

@@ -8,6 +8,7 @@ use serde_json::{json, Value as Json};
 
 use crate::compile::{source_relation, Compiled};
 use crate::exec::Engine;
+use crate::project::config::{FreshnessAfter, FreshnessDef};
 
 /// How fresh a source is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,20 +40,8 @@ pub struct Freshness {
     pub status: FreshStatus,
     /// Seconds since the newest `loaded_at_field` value.
     pub age_s: Option<f64>,
-    pub criteria: Json,
+    pub criteria: FreshnessDef,
     pub message: String,
-}
-
-/// Returns a `{count, period}` threshold in seconds.
-fn seconds(threshold: &Json) -> Option<f64> {
-    let count = threshold["count"].as_f64()?;
-    let unit = match threshold["period"].as_str()? {
-        "minute" => 60.0,
-        "hour" => 3600.0,
-        "day" => 86400.0,
-        _ => return None,
-    };
-    Some(count * unit)
 }
 
 /// Checks every source table that declares freshness; the engine must
@@ -61,10 +50,7 @@ pub async fn check(engine: &Engine, compiled: &Compiled) -> Vec<Freshness> {
     let mut out = Vec::new();
     for (key, s) in &compiled.sources {
         let (Some(criteria), Some(field)) = (&s.table.freshness, &s.table.loaded_at_field) else { continue };
-        if criteria.is_null() {
-            continue;
-        }
-        let filter = criteria["filter"].as_str().map(|f| format!(" where {f}")).unwrap_or_default();
+        let filter = criteria.filter.as_ref().map(|f| format!(" where {f}")).unwrap_or_default();
         let sql = format!(
             "select date_part('epoch', max(cast({field} as timestamp))) as newest from {}{filter}",
             source_relation(&s.table.source, &s.table.name)
@@ -96,10 +82,10 @@ pub async fn check(engine: &Engine, compiled: &Compiled) -> Vec<Freshness> {
                     Some(t) => {
                         let age = now - t;
                         f.age_s = Some(age);
-                        let over = |k: &str| seconds(&criteria[k]).is_some_and(|limit| age > limit);
-                        f.status = if over("error_after") {
+                        let over = |t: &Option<FreshnessAfter>| t.is_some_and(|t| age > t.seconds());
+                        f.status = if over(&criteria.error_after) {
                             FreshStatus::Error
-                        } else if over("warn_after") {
+                        } else if over(&criteria.warn_after) {
                             FreshStatus::Warn
                         } else {
                             FreshStatus::Pass
@@ -153,9 +139,9 @@ mod tests {
 
     #[test]
     fn thresholds_and_ages() {
-        assert_eq!(seconds(&json!({"count": 12, "period": "hour"})), Some(43200.0));
-        assert_eq!(seconds(&json!({"count": 2, "period": "day"})), Some(172800.0));
-        assert_eq!(seconds(&json!({"count": 2, "period": "fortnight"})), None);
+        use crate::project::config::FreshnessPeriod;
+        assert_eq!(FreshnessAfter { count: 12, period: FreshnessPeriod::Hour }.seconds(), 43200.0);
+        assert_eq!(FreshnessAfter { count: 2, period: FreshnessPeriod::Day }.seconds(), 172800.0);
         assert_eq!(human(90.0), "1m");
         assert_eq!(human(3.0 * 3600.0 + 120.0), "3h 2m");
         assert_eq!(human(2.0 * 86400.0 + 3600.0), "2d 1h");

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use crate::compile::Compiled;
 use crate::graph::Graph;
 use crate::quality::Subject;
-use crate::storage::{split_s3, Warehouse};
+use crate::storage::{split_s3, Stores, Warehouse};
 
 /// Where the record lives in the warehouse.
 pub const STATE: &str = "_wh/state.json";
@@ -105,7 +105,7 @@ pub fn is_volatile(sql: &str) -> bool {
 /// Describes the files under a source location: path, size, and
 /// modification time or ETag, sorted. Unreadable locations give their
 /// error text, so that they never match a recorded fingerprint.
-pub async fn source_identity(location: &str, warehouse: &Warehouse, stores: &SourceStores) -> String {
+pub async fn source_identity(location: &str, stores: &Stores) -> String {
     if let Some((bucket, key)) = split_s3(location) {
         let Some(store) = stores.get(bucket) else { return format!("unreachable {location}") };
         let prefix = key.split(['*', '?', '[']).next().unwrap_or("");
@@ -123,7 +123,6 @@ pub async fn source_identity(location: &str, warehouse: &Warehouse, stores: &Sou
             Err(e) => format!("error {e}"),
         };
     }
-    let _ = warehouse;
     let glob_at = location.find(['*', '?', '[']).unwrap_or(location.len());
     let root = match location[..glob_at].rfind('/') {
         Some(i) if glob_at < location.len() => &location[..i],
@@ -146,19 +145,17 @@ pub async fn source_identity(location: &str, warehouse: &Warehouse, stores: &Sou
     files.join("\n")
 }
 
-/// S3 clients by bucket, for listing source objects.
-pub type SourceStores = BTreeMap<String, std::sync::Arc<dyn object_store::ObjectStore>>;
-
 /// Computes every model's fingerprint, parents first.
-pub async fn fingerprints(
-    compiled: &Compiled,
-    graph: &Graph,
-    warehouse: &Warehouse,
-    stores: &SourceStores,
-) -> BTreeMap<String, String> {
+pub async fn fingerprints(compiled: &Compiled, graph: &Graph, stores: &Stores) -> BTreeMap<String, String> {
     let mut sources: BTreeMap<&str, String> = BTreeMap::new();
     for (key, s) in &compiled.sources {
-        sources.insert(key.as_str(), source_identity(&s.location, warehouse, stores).await);
+        sources.insert(key.as_str(), source_identity(&s.location, stores).await);
+    }
+    let mut audits: BTreeMap<&str, Vec<&crate::quality::Assertion>> = BTreeMap::new();
+    for a in &compiled.assertions {
+        if let Subject::Model(m) = &a.subject {
+            audits.entry(m.as_str()).or_default().push(a);
+        }
     }
     let mut out: BTreeMap<String, String> = BTreeMap::new();
     for name in graph.order() {
@@ -171,7 +168,7 @@ pub async fn fingerprints(
         }
         h.update(sql.as_bytes());
         h.update(serde_json::to_string(&m.config).unwrap_or_default().as_bytes());
-        for a in compiled.assertions.iter().filter(|a| a.subject == Subject::Model(name.clone())) {
+        for a in audits.get(name.as_str()).into_iter().flatten() {
             h.update(format!("\n{} {} {:?} {:?} {:?}", a.name, a.failing_sql, a.severity, a.warn_if, a.error_if));
             for d in &a.depends_on {
                 h.update(format!(" reads {d} {}", out.get(d).map(String::as_str).unwrap_or("")));
@@ -215,6 +212,28 @@ pub fn fill_volume_baselines(assertions: &mut [crate::quality::Assertion], entri
         let baseline = if recent.is_empty() { 0.0 } else { recent.iter().sum::<u64>() as f64 / recent.len() as f64 };
         a.failing_sql = a.failing_sql.replace(crate::quality::sql::VOLUME_BASELINE, &format!("{baseline:.1}"));
     }
+}
+
+/// Returns the selected table models whose published version is up to
+/// date: same fingerprint as recorded, output still there, and (for a
+/// build) recorded by a build that ran its assertions.
+pub async fn reusable(
+    compiled: &Compiled,
+    selected: &std::collections::BTreeSet<String>,
+    fingerprints: &BTreeMap<String, String>,
+    recorded: &BTreeMap<String, Entry>,
+    warehouse: &Warehouse,
+    audit: bool,
+) -> std::collections::BTreeSet<String> {
+    let mut reuse = std::collections::BTreeSet::new();
+    for name in selected {
+        let Some(rel) = compiled.models[name].output_path() else { continue };
+        let same = recorded.get(name).is_some_and(|e| e.fingerprint == fingerprints[name] && (e.audited || !audit));
+        if same && warehouse.exists(&rel).await.unwrap_or(false) {
+            reuse.insert(name.clone());
+        }
+    }
+    reuse
 }
 
 /// Reads the record; empty when there is none or it is unreadable.

@@ -263,6 +263,33 @@ impl Warehouse {
         }
     }
 
+    /// Returns the size of `rel` in bytes.
+    pub async fn size(&self, rel: &str) -> std::io::Result<u64> {
+        match self {
+            Warehouse::Local(root) => Ok(std::fs::metadata(root.join(rel))?.len()),
+            Warehouse::Remote(r) => {
+                r.store.head(&Self::key(r, rel)).await.map(|m| m.size).map_err(|e| std::io::Error::other(describe(&e)))
+            }
+        }
+    }
+
+    /// Reads the bytes `range` of `rel` (one ranged GET on S3).
+    pub async fn read_range(&self, rel: &str, range: std::ops::Range<u64>) -> std::io::Result<Bytes> {
+        match self {
+            Warehouse::Local(root) => {
+                use std::io::{Read, Seek, SeekFrom};
+                let mut file = std::fs::File::open(root.join(rel))?;
+                file.seek(SeekFrom::Start(range.start))?;
+                let mut buf = vec![0; (range.end - range.start) as usize];
+                file.read_exact(&mut buf)?;
+                Ok(Bytes::from(buf))
+            }
+            Warehouse::Remote(r) => {
+                r.store.get_range(&Self::key(r, rel), range).await.map_err(|e| std::io::Error::other(describe(&e)))
+            }
+        }
+    }
+
     /// Returns whether `rel` exists (a file, or a folder with files).
     pub async fn exists(&self, rel: &str) -> std::io::Result<bool> {
         match self {
@@ -611,6 +638,9 @@ pub fn buckets<'a>(locations: impl IntoIterator<Item = &'a str>) -> Vec<String> 
     out.dedup();
     out
 }
+
+/// S3 clients by bucket: the warehouse's and the sources'.
+pub type Stores = std::collections::BTreeMap<String, Arc<dyn ObjectStore>>;
 
 /// Returns `s3://bucket` as a URL, for registering a store with DataFusion.
 pub fn bucket_url(bucket: &str) -> Option<Url> {

@@ -47,11 +47,7 @@ fn failed_model_keeps_previous_file_and_skips_descendants() {
     };
     assert_eq!(status("model.shop.fct_orders"), "error");
     // OpenLineage: a FAIL event with the error, and no events for skipped models.
-    let events: Vec<serde_json::Value> = std::fs::read_to_string(p.path().join("target/openlineage.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events = p.lineage_events();
     let fail = events.iter().find(|e| e["job"]["name"] == "shop.fct_orders" && e["eventType"] == "FAIL").unwrap();
     assert!(fail["run"]["facets"]["errorMessage"]["message"].as_str().unwrap().contains("fct_orders"));
     assert!(events.iter().all(|e| e["job"]["name"] != "shop.mart_customer_rfm"));
@@ -699,6 +695,21 @@ fn source_freshness_warns_errors_and_can_skip_stale_readers() {
             ),
         )
     };
+    // Bad thresholds and a missing loaded_at_field are project errors, located.
+    p.write("sources.yml", &with(1, 2).replace("period: day}\n", "period: days}\n"));
+    let out = p.wh(&["source", "freshness", "--vars", &golden_vars()]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("unknown variant `days`") && stderr(&out).contains("--> sources.yml:"),
+        "{}",
+        stderr(&out)
+    );
+    p.write("sources.yml", &with(1, 2).replace("        loaded_at_field: order_date\n", ""));
+    let out = p.wh(&["source", "freshness", "--vars", &golden_vars()]);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("source `shop.orders` declares `freshness` but no `loaded_at_field`"), "{err}");
+    assert!(err.contains("--> sources.yml:") && err.contains("hint: add `loaded_at_field: COLUMN`"), "{err}");
     // The golden orders are from 2023: years old.
     p.write("sources.yml", &with(100_000, 200_000));
     let out = p.wh(&["source", "freshness", "--vars", &golden_vars()]);

@@ -137,11 +137,7 @@ fn error_assertion_keeps_previous_version_and_skips_descendants() {
     assert_eq!(sample, table(&[&["1", "2"]]));
 
     // OpenLineage: the relation's test job fails, with the assertion's result.
-    let events: Vec<serde_json::Value> = std::fs::read_to_string(p.path().join("target/openlineage.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events = p.lineage_events();
     let end = events
         .iter()
         .find(|e| e["job"]["name"] == "shop.stg_customers.test" && e["eventType"] != "START")

@@ -20,13 +20,9 @@ const HISTORY_RUNS: usize = 10;
 pub async fn generate(settings: &Settings, out: &Path) -> Result<ExitCode, Error> {
     let clock = std::time::Instant::now();
     let (compiled, graph) = compile_project(settings)?;
-    let lineage = crate::lineage::project_lineage(
-        &compiled,
-        &graph,
-        settings.engine(&compiled, &settings.warehouse()?, Some(1))?,
-    )
-    .await;
     let warehouse = settings.warehouse()?;
+    let lineage =
+        crate::lineage::project_lineage(&compiled, &graph, settings.engine(&compiled, &warehouse, Some(1))?).await;
     let history = read_history(settings, &compiled, &warehouse).await;
     let footers = crate::catalog::footers(&compiled, &warehouse).await;
     let data = site_data(&compiled, &graph, &lineage, &settings.project.exposures, &footers, &history);

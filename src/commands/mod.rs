@@ -71,17 +71,25 @@ impl Settings {
     pub fn warehouse(&self) -> Result<Warehouse, Error> {
         let target = &self.project.target;
         Warehouse::open(&target.warehouse, self.project.local_warehouse(), &target.s3)
-            .map_err(|e| Error::Usage { message: format!("target `{}`: {}", target.name, e.message), hint: e.hint })
+            .map_err(|e| self.target_error(e.message, e.hint))
+    }
+
+    /// An error about the target's warehouse or S3 settings, located at the
+    /// target's declaration in wh_project.yml.
+    fn target_error(&self, message: String, hint: Option<String>) -> Error {
+        let target = &self.project.target;
+        Error::Project(crate::project::ProjectError::Invalid {
+            message: format!("target `{}`: {message}", target.name),
+            location: target.defined_at.clone(),
+            hint,
+        })
     }
 
     /// Opens the warehouse and checks that it can be reached, so that
     /// refused credentials stop a command before it does any work.
     pub async fn reachable_warehouse(&self) -> Result<Warehouse, Error> {
         let warehouse = self.warehouse()?;
-        warehouse.check_access().await.map_err(|e| Error::Usage {
-            message: format!("target `{}`: {}", self.project.target.name, e.message),
-            hint: e.hint,
-        })?;
+        warehouse.check_access().await.map_err(|e| self.target_error(e.message, e.hint))?;
         Ok(warehouse)
     }
 
@@ -93,17 +101,13 @@ impl Settings {
         warehouse: &Warehouse,
         partitions: Option<usize>,
     ) -> Result<Engine, Error> {
-        let engine = Engine::new(partitions);
-        for (bucket, store) in self.stores(compiled, warehouse)? {
-            engine.register_store(&bucket, store);
-        }
-        Ok(engine)
+        Ok(Engine::with_stores(partitions, &self.stores(compiled, warehouse)?))
     }
 
     /// Returns an S3 client for the warehouse's bucket and each bucket the
     /// sources name.
-    pub fn stores(&self, compiled: &Compiled, warehouse: &Warehouse) -> Result<crate::state::SourceStores, Error> {
-        let mut out = crate::state::SourceStores::new();
+    pub fn stores(&self, compiled: &Compiled, warehouse: &Warehouse) -> Result<crate::storage::Stores, Error> {
+        let mut out = crate::storage::Stores::new();
         if let Warehouse::Remote(r) = warehouse {
             out.insert(r.bucket.clone(), r.store.clone());
         }
@@ -111,10 +115,8 @@ impl Settings {
             if out.contains_key(&bucket) {
                 continue;
             }
-            let store = crate::storage::s3_store(&bucket, &self.project.target.s3).map_err(|e| Error::Usage {
-                message: format!("target `{}`: {}", self.project.target.name, e.message),
-                hint: e.hint,
-            })?;
+            let store = crate::storage::s3_store(&bucket, &self.project.target.s3)
+                .map_err(|e| self.target_error(e.message, e.hint))?;
             out.insert(bucket, store);
         }
         Ok(out)

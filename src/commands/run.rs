@@ -12,6 +12,7 @@ use crate::commands::compile::write_compiled;
 use crate::diagnostic::render_location;
 use crate::error::Error;
 use crate::exec::runner::{self, NodeResult, RunPlan, Status};
+use crate::exec::Engine;
 use crate::freshness::FreshStatus;
 use crate::project::config::{AlertOn, StalePolicy};
 use crate::quality::Status as TestStatus;
@@ -56,7 +57,7 @@ pub async fn retry(mut settings: Settings) -> Result<ExitCode, Error> {
     if command != "build" && command != "run" {
         return Err(Error::Usage {
             message: format!("the last run was `wh {command}`: `wh retry` reruns a `wh build` or `wh run`"),
-            hint: None,
+            hint: Some("rerun failed assertions with `wh test --select result:fail`".into()),
         });
     }
     let names: Vec<String> = results["results"]
@@ -113,9 +114,10 @@ async fn take_lock(settings: &Settings, warehouse: &Warehouse, inv: &Invocation)
                 "wait for that run to finish; if its process is gone and it ran on another machine, delete {location}"
             )),
         }),
-        Err(LockError::Io(e)) => {
-            Err(Error::Usage { message: format!("cannot lock the warehouse {}: {e}", warehouse.display()), hint: None })
-        }
+        Err(LockError::Io(e)) => Err(Error::Usage {
+            message: format!("cannot lock the warehouse {}: {e}", warehouse.display()),
+            hint: Some(format!("wh needs to create `{}` in the warehouse", crate::storage::LOCK)),
+        }),
     }
 }
 
@@ -133,9 +135,9 @@ struct Prepared {
 /// The run itself, with the warehouse lock held.
 async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepared) -> Result<ExitCode, Error> {
     let Prepared { clock, compiled, graph, selected, warehouse, inv, full_refresh } = p;
+    let stores = settings.stores(&compiled, &warehouse)?;
     // Column lineage for the manifest: planning only, sources give schemas.
-    let lineage =
-        crate::lineage::project_lineage(&compiled, &graph, settings.engine(&compiled, &warehouse, Some(1))?).await;
+    let lineage = crate::lineage::project_lineage(&compiled, &graph, Engine::with_stores(Some(1), &stores)).await;
     write_compiled(settings, &inv, &compiled, Some(&lineage))?;
 
     let removed = warehouse.remove_leftovers();
@@ -190,21 +192,15 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
         ));
     };
     // Up-to-date tables are reused, not rebuilt (see state.rs).
-    let fingerprints =
-        state::fingerprints(&compiled, &graph, &warehouse, &settings.stores(&compiled, &warehouse)?).await;
+    let fingerprints = state::fingerprints(&compiled, &graph, &stores).await;
     let mut recorded = state::load(&warehouse).await;
     let mut compiled = compiled;
     state::fill_volume_baselines(&mut compiled.assertions, &recorded);
-    let mut reuse = std::collections::BTreeSet::new();
-    if !full_refresh {
-        for name in &selected {
-            let Some(rel) = compiled.models[name].output_path() else { continue };
-            let same = recorded.get(name).is_some_and(|e| e.fingerprint == fingerprints[name] && (e.audited || !audit));
-            if same && warehouse.exists(&rel).await.unwrap_or(false) {
-                reuse.insert(name.clone());
-            }
-        }
-    }
+    let reuse = if full_refresh {
+        Default::default()
+    } else {
+        state::reusable(&compiled, &selected, &fingerprints, &recorded, &warehouse, audit).await
+    };
     if !reuse.is_empty() {
         settings.log(format!(
             "{} of {} selected models are up to date and will not be rebuilt (--full-refresh rebuilds them)",
@@ -217,11 +213,8 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
     let mut stale_sources = std::collections::BTreeMap::new();
     let mut stale_report = Vec::new();
     if compiled.sources.values().any(|s| s.table.freshness.is_some() && s.table.loaded_at_field.is_some()) {
-        let engine = settings.engine(&compiled, &warehouse, None)?;
-        for s in compiled.sources.values().filter(|s| s.table.freshness.is_some()) {
-            let _ = engine.register_source(s).await;
-        }
-        let results = crate::freshness::check(&engine, &compiled).await;
+        let engine = Engine::with_stores(None, &stores);
+        let results = super::source::check(settings, &compiled, engine, &inv.id, clock).await?;
         for f in results.iter().filter(|f| f.status != FreshStatus::Pass) {
             let skip = settings.project.on_stale_source == StalePolicy::Skip
                 && matches!(f.status, FreshStatus::Error | FreshStatus::RuntimeError);
@@ -239,15 +232,12 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
             stale_report
                 .push(serde_json::json!({"source": f.source, "status": f.status.as_str(), "message": f.message}));
         }
-        let path = settings.target_dir().join("sources.json");
-        let artifact = crate::freshness::artifact(&results, &inv.id, clock.elapsed().as_secs_f64());
-        artifacts::write_json(&path, &artifact).map_err(|source| Error::Io { path: path.clone(), source })?;
     }
     let plan = RunPlan {
         compiled: &compiled,
         graph: &graph,
         selected: &selected,
-        engine: settings.engine(&compiled, &warehouse, None)?,
+        engine: Engine::with_stores(None, &stores),
         warehouse: warehouse.clone(),
         compiled_dir: settings.project.target_path.join("compiled"),
         threads,

@@ -105,6 +105,15 @@ impl Engine {
         Engine { ctx: SessionContext::new_with_config(config), view_sizes: Arc::default() }
     }
 
+    /// Creates a session that reads `s3://` URLs of these buckets.
+    pub fn with_stores(partitions: Option<usize>, stores: &crate::storage::Stores) -> Engine {
+        let engine = Engine::new(partitions);
+        for (bucket, store) in stores {
+            engine.register_store(bucket, store.clone());
+        }
+        engine
+    }
+
     /// Registers a source table as `"source"."table"`.
     pub async fn register_source(&self, src: &CompiledSource) -> Result<(), ExecError> {
         let table = &src.table;

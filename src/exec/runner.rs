@@ -227,19 +227,6 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> RunO
             ready.remove(&name);
             waiting.remove(&name);
             let model = compiled.models[&name].clone();
-            if plan.reuse.contains(&name) && register_output(&plan.engine, &plan.warehouse, &model).await.is_ok() {
-                let mut r = finished(&model, Status::Success, Utc::now(), Instant::now(), None, None, None);
-                r.reused = true;
-                r.message = "up to date: same SQL, config, assertions, inputs and source files".into();
-                // Its assertions run on the published version, so that every
-                // build records the state of every selected model.
-                let checks = audits.by_model.get(&name).cloned().unwrap_or_default();
-                r.assertions = run_all(&plan.engine, &checks, Some(&samples)).await;
-                report(&r);
-                release(&r.name, &dependents, &mut waiting, &mut ready);
-                results.push(r);
-                continue;
-            }
             if let Some(f) = input_failure(&model, &source_errors, &blocked) {
                 let r = finished(&model, Status::Error, Utc::now(), Instant::now(), None, None, Some(f));
                 report(&r);
@@ -257,6 +244,7 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> RunO
                 warehouse: plan.warehouse.clone(),
                 run_id: plan.run_id.clone(),
                 compiled_at: compiled_location(&plan.compiled_dir, &compiled.models[&name]),
+                reuse: plan.reuse.contains(&name),
             };
             let handle = tasks.spawn(run_model(job));
             running.insert(handle.id(), name);
@@ -461,14 +449,25 @@ struct ModelJob {
     warehouse: Warehouse,
     run_id: String,
     compiled_at: PathBuf,
+    /// Its published version is up to date: read it instead of rebuilding.
+    reuse: bool,
 }
 
 /// Runs one model: stage, check the contract, audit, publish.
 async fn run_model(job: ModelJob) -> NodeResult {
-    let ModelJob { engine, model, assertions, warehouse, run_id, compiled_at } = job;
+    let ModelJob { engine, model, assertions, warehouse, run_id, compiled_at, reuse } = job;
     let started_at = Utc::now();
     let clock = Instant::now();
     let samples = Samples { warehouse: &warehouse, run_id: &run_id };
+    if reuse && register_output(&engine, &warehouse, &model).await.is_ok() {
+        let mut r = finished(&model, Status::Success, started_at, clock, None, None, None);
+        r.reused = true;
+        r.message = "up to date: same SQL, config, assertions, inputs and source files".into();
+        // Its assertions run on the published version, so that every build
+        // records the state of every selected model.
+        r.assertions = run_all(&engine, &assertions, Some(&samples)).await;
+        return r;
+    }
     let mut outcomes = Vec::new();
     let outcome: Result<(Option<usize>, Option<u64>), Failure> = match model.output_path() {
         Some(rel) if model.is_delta() || model.is_partitioned_parquet() => match engine
@@ -505,9 +504,11 @@ async fn run_model(job: ModelJob) -> NodeResult {
                         .await
                         .map(|p| (Some(p.rows), Some(p.bytes)))
                         .map_err(|e| Failure {
+                            hint: e
+                                .contains("is not a column of the model")
+                                .then(|| "`partition_by` names columns the model returns".to_string()),
                             message: format!("cannot publish `{}`: {e}", warehouse.location(&rel)),
                             location: model.props_at.clone().or_else(|| Some(Location::file(&model.path))),
-                            hint: None,
                         }),
                     Err(f) => Err(f),
                 }

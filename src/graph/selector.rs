@@ -296,6 +296,8 @@ fn from_previous(compiled: &Compiled, method: &Method, previous: &Previous) -> R
         Method::Result(status) => {
             let results = previous.run_results.as_ref().ok_or_else(|| missing("run_results.json"))?;
             let entries = results["results"].as_array().cloned().unwrap_or_default();
+            let by_id: std::collections::HashMap<&str, &str> =
+                compiled.models.values().map(|m| (m.unique_id.as_str(), m.name.as_str())).collect();
             let mut out = BTreeSet::new();
             for r in &entries {
                 if r["status"] != status.as_str() {
@@ -308,11 +310,7 @@ fn from_previous(compiled: &Compiled, method: &Method, previous: &Previous) -> R
                 } else {
                     vec![id]
                 };
-                for n in names {
-                    if let Some(m) = compiled.models.values().find(|m| m.unique_id == n) {
-                        out.insert(m.name.clone());
-                    }
-                }
+                out.extend(names.into_iter().filter_map(|n| by_id.get(n)).map(|n| n.to_string()));
             }
             Ok(out)
         }

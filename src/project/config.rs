@@ -283,7 +283,7 @@ pub struct SourceDef {
     #[serde(default)]
     pub loaded_at_field: Option<String>,
     #[serde(default)]
-    pub freshness: Option<Json>,
+    pub freshness: Option<FreshnessDef>,
     /// Default format for the tables of this source.
     #[serde(default)]
     pub format: Option<FileFormat>,
@@ -315,7 +315,7 @@ pub struct SourceTableDef {
     #[serde(default)]
     pub loaded_at_field: Option<String>,
     #[serde(default)]
-    pub freshness: Option<Json>,
+    pub freshness: Option<FreshnessDef>,
     #[serde(default)]
     pub columns: Vec<ColumnDef>,
     #[serde(default)]
@@ -504,5 +504,47 @@ impl ModelConfig {
         if let Some(p) = &patch.partition_by {
             self.partition_by = p.clone();
         }
+    }
+}
+
+/// dbt's source `freshness` block.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreshnessDef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_after: Option<FreshnessAfter>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_after: Option<FreshnessAfter>,
+    /// SQL condition limiting the rows looked at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+}
+
+/// A freshness threshold: `{count: 12, period: hour}`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreshnessAfter {
+    pub count: u64,
+    pub period: FreshnessPeriod,
+}
+
+/// The unit of a freshness threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FreshnessPeriod {
+    Minute,
+    Hour,
+    Day,
+}
+
+impl FreshnessAfter {
+    /// Returns the threshold in seconds.
+    pub fn seconds(&self) -> f64 {
+        let unit = match self.period {
+            FreshnessPeriod::Minute => 60,
+            FreshnessPeriod::Hour => 3600,
+            FreshnessPeriod::Day => 86400,
+        };
+        (self.count * unit) as f64
     }
 }

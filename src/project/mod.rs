@@ -53,6 +53,8 @@ pub struct Target {
     pub warehouse: String,
     pub threads: usize,
     pub s3: config::S3Settings,
+    /// Where the target is declared, for errors about its warehouse.
+    pub defined_at: Location,
 }
 
 /// A model's SQL file.
@@ -89,7 +91,7 @@ pub struct SourceTable {
     pub columns: Vec<ColumnDef>,
     pub tests: Vec<Json>,
     pub loaded_at_field: Option<String>,
-    pub freshness: Option<Json>,
+    pub freshness: Option<config::FreshnessDef>,
     /// Where the table is declared, for errors about it.
     pub defined_at: Location,
 }
@@ -255,6 +257,18 @@ impl Project {
                 tags.extend(table.tags.0);
                 let mut meta = source.meta.clone();
                 meta.extend(table.meta);
+                let loaded_at_field = table.loaded_at_field.or(source.loaded_at_field.clone());
+                let freshness = table.freshness.or(source.freshness.clone());
+                if freshness.is_some() && loaded_at_field.is_none() {
+                    return Err(ProjectError::invalid(
+                        format!("source `{key}` declares `freshness` but no `loaded_at_field`"),
+                        defined_at,
+                        Some(
+                            "add `loaded_at_field: COLUMN` (the time each row was loaded) to the table or source"
+                                .into(),
+                        ),
+                    ));
+                }
                 self.sources.insert(
                     key,
                     SourceTable {
@@ -270,8 +284,8 @@ impl Project {
                         tags,
                         columns: table.columns,
                         tests,
-                        loaded_at_field: table.loaded_at_field.or(source.loaded_at_field.clone()),
-                        freshness: table.freshness.or(source.freshness.clone()),
+                        loaded_at_field,
+                        freshness,
                         defined_at,
                     },
                 );
@@ -349,7 +363,16 @@ fn resolve_target(file: &ProjectFile, text: &str, overrides: &Overrides) -> Resu
         }
     };
     let threads = overrides.threads.or(threads).unwrap_or(4).max(1);
-    Ok(Target { name, warehouse, threads, s3 })
+    // The target's own line under `targets:`, else the file.
+    let declared = text.lines().enumerate().skip_while(|(_, l)| !l.starts_with("targets:")).find_map(|(i, l)| {
+        let key = l.trim_start();
+        key.strip_prefix(name.as_str()).filter(|r| r.starts_with(':')).map(|_| (i + 1, l.len() - key.len() + 1))
+    });
+    let defined_at = match declared {
+        Some((line, col)) => Location::at(PROJECT_FILE, line, col),
+        None => Location::file(PROJECT_FILE),
+    };
+    Ok(Target { name, warehouse, threads, s3, defined_at })
 }
 
 /// Flattens the `models:` tree of `wh_project.yml` into (folder path, patch).

@@ -59,6 +59,12 @@ impl TempProject {
         Command::cargo_bin("wh").unwrap().current_dir(self.path()).env("NO_COLOR", "1").args(args).output().unwrap()
     }
 
+    /// Reads the OpenLineage events the last run wrote.
+    pub fn lineage_events(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.path().join("target/openlineage.jsonl")).unwrap();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
     /// Reads a warehouse table as rows of display strings.
     pub fn rows(&self, rel: &str) -> Vec<Vec<String>> {
         read_rows(&self.path().join("warehouse").join(rel))

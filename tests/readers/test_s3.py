@@ -128,6 +128,7 @@ def test_wrong_credentials_name_the_target_not_the_secret(s3, tmp_path):
     assert out.returncode == 2, out.stderr
     assert "target `prod`" in out.stderr and "s3://shop-warehouse/prod" in out.stderr
     assert "credentials were refused" in out.stderr
+    assert "--> wh_project.yml:" in out.stderr and "hint:" in out.stderr
     assert secret not in out.stdout + out.stderr
     for f in (project / "target").rglob("*"):
         if f.is_file():
