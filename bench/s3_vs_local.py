@@ -42,7 +42,7 @@ def main():
         project.mkdir()
         for item in ["wh_project.yml", "sources.yml"]:
             shutil.copy(ROOT / item, project / item)
-        for item in ["models", "macros"]:
+        for item in ["models", "macros", "snapshots"]:
             shutil.copytree(ROOT / item, project / item)
         server = S3Server().start()
         env = server.env()

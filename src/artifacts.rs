@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value as Json};
 use crate::compile::Compiled;
 use crate::exec::publish::write_atomic;
 use crate::exec::runner::NodeResult;
+use crate::project::config::Materialization;
 use crate::quality::run::Outcome;
 use crate::quality::Subject;
 
@@ -27,19 +28,20 @@ pub struct Invocation {
 }
 
 impl Invocation {
-    /// Starts a new invocation record.
-    pub fn new(command: &str, project: &str, target: &str) -> Invocation {
+    /// Starts the invocation record of `command` on `project`, with the id
+    /// and start time its templates saw.
+    pub fn new(command: &str, project: &crate::project::Project) -> Invocation {
         let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into());
         let host = std::fs::read_to_string("/etc/hostname")
             .map(|s| s.trim().to_string())
             .or_else(|_| std::env::var("HOSTNAME"))
             .unwrap_or_else(|_| "unknown".into());
         Invocation {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: project.invocation_id.clone(),
             command: command.into(),
-            started_at: Utc::now(),
-            project: project.into(),
-            target: target.into(),
+            started_at: project.run_started_at,
+            project: project.name.clone(),
+            target: project.target.name.clone(),
             user,
             host,
         }
@@ -117,7 +119,7 @@ pub fn manifest(
             m.unique_id.clone(),
             json!({
                 "unique_id": m.unique_id,
-                "resource_type": "model",
+                "resource_type": if m.config.materialized == Materialization::Snapshot { "snapshot" } else { "model" },
                 "name": m.name,
                 "package_name": compiled.project_name,
                 "original_file_path": m.path.to_string_lossy().replace('\\', "/"),

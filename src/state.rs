@@ -86,11 +86,15 @@ pub fn normalize_sql(sql: &str) -> String {
 }
 
 /// Returns a model's definition checksum for the manifest: its compiled
-/// SQL (comments and formatting ignored) and config. `state:modified`
-/// compares it with the previous manifest's.
+/// SQL (comments and formatting ignored; `run_started_at` by name, not
+/// value) and config. `state:modified` compares it with the previous
+/// manifest's.
 pub fn checksum(model: &crate::compile::CompiledModel) -> String {
     let mut h = Sha256::new();
-    h.update(normalize_sql(&model.sql).as_bytes());
+    h.update(normalize_sql(&model.definition).as_bytes());
+    if let Some(incremental) = &model.incremental_sql {
+        h.update(format!("\nincremental {}", normalize_sql(incremental)));
+    }
     h.update(serde_json::to_string(&model.config).unwrap_or_default().as_bytes());
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -167,6 +171,9 @@ pub async fn fingerprints(compiled: &Compiled, graph: &Graph, stores: &Stores) -
             h.update(format!("volatile {:?}", std::time::SystemTime::now()));
         }
         h.update(sql.as_bytes());
+        if let Some(incremental) = &m.incremental_sql {
+            h.update(format!("\nincremental {}", normalize_sql(incremental)));
+        }
         h.update(serde_json::to_string(&m.config).unwrap_or_default().as_bytes());
         for a in audits.get(name.as_str()).into_iter().flatten() {
             h.update(format!("\n{} {} {:?} {:?} {:?}", a.name, a.failing_sql, a.severity, a.warn_if, a.error_if));

@@ -93,15 +93,26 @@ fn selection_operators() {
     assert_eq!(ls(&["--select", "+fct_orders"]), ["fct_orders", "stg_order_items", "stg_orders"]);
     assert_eq!(
         ls(&["--select", "dim_customers+"]),
-        ["customer_order_summary", "customer_running_spend", "dim_customers", "mart_customer_rfm"]
+        [
+            "customer_order_summary",
+            "customer_running_spend",
+            "dim_customers",
+            "mart_customer_rfm",
+            "rfm_segment_changes",
+            "snp_customer_rfm",
+            "snp_customers"
+        ]
     );
     assert_eq!(
         ls(&["--select", "+customer_order_summary+"]),
         ["customer_order_summary", "dim_customers", "fct_orders", "stg_customers", "stg_order_items", "stg_orders"]
     );
     assert_eq!(ls(&["--select", "1+fct_orders"]), ["fct_orders", "stg_order_items", "stg_orders"]);
-    assert_eq!(ls(&["--select", "tag:marts"]), ["customer_order_summary", "mart_customer_rfm"]);
-    assert_eq!(ls(&["--select", "path:models/marts"]), ["customer_order_summary", "mart_customer_rfm"]);
+    let marts = ["customer_order_summary", "mart_customer_rfm", "rfm_segment_changes"];
+    assert_eq!(ls(&["--select", "tag:marts"]), marts);
+    assert_eq!(ls(&["--select", "path:models/marts"]), marts);
+    assert_eq!(ls(&["--select", "config.materialized:snapshot"]), ["snp_customer_rfm", "snp_customers"]);
+    assert_eq!(ls(&["--select", "path:snapshots"]), ["snp_customer_rfm", "snp_customers"]);
     assert_eq!(
         ls(&["--select", "stg_*", "--exclude", "stg_orders"]),
         ["stg_customers", "stg_order_items", "stg_products"]
@@ -121,7 +132,7 @@ fn selected_build_reads_unselected_parents_from_the_warehouse() {
     assert_exit(&p.wh(&["build", "--vars", &golden_vars()]), 0);
     let out = p.wh(&["build", "--vars", &golden_vars(), "--select", "customer_order_summary"]);
     assert_exit(&out, 0);
-    assert!(stderr(&out).contains("Running 1 of 15 models"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Running 1 of 18 models"), "{}", stderr(&out));
     assert_eq!(p.rows("marts/customer_order_summary.parquet").len(), 2);
 
     let fresh = TempProject::example();
@@ -139,17 +150,21 @@ fn concurrent_build_equals_single_threaded_build() {
     let many = TempProject::example();
     assert_exit(&one.wh(&["build", "--vars", &vars, "--threads", "1"]), 0);
     assert_exit(&many.wh(&["build", "--vars", &vars, "--threads", "8"]), 0);
+    // Snapshots record the time of the build that wrote them: the rest must
+    // be the same bytes.
     let files: Vec<String> = walk(&one.path().join("warehouse"))
         .into_iter()
-        .filter(|f| f.ends_with(".parquet") && !f.contains("/_wh/"))
+        .filter(|f| f.ends_with(".parquet") && !f.contains("/_wh/") && !f.contains("/snapshots/"))
         .map(|f| f.strip_prefix(&one.path().join("warehouse").to_string_lossy().into_owned()).unwrap().to_string())
         .collect();
-    assert_eq!(files.len(), 15);
+    assert_eq!(files.len(), 16);
     for f in files {
         let a = std::fs::read(one.path().join(format!("warehouse{f}"))).unwrap();
         let b = std::fs::read(many.path().join(format!("warehouse{f}"))).unwrap();
         assert!(a == b, "{f} differs between --threads 1 and --threads 8");
-        assert!(!one.rows(f.trim_start_matches('/')).is_empty() || f.contains("never_sold"), "{f} is empty");
+        // No product goes unsold in this data, and a first build changes no segment.
+        let may_be_empty = f.contains("never_sold") || f.contains("rfm_segment_changes");
+        assert!(!one.rows(f.trim_start_matches('/')).is_empty() || may_be_empty, "{f} is empty");
     }
 }
 
@@ -289,10 +304,13 @@ fn compile_reads_no_data_and_artifacts_are_deterministic() {
     assert_exit(&out, 0);
     let sql = std::fs::read_to_string(p.path().join("target/compiled/models/staging/stg_orders.sql")).unwrap();
     assert!(sql.contains("from \"shop\".\"orders\""), "{sql}");
+    // Timestamps and ids aside: the metadata, and where a model renders
+    // run_started_at (rfm_segment_changes), its value.
     let strip = |path: &std::path::Path| {
         let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let started = v["metadata"]["invocation_started_at"].as_str().unwrap().replace('T', " ").replace('Z', "");
         v["metadata"] = serde_json::Value::Null;
-        v.to_string()
+        v.to_string().replace(&started, "RUN_STARTED_AT")
     };
     let first = strip(&p.path().join("target/manifest.json"));
     assert_exit(&p.wh(&["compile", "--vars", "{raw_root: /nonexistent}"]), 0);
@@ -326,17 +344,22 @@ fn killed_build_leaves_every_published_file_whole() {
     assert_exit(&p.wh(&["build", "--vars", &old_vars]), 0);
     let reference = TempProject::example();
     assert_exit(&reference.wh(&["build", "--vars", &new_vars]), 0);
-    let files: Vec<String> = walk(&p.path().join("warehouse"))
+    // Snapshots and the segment feed hold the history of the builds that
+    // wrote them, so they match no single reference: they must stay readable.
+    let (files, history): (Vec<String>, Vec<String>) = walk(&p.path().join("warehouse"))
         .into_iter()
         .filter(|f| f.ends_with(".parquet") && !f.contains("/_wh/"))
         .map(|f| f[p.path().join("warehouse").to_string_lossy().len() + 1..].to_string())
-        .collect();
+        .partition(|f| !f.starts_with("snapshots/") && !f.contains("rfm_segment_changes"));
+    assert_eq!(history.len(), 3);
     let old: Vec<_> = files.iter().map(|f| p.rows(f)).collect();
     let new: Vec<_> = files.iter().map(|f| reference.rows(f)).collect();
 
     let bin = assert_cmd::cargo::cargo_bin("wh");
     let mut interrupted = 0;
     for delay_ms in [30, 120, 250, 400] {
+        // Incremental facts merge to the same rows as a full build, so every
+        // table is the old build's or the new one's.
         let mut child = std::process::Command::new(&bin)
             .current_dir(p.path())
             .args(["build", "--quiet", "--threads", "2", "--vars", &new_vars])
@@ -350,6 +373,9 @@ fn killed_build_leaves_every_published_file_whole() {
         for (i, f) in files.iter().enumerate() {
             let rows = p.rows(f);
             assert!(rows == old[i] || rows == new[i], "{f} is neither the old nor the new version after kill -9");
+        }
+        for f in &history {
+            let _ = p.rows(f);
         }
     }
     assert!(interrupted > 0, "no kill landed while a build was running");
@@ -476,6 +502,42 @@ fn a_second_build_is_refused_while_the_warehouse_is_locked() {
 }
 
 #[test]
+fn two_builds_started_at_once_never_corrupt_the_warehouse() {
+    let raw = tempfile::tempdir().unwrap();
+    wh::datagen::generate(raw.path(), 0.5, 9).unwrap();
+    let vars = format!("{{raw_root: '{}'}}", raw.path().display());
+    let p = TempProject::example();
+    let bin = assert_cmd::cargo::cargo_bin("wh");
+    let start = || {
+        std::process::Command::new(&bin)
+            .current_dir(p.path())
+            .args(["build", "--vars", &vars])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (start(), start());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let mut codes = [a.status.code(), b.status.code()];
+    codes.sort();
+    // One builds; the other is refused at once (or, had it started after
+    // the first ended, builds too). Never both at the same time.
+    assert!(codes == [Some(0), Some(2)] || codes == [Some(0), Some(0)], "{codes:?}\n{}\n{}", stderr(&a), stderr(&b));
+    if codes == [Some(0), Some(2)] {
+        let refused = if a.status.code() == Some(2) { &a } else { &b };
+        assert!(stderr(refused).contains("is locked by run"), "{}", stderr(refused));
+    }
+    assert!(!p.path().join("warehouse/_wh/lock").exists());
+    // Every table equals what one build alone writes.
+    let alone = TempProject::example();
+    assert_exit(&alone.wh(&["build", "--vars", &vars]), 0);
+    for rel in ["staging/stg_orders.parquet", "star/fct_orders.parquet", "marts/mart_customer_rfm.parquet"] {
+        assert_eq!(p.rows(rel), alone.rows(rel), "{rel}");
+    }
+    assert_exit(&p.wh(&["test", "--vars", &vars]), 0);
+}
+
+#[test]
 fn a_lock_left_by_a_dead_process_is_recovered_and_a_live_one_is_respected() {
     let p = TempProject::example();
     let lock = "warehouse/_wh/lock";
@@ -521,15 +583,19 @@ fn unchanged_models_are_reused_and_a_change_rebuilds_exactly_its_descendants() {
     let first = p.wh(&["build", "--vars", &vars]);
     assert_exit(&first, 0);
     let all = reported(&first, "OK");
-    assert_eq!(all.len(), 15);
+    assert_eq!(all.len(), 18);
+    // rfm_segment_changes lists the changes of the build that runs it: it
+    // is never up to date.
+    let mut stable = all.clone();
+    stable.remove("rfm_segment_changes");
     let mtime = |rel: &str| std::fs::metadata(p.path().join("warehouse").join(rel)).unwrap().modified().unwrap();
     let before = mtime("marts/customer_order_summary.parquet");
 
     // Nothing changed: nothing is rebuilt, nothing is rewritten.
     let again = p.wh(&["build", "--vars", &vars]);
     assert_exit(&again, 0);
-    assert_eq!(reported(&again, "REUSE"), all);
-    assert!(stderr(&again).contains("15 of 15 selected models are up to date"), "{}", stderr(&again));
+    assert_eq!(reported(&again, "REUSE"), stable);
+    assert!(stderr(&again).contains("17 of 18 selected models are up to date"), "{}", stderr(&again));
     assert_eq!(mtime("marts/customer_order_summary.parquet"), before);
 
     // A comment and new line breaks are not a change.
@@ -538,7 +604,7 @@ fn unchanged_models_are_reused_and_a_change_rebuilds_exactly_its_descendants() {
         sql.replace("select distinct order_id, customer_id,", "select distinct\n  order_id,  customer_id,");
     assert_ne!(reformatted, sql);
     p.write("models/staging/stg_orders.sql", &format!("-- reviewed\n{reformatted}  /* end */\n"));
-    assert_eq!(reported(&p.wh(&["build", "--vars", &vars]), "REUSE"), all);
+    assert_eq!(reported(&p.wh(&["build", "--vars", &vars]), "REUSE"), stable);
 
     // A real change rebuilds exactly the model and its descendants.
     p.write(
@@ -549,7 +615,7 @@ fn unchanged_models_are_reused_and_a_change_rebuilds_exactly_its_descendants() {
     assert_exit(&changed, 0);
     let ls = p.wh(&["ls", "--select", "stg_orders+"]);
     let expected: std::collections::BTreeSet<String> = stdout(&ls).lines().map(str::to_string).collect();
-    assert!(expected.len() > 3 && expected.len() < 15, "{expected:?}");
+    assert!(expected.len() > 3 && expected.len() < 18, "{expected:?}");
     assert_eq!(reported(&changed, "OK"), expected, "{}", stderr(&changed));
     assert_eq!(reported(&changed, "REUSE"), all.difference(&expected).cloned().collect());
 
@@ -666,7 +732,7 @@ fn failures_and_warnings_alert_a_webhook_and_a_command() {
     assert_exit(&out, 0);
     let sent = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
     assert_eq!(sent["status"], "warning");
-    assert_eq!(sent["models"]["built"], 15);
+    assert_eq!(sent["models"]["built"], 18);
     assert!(sent["problems"].as_array().unwrap().iter().any(|p| p["assertion"] == "order_total_matches_lines"));
     let by_command: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(p.path().join("alert.json")).unwrap()).unwrap();

@@ -12,7 +12,7 @@ use crate::error::Error;
 /// Compiles the project.
 pub fn execute(settings: &Settings) -> Result<ExitCode, Error> {
     let (compiled, _graph) = compile_project(settings)?;
-    let inv = Invocation::new("compile", &compiled.project_name, &settings.project.target.name);
+    let inv = Invocation::new("compile", &settings.project);
     write_compiled(settings, &inv, &compiled, None)?;
     settings.log(format!(
         "Compiled {} models and {} sources to {}",
@@ -32,10 +32,11 @@ pub fn write_compiled(
 ) -> Result<(), Error> {
     let dir = settings.target_dir().join("compiled");
     for model in compiled.models.values() {
-        let path = dir.join(&model.path);
-        let mut text = model.sql.clone();
-        text.push('\n');
-        write(&path, text.as_bytes())?;
+        let (full, incremental) = model.compiled_paths();
+        write(&dir.join(full), format!("{}\n", model.sql).as_bytes())?;
+        if let (Some(path), Some(sql)) = (incremental, &model.incremental_sql) {
+            write(&dir.join(path), format!("{sql}\n").as_bytes())?;
+        }
     }
     let manifest = artifacts::manifest(inv, compiled, &settings.project.exposures, lineage);
     let path = settings.target_dir().join("manifest.json");

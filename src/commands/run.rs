@@ -32,7 +32,7 @@ pub async fn execute(
     let (compiled, graph) = compile_project(settings)?;
     let selected = settings.selected(&compiled, &graph)?;
     let warehouse = settings.reachable_warehouse().await?;
-    let inv = Invocation::new(command, &compiled.project_name, &settings.project.target.name);
+    let inv = Invocation::new(command, &settings.project);
     // One build or run at a time per warehouse: taken before anything is
     // cleaned or written, freed whatever the outcome.
     let lock = take_lock(settings, &warehouse, &inv).await?;
@@ -165,10 +165,11 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
             Status::Error => "ERROR",
             Status::Skipped => "SKIP",
         };
-        let detail = match (r.status, r.rows) {
+        let detail = match (r.status, r.rows, r.merged) {
             _ if r.reused => format!("{:>17}", "up to date"),
-            (Status::Success, Some(1)) => format!("{:>12} row ", 1),
-            (Status::Success, Some(rows)) => format!("{:>12} rows", thousands(rows)),
+            (Status::Success, Some(rows), Some(new)) => format!("{:>12} rows, {} new", thousands(rows), thousands(new)),
+            (Status::Success, Some(1), None) => format!("{:>12} row ", 1),
+            (Status::Success, Some(rows), None) => format!("{:>12} rows", thousands(rows)),
             _ => format!("{:>17}", ""),
         };
         let checks = match r.assertions.len() {
@@ -245,6 +246,8 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
         run_id: inv.id.clone(),
         reuse,
         stale_sources,
+        full_refresh,
+        now: settings.project.run_started_at,
     };
     let output = runner::run(plan, &mut report).await;
     let outcomes = output.all_assertions();

@@ -14,7 +14,7 @@ use crate::freshness::{self, FreshStatus, Freshness};
 pub async fn freshness(settings: &Settings) -> Result<ExitCode, Error> {
     let clock = std::time::Instant::now();
     let (compiled, _) = compile_project(settings)?;
-    let inv = Invocation::new("source freshness", &compiled.project_name, &settings.project.target.name);
+    let inv = Invocation::new("source freshness", &settings.project);
     let engine = settings.engine(&compiled, &settings.warehouse()?, None)?;
     let results = check(settings, &compiled, engine, &inv.id, clock).await?;
     if results.is_empty() {

@@ -25,7 +25,7 @@ pub async fn execute(settings: &Settings, junit: Option<&Path>) -> Result<ExitCo
     let warehouse = settings.reachable_warehouse().await?;
     let mut compiled = compiled;
     crate::state::fill_volume_baselines(&mut compiled.assertions, &crate::state::load(&warehouse).await);
-    let inv = Invocation::new("test", &compiled.project_name, &settings.project.target.name);
+    let inv = Invocation::new("test", &settings.project);
     let everything = settings.select.0.is_empty() && settings.exclude.0.is_empty();
     let read_sources: std::collections::BTreeSet<&String> =
         compiled.models.values().filter(|m| selected.contains(&m.name)).flat_map(|m| m.sources.iter()).collect();

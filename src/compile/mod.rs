@@ -34,7 +34,15 @@ pub struct CompiledModel {
     pub path: PathBuf,
     pub folder: Vec<String>,
     pub raw_sql: String,
+    /// The SQL of a full build (`is_incremental()` false).
     pub sql: String,
+    /// `sql` with this invocation's `run_started_at` and `invocation_id`
+    /// put back as their names: what the model is, whenever it is
+    /// compiled (its manifest checksum).
+    pub definition: String,
+    /// For an incremental model, the SQL rendered with `is_incremental()`
+    /// true: the new rows to merge into the published table.
+    pub incremental_sql: Option<String>,
     pub config: ModelConfig,
     pub refs: BTreeSet<String>,
     /// Source keys (`source.table`) the model reads.
@@ -53,7 +61,7 @@ impl CompiledModel {
     /// e.g. `marts/mart_customer_rfm.parquet`.
     /// For a Delta table, the table's folder.
     pub fn output_path(&self) -> Option<String> {
-        (self.config.materialized == Materialization::Table).then(|| {
+        self.config.materialized.writes_table().then(|| {
             let mut parts = self.folder.clone();
             parts.push(match self.config.format {
                 TableFormat::Parquet if self.config.partition_by.is_empty() => format!("{}.parquet", self.name),
@@ -63,17 +71,31 @@ impl CompiledModel {
         })
     }
 
+    /// Returns where its SQL is written under `target/compiled/`: the full
+    /// build's, and an incremental model's incremental SQL beside it
+    /// (`x.incremental.sql`). A snapshot is `<its file's folder>/<name>.sql`,
+    /// since one file may hold several.
+    pub fn compiled_paths(&self) -> (PathBuf, Option<PathBuf>) {
+        let full = if self.config.materialized == Materialization::Snapshot {
+            self.path.with_file_name(format!("{}.sql", self.name))
+        } else {
+            self.path.clone()
+        };
+        let incremental = self.incremental_sql.as_ref().map(|_| full.with_extension("incremental.sql"));
+        (full, incremental)
+    }
+
     /// Returns whether the model publishes partitioned Parquet: versioned
     /// Hive-style folders under its folder, and a pointer to the current one.
     pub fn is_partitioned_parquet(&self) -> bool {
-        self.config.materialized == Materialization::Table
+        self.config.materialized.writes_table()
             && self.config.format == TableFormat::Parquet
             && !self.config.partition_by.is_empty()
     }
 
     /// Returns whether the model publishes a Delta table.
     pub fn is_delta(&self) -> bool {
-        self.config.materialized == Materialization::Table && self.config.format == TableFormat::Delta
+        self.config.materialized.writes_table() && self.config.format == TableFormat::Delta
     }
 }
 
@@ -119,6 +141,8 @@ struct Recorder {
     sources: BTreeSet<String>,
     configs: Vec<Json>,
     hint: Option<String>,
+    /// What `is_incremental()` answers while rendering.
+    incremental: bool,
 }
 
 type Shared = Arc<Mutex<Recorder>>;
@@ -149,6 +173,7 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
         sources.insert(key.clone(), CompiledSource { table: table.clone(), unique_id, location });
     }
 
+    let started = run_started_at(project);
     let mut models = BTreeMap::new();
     for (name, mut config) in declared_configs(project) {
         let file = &project.models[&name];
@@ -159,14 +184,30 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
             target => context! { name => project.target.name.clone(), warehouse => project.target.warehouse.clone() },
             model => context! { name => name.clone(), path => template_name.clone() },
         };
-        let sql = env
-            .get_template(&template_name)
-            .and_then(|t| t.render(ctx))
-            .map_err(|err| template_error(&err, &rec, &template_name))?;
+        let template = env.get_template(&template_name).map_err(|err| template_error(&err, &rec, &template_name))?;
+        let sql = template.render(&ctx).map_err(|err| template_error(&err, &rec, &template_name))?;
         let recorded = std::mem::take(&mut *lock(&rec));
         for patch in &recorded.configs {
             config.apply(&config_patch(patch, file.text.as_str(), &file.path)?);
         }
+        if file.snapshot {
+            config.materialized = Materialization::Snapshot;
+        }
+        check_config(&name, &config, file)?;
+        // An incremental model is also rendered as its incremental builds
+        // run it; which one runs is decided when the build starts.
+        let (mut refs, mut sources) = (recorded.refs, recorded.sources);
+        let incremental_sql = if config.materialized == Materialization::Incremental {
+            lock(&rec).incremental = true;
+            let rendered = template.render(&ctx).map_err(|err| template_error(&err, &rec, &template_name));
+            let more = std::mem::take(&mut *lock(&rec));
+            // Refs made only in the incremental branch are dependencies too.
+            refs.extend(more.refs);
+            sources.extend(more.sources);
+            Some(rendered?.trim().to_string())
+        } else {
+            None
+        };
         let declared = project.props.get(&name);
         let (description, columns, tests) = match declared {
             Some(d) => {
@@ -189,10 +230,15 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
                 path: file.path.clone(),
                 folder: file.folder.clone(),
                 raw_sql: file.text.clone(),
+                definition: sql
+                    .trim()
+                    .replace(&started, "{{ run_started_at }}")
+                    .replace(&project.invocation_id, "{{ invocation_id }}"),
                 sql: sql.trim().to_string(),
+                incremental_sql,
                 config,
-                refs: recorded.refs,
-                sources: recorded.sources,
+                refs,
+                sources,
                 description,
                 access,
                 columns,
@@ -228,6 +274,78 @@ fn declared_configs(project: &Project) -> BTreeMap<String, ModelConfig> {
         out.insert(name.clone(), config);
     }
     out
+}
+
+/// Returns `run_started_at` as templates render it (UTC, microseconds).
+fn run_started_at(project: &Project) -> String {
+    project.run_started_at.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+}
+
+/// Checks the settings an incremental model or a snapshot needs.
+fn check_config(name: &str, config: &ModelConfig, file: &crate::project::ModelFile) -> Result<(), CompileError> {
+    use crate::project::config::{IncrementalStrategy as S, SnapshotStrategy};
+    let fail = |message: String, hint: &str| {
+        let (line, col) = find_in_text(&file.text, "config(").unwrap_or((0, 0));
+        Err(CompileError {
+            message: format!("{} `{name}`: {message}", config.materialized.as_str()),
+            location: Location::at(&file.path, line, col),
+            hint: Some(hint.to_string()),
+        })
+    };
+    match config.materialized {
+        Materialization::Incremental => {
+            let strategy = config.incremental_strategy.unwrap_or_default();
+            if matches!(strategy, S::Merge | S::DeleteInsert) && config.unique_key.is_empty() {
+                return fail(
+                    format!("the `{}` strategy needs a `unique_key`", strategy.as_str()),
+                    "add unique_key='id' (or a list of columns) to config(), or use incremental_strategy='append'",
+                );
+            }
+            if config.delete_flag.is_some() && !matches!(strategy, S::Merge | S::DeleteInsert) {
+                return fail(
+                    format!(
+                        "`delete_flag` deletes by `unique_key`, which the `{}` strategy does not use",
+                        strategy.as_str()
+                    ),
+                    "use incremental_strategy='delete+insert' or 'merge' with a unique_key",
+                );
+            }
+            if strategy == S::InsertOverwrite && config.partition_by.is_empty() {
+                return fail(
+                    "the `insert_overwrite` strategy needs `partition_by`".into(),
+                    "add partition_by=['column'] to config(): the partitions the new rows hold are replaced",
+                );
+            }
+        }
+        Materialization::Snapshot => {
+            if config.unique_key.is_empty() {
+                return fail("a snapshot needs a `unique_key`".into(), "add unique_key='id' to its config()");
+            }
+            match config.strategy {
+                None => {
+                    return fail(
+                        "a snapshot needs a `strategy`".into(),
+                        "add strategy='timestamp', updated_at='column' or strategy='check', check_cols=['a', 'b'] (or 'all')",
+                    )
+                }
+                Some(SnapshotStrategy::Timestamp) if config.updated_at.is_none() => {
+                    return fail(
+                        "the `timestamp` strategy needs `updated_at`".into(),
+                        "add updated_at='column' (when each row last changed) to its config()",
+                    )
+                }
+                Some(SnapshotStrategy::Check) if config.check_cols.is_empty() => {
+                    return fail(
+                        "the `check` strategy needs `check_cols`".into(),
+                        "add check_cols=['a', 'b'] (or check_cols='all') to its config()",
+                    )
+                }
+                _ => {}
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Drops disabled models; a reference to one is an error.
@@ -324,7 +442,11 @@ fn environment<'a>(project: &'a Project, rec: &Shared) -> Result<Environment<'a>
         Ok(String::new())
     });
 
-    env.add_function("is_incremental", || false);
+    let r = rec.clone();
+    env.add_function("is_incremental", move || lock(&r).incremental);
+    // dbt's invocation globals.
+    env.add_global("run_started_at", run_started_at(project));
+    env.add_global("invocation_id", project.invocation_id.clone());
 
     for file in &project.macros {
         let name = file.path.to_string_lossy().replace('\\', "/");
@@ -374,7 +496,8 @@ fn template_error(err: &minijinja::Error, rec: &Shared, fallback: &str) -> Compi
     let mut hint = lock(rec).hint.take();
     if hint.is_none() && err.kind() == ErrorKind::UndefinedError {
         hint = Some(
-            "available: ref, source, config, var, env_var, is_incremental, this, target, and macros from macros/"
+            "available: ref, source, config, var, env_var, is_incremental, this, target, run_started_at, \
+             invocation_id, and macros from macros/"
                 .into(),
         );
     }

@@ -3,6 +3,7 @@
 //! rest of `wh` never touches DataFusion, so another engine can stand here.
 
 pub mod contract;
+pub mod incremental;
 pub mod partitioned;
 pub mod publish;
 pub mod runner;
@@ -22,6 +23,7 @@ use datafusion::prelude::{CsvReadOptions, DataFrame, ParquetReadOptions, Session
 use crate::compile::CompiledSource;
 use crate::diagnostic::Location;
 use crate::project::config::FileFormat;
+pub use incremental::Mode;
 use publish::Staged;
 
 /// A failure while planning or running SQL, or reading inputs.
@@ -39,6 +41,10 @@ pub enum ExecError {
     /// An upstream model needed by this run is not available.
     #[error("{message}")]
     Upstream { message: String, hint: Option<String> },
+    /// An incremental build or snapshot cannot combine its new rows with
+    /// the published table.
+    #[error("{message}")]
+    Incremental { message: String, hint: Option<String> },
     #[error("cannot write `{}`: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
 }
@@ -47,9 +53,10 @@ impl ExecError {
     /// Returns the hint, if any.
     pub fn hint(&self) -> Option<&str> {
         match self {
-            ExecError::Sql { hint, .. } | ExecError::Source { hint, .. } | ExecError::Upstream { hint, .. } => {
-                hint.as_deref()
-            }
+            ExecError::Sql { hint, .. }
+            | ExecError::Source { hint, .. }
+            | ExecError::Upstream { hint, .. }
+            | ExecError::Incremental { hint, .. } => hint.as_deref(),
             _ => None,
         }
     }
@@ -194,6 +201,7 @@ impl Engine {
     /// an `s3://` URL; a folder for the assertion history).
     pub async fn register_published(&self, name: &str, location: &str) -> Result<(), ExecError> {
         let options = ParquetReadOptions::default();
+        self.deregister(name);
         self.ctx.register_parquet(TableReference::bare(name), location, options).await.map_err(runtime_error)
     }
 
@@ -249,11 +257,97 @@ impl Engine {
         total
     }
 
-    /// Runs a table model: executes `sql`, casts the result for BI readers,
+    /// Plans the next version of a table model. For [`Mode::Incremental`]
+    /// and [`Mode::Snapshot`] with a previous version, that version must be
+    /// registered under the model's name first.
+    pub async fn plan_model(
+        &self,
+        model: &crate::compile::CompiledModel,
+        mode: Mode,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(DataFrame, Option<usize>), ExecError> {
+        let fail = |message: String, hint: &str| ExecError::Incremental { message, hint: Some(hint.to_string()) };
+        match mode {
+            Mode::Full => {
+                let df = incremental::without_deleted(model, self.plan(&model.sql).await?)
+                    .map_err(|message| ExecError::Runtime { message })?;
+                Ok((df, None))
+            }
+            Mode::Incremental => {
+                let sql = model.incremental_sql.as_deref().unwrap_or(&model.sql);
+                // The new rows are read more than once (their keys, then
+                // the rows): computed once, held in memory.
+                let new_name = format!("__wh_new_{}", model.name);
+                let (_, batches) = self.materialize(&new_name, self.plan(sql).await?).await?;
+                let new_rows = batches.iter().map(RecordBatch::num_rows).sum();
+                let frames = (self.ctx.table(new_name.as_str()).await, self.ctx.table(model.name.as_str()).await);
+                self.deregister(&new_name);
+                let (new, published) = match frames {
+                    (Ok(n), Ok(p)) => (n, p),
+                    (Err(e), _) | (_, Err(e)) => return Err(runtime_error(e)),
+                };
+                let merged = incremental::merge(model, published, new).await.map_err(|m| {
+                    fail(
+                        format!("cannot merge the new rows into the published table: {m}"),
+                        "fix the model or its config, or rebuild the table from scratch with --full-refresh",
+                    )
+                })?;
+                Ok((merged, Some(new_rows)))
+            }
+            Mode::Snapshot { previous } => {
+                let source_name = format!("__wh_src_{}", model.name);
+                let (schema, _) = self.materialize(&source_name, self.plan(&model.sql).await?).await?;
+                let result = self.plan_snapshot(model, &source_name, &schema, previous, now).await;
+                self.deregister(&source_name);
+                Ok((result?, None))
+            }
+        }
+    }
+
+    async fn plan_snapshot(
+        &self,
+        model: &crate::compile::CompiledModel,
+        source_name: &str,
+        source: &SchemaRef,
+        previous: bool,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<DataFrame, ExecError> {
+        let source_rel = crate::compile::relation(source_name);
+        let keys = &model.config.unique_key;
+        // Missing key columns are reported by the snapshot's SQL below.
+        if keys.iter().all(|k| source.field_with_name(k).is_ok()) {
+            let quoted: Vec<String> = keys.iter().map(|k| crate::compile::relation(k)).collect();
+            let sql = format!(
+                "select count(*) from (select 1 from {source_rel} group by {} having count(*) > 1)",
+                quoted.join(", ")
+            );
+            let (_, batches) = self.query(&sql).await?;
+            let repeated = batches
+                .first()
+                .and_then(|b| b.column(0).as_any().downcast_ref::<datafusion::arrow::array::Int64Array>())
+                .map_or(0, |a| a.value(0));
+            if repeated > 0 {
+                return Err(ExecError::Incremental {
+                    message: format!("{repeated} unique_key value(s) appear more than once in the snapshot's query"),
+                    hint: Some("a snapshot's query returns one row per unique_key: deduplicate it".into()),
+                });
+            }
+        }
+        let history_rel = crate::compile::relation(&model.name);
+        let history = if previous { Some(self.relation_schema(&history_rel).await?) } else { None };
+        let sql = incremental::snapshot_sql(model, source, history.as_deref(), &source_rel, &history_rel, now)
+            .map_err(|m| ExecError::Incremental {
+                message: format!("cannot snapshot: {m}"),
+                hint: Some("check the snapshot's unique_key, updated_at and check_cols against its query".into()),
+            })?;
+        self.plan(&sql).await
+    }
+
+    /// Runs a planned table model, casts the result for BI readers,
     /// registers it in memory as `name` for downstream models, and writes it
     /// to a temporary file beside `dest` (not yet published).
-    pub async fn stage_table(&self, name: &str, sql: &str, dest: &Path) -> Result<TableOutput, ExecError> {
-        let (schema, batches) = self.materialize(name, sql).await?;
+    pub async fn stage_table(&self, name: &str, df: DataFrame, dest: &Path) -> Result<TableOutput, ExecError> {
+        let (schema, batches) = self.materialize(name, df).await?;
         let dest_owned = dest.to_path_buf();
         let write_schema = schema.clone();
         let staged = tokio::task::spawn_blocking(move || publish::stage(&batches, &write_schema, &dest_owned))
@@ -263,10 +357,10 @@ impl Engine {
         Ok(TableOutput { staged, schema })
     }
 
-    /// Runs a table model's SQL, casts the result for BI readers, and
-    /// registers it in memory as `name` for downstream models.
-    pub async fn materialize(&self, name: &str, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), ExecError> {
-        let df = self.plan(sql).await?;
+    /// Runs a planned table model, casts the result for BI readers, and
+    /// registers it in memory as `name` (replacing what had that name, such
+    /// as its previous version) for downstream models.
+    pub async fn materialize(&self, name: &str, df: DataFrame) -> Result<(SchemaRef, Vec<RecordBatch>), ExecError> {
         let schema = publish::bi_schema(df.schema().as_arrow());
         let batches = df.collect().await.map_err(runtime_error)?;
         let batches: Vec<RecordBatch> = batches
@@ -276,8 +370,14 @@ impl Engine {
             .collect::<Result<_, _>>()
             .map_err(|e| ExecError::Runtime { message: e.to_string() })?;
         let table = MemTable::try_new(schema.clone(), vec![batches.clone()]).map_err(runtime_error)?;
+        self.deregister(name);
         self.ctx.register_table(TableReference::bare(name), Arc::new(table)).map_err(runtime_error)?;
         Ok((schema, batches))
+    }
+
+    /// Forgets the relation `name`, if registered.
+    pub fn deregister(&self, name: &str) {
+        let _ = self.ctx.deregister_table(TableReference::bare(name));
     }
 
     /// Registers a table provider (a Delta table) as `name`.
@@ -286,6 +386,7 @@ impl Engine {
         name: &str,
         provider: Arc<dyn datafusion::catalog::TableProvider>,
     ) -> Result<(), ExecError> {
+        self.deregister(name);
         self.ctx.register_table(TableReference::bare(name), provider).map_err(runtime_error)?;
         Ok(())
     }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 
-use super::{publish, Engine, ExecError};
+use super::{publish, Engine, ExecError, Mode};
 use crate::compile::{Compiled, CompiledModel};
 use crate::diagnostic::Location;
 use crate::graph::Graph;
@@ -65,6 +65,9 @@ pub struct NodeResult {
     pub assertions: Vec<Outcome>,
     /// Not rebuilt: its published version is up to date.
     pub reused: bool,
+    /// An incremental build: how many new rows were merged into the
+    /// published table.
+    pub merged: Option<usize>,
 }
 
 /// Everything a run needs.
@@ -88,6 +91,10 @@ pub struct RunPlan<'a> {
     /// Sources past their freshness `error_after`, when the project skips
     /// their readers (`on-stale-source: skip`), with why.
     pub stale_sources: BTreeMap<String, String>,
+    /// `--full-refresh`: incremental models are rebuilt from their SQL.
+    pub full_refresh: bool,
+    /// The invocation's start: the time snapshots record.
+    pub now: DateTime<Utc>,
 }
 
 /// What a run produced: model results and every assertion outcome.
@@ -123,21 +130,21 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> RunO
     let mut stack: Vec<String> = selected.iter().cloned().collect();
     for a in audits.by_model.values().flatten().chain(audits.deferred.iter()) {
         for d in a.depends_on.iter().filter(|d| !selected.contains(*d)) {
-            if upstream.insert(d.clone()) && compiled.models[d].config.materialized != Materialization::Table {
+            if upstream.insert(d.clone()) && !compiled.models[d].config.materialized.writes_table() {
                 stack.push(d.clone());
             }
         }
     }
     while let Some(m) = stack.pop() {
         for p in &graph.parents[&m] {
-            let inlined = compiled.models[p].config.materialized != Materialization::Table;
+            let inlined = !compiled.models[p].config.materialized.writes_table();
             if !selected.contains(p) && upstream.insert(p.clone()) && inlined {
                 stack.push(p.clone());
             }
         }
     }
     let needs_sources = |m: &CompiledModel| {
-        selected.contains(&m.name) || (upstream.contains(&m.name) && m.config.materialized != Materialization::Table)
+        selected.contains(&m.name) || (upstream.contains(&m.name) && !m.config.materialized.writes_table())
     };
     let sources: BTreeSet<&String> =
         compiled.models.values().filter(|m| needs_sources(m)).flat_map(|m| m.sources.iter()).collect();
@@ -245,6 +252,8 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> RunO
                 run_id: plan.run_id.clone(),
                 compiled_at: compiled_location(&plan.compiled_dir, &compiled.models[&name]),
                 reuse: plan.reuse.contains(&name),
+                full_refresh: plan.full_refresh,
+                now: plan.now,
             };
             let handle = tasks.spawn(run_model(job));
             running.insert(handle.id(), name);
@@ -406,6 +415,7 @@ fn skip_descendants(
             failure: None,
             assertions: Vec::new(),
             reused: false,
+            merged: None,
         };
         report(&r);
         results.push(r);
@@ -428,7 +438,7 @@ fn input_failure(
 }
 
 fn compiled_location(compiled_dir: &Path, model: &CompiledModel) -> PathBuf {
-    compiled_dir.join(&model.path)
+    compiled_dir.join(model.compiled_paths().0)
 }
 
 fn failure_of(err: &ExecError, compiled_file: Option<&Path>) -> Failure {
@@ -451,11 +461,13 @@ struct ModelJob {
     compiled_at: PathBuf,
     /// Its published version is up to date: read it instead of rebuilding.
     reuse: bool,
+    full_refresh: bool,
+    now: DateTime<Utc>,
 }
 
 /// Runs one model: stage, check the contract, audit, publish.
 async fn run_model(job: ModelJob) -> NodeResult {
-    let ModelJob { engine, model, assertions, warehouse, run_id, compiled_at, reuse } = job;
+    let ModelJob { engine, model, assertions, warehouse, run_id, compiled_at, reuse, full_refresh, now } = job;
     let started_at = Utc::now();
     let clock = Instant::now();
     let samples = Samples { warehouse: &warehouse, run_id: &run_id };
@@ -469,9 +481,24 @@ async fn run_model(job: ModelJob) -> NodeResult {
         return r;
     }
     let mut outcomes = Vec::new();
-    let outcome: Result<(Option<usize>, Option<u64>), Failure> = match model.output_path() {
-        Some(rel) if model.is_delta() || model.is_partitioned_parquet() => match engine
-            .materialize(&model.name, &model.sql)
+    let mode = match model.output_path() {
+        Some(rel) => Some(mode_of(&warehouse, &model, full_refresh, &rel).await),
+        None => None,
+    };
+    let planned = match mode {
+        Some(mode) => plan_table(&engine, &warehouse, &model, mode, now).await.map(Some),
+        None => Ok(None),
+    };
+    let merged = planned.as_ref().ok().and_then(|p| p.as_ref()).and_then(|(_, merged)| *merged);
+    // Errors in the incremental SQL point at its own compiled file.
+    let compiled_at = match (mode, model.compiled_paths().1) {
+        (Some(Mode::Incremental), Some(p)) => compiled_at.with_file_name(p.file_name().unwrap_or_default()),
+        _ => compiled_at,
+    };
+    let outcome: Result<(Option<usize>, Option<u64>), Failure> = match (model.output_path(), planned) {
+        (_, Err(e)) => Err(failure_of(&e, Some(&compiled_at))),
+        (Some(rel), Ok(Some((df, _)))) if model.is_delta() || model.is_partitioned_parquet() => match engine
+            .materialize(&model.name, df)
             .await
         {
             Ok((schema, batches)) => {
@@ -515,48 +542,53 @@ async fn run_model(job: ModelJob) -> NodeResult {
             }
             Err(e) => Err(failure_of(&e, Some(&compiled_at))),
         },
-        Some(rel) => match engine.stage_table(&model.name, &model.sql, &warehouse.staging_path(&rel)).await {
-            Ok(out) => {
-                let compat = match publish::compatibility_problems(&out.staged.temp) {
-                    Ok(problems) if problems.is_empty() => Ok(()),
-                    Ok(problems) => Err(Failure {
-                        message: format!("the written file would not open in every BI tool: {}", problems.join("; ")),
-                        location: Some(Location::file(&model.path)),
-                        hint: Some(
-                            "cast the column in the SQL to a flat, signed, microsecond or <= 18-digit type".into(),
-                        ),
-                    }),
-                    Err(e) => Err(failure_of(&ExecError::Io { path: out.staged.temp.clone(), source: e }, None)),
-                };
-                let verdict = match compat.and_then(|()| check_contract(&model, &out.schema)) {
-                    Err(f) => Err(f),
-                    Ok(()) => {
-                        outcomes = run_all(&engine, &assertions, Some(&samples)).await;
-                        audit_verdict(&outcomes)
-                    }
-                };
-                match verdict {
-                    Ok(()) => match warehouse.publish(&out.staged, &rel).await {
-                        Ok(()) if model.config.export == Some(Export::Csv) => {
-                            export_csv(&engine, &warehouse, &model.name, &rel)
-                                .await
-                                .map(|()| (Some(out.staged.rows), Some(out.staged.bytes)))
+        (Some(rel), Ok(Some((df, _)))) => {
+            match engine.stage_table(&model.name, df, &warehouse.staging_path(&rel)).await {
+                Ok(out) => {
+                    let compat = match publish::compatibility_problems(&out.staged.temp) {
+                        Ok(problems) if problems.is_empty() => Ok(()),
+                        Ok(problems) => Err(Failure {
+                            message: format!(
+                                "the written file would not open in every BI tool: {}",
+                                problems.join("; ")
+                            ),
+                            location: Some(Location::file(&model.path)),
+                            hint: Some(
+                                "cast the column in the SQL to a flat, signed, microsecond or <= 18-digit type".into(),
+                            ),
+                        }),
+                        Err(e) => Err(failure_of(&ExecError::Io { path: out.staged.temp.clone(), source: e }, None)),
+                    };
+                    let verdict = match compat.and_then(|()| check_contract(&model, &out.schema)) {
+                        Err(f) => Err(f),
+                        Ok(()) => {
+                            outcomes = run_all(&engine, &assertions, Some(&samples)).await;
+                            audit_verdict(&outcomes)
                         }
-                        Ok(()) => Ok((Some(out.staged.rows), Some(out.staged.bytes))),
-                        Err(source) => {
+                    };
+                    match verdict {
+                        Ok(()) => match warehouse.publish(&out.staged, &rel).await {
+                            Ok(()) if model.config.export == Some(Export::Csv) => {
+                                export_csv(&engine, &warehouse, &model.name, &rel)
+                                    .await
+                                    .map(|()| (Some(out.staged.rows), Some(out.staged.bytes)))
+                            }
+                            Ok(()) => Ok((Some(out.staged.rows), Some(out.staged.bytes))),
+                            Err(source) => {
+                                publish::discard(&out.staged);
+                                Err(failure_of(&ExecError::Io { path: warehouse.location(&rel).into(), source }, None))
+                            }
+                        },
+                        Err(f) => {
                             publish::discard(&out.staged);
-                            Err(failure_of(&ExecError::Io { path: warehouse.location(&rel).into(), source }, None))
+                            Err(f)
                         }
-                    },
-                    Err(f) => {
-                        publish::discard(&out.staged);
-                        Err(f)
                     }
                 }
+                Err(e) => Err(failure_of(&e, Some(&compiled_at))),
             }
-            Err(e) => Err(failure_of(&e, Some(&compiled_at))),
-        },
-        None => match engine.register_view(&model.name, &model.sql).await {
+        }
+        _ => match engine.register_view(&model.name, &model.sql).await {
             Ok(()) => {
                 outcomes = run_all(&engine, &assertions, Some(&samples)).await;
                 audit_verdict(&outcomes).map(|()| (None, None))
@@ -565,7 +597,14 @@ async fn run_model(job: ModelJob) -> NodeResult {
         },
     };
     let mut r = match outcome {
-        Ok((rows, bytes)) => finished(&model, Status::Success, started_at, clock, rows, bytes, None),
+        Ok((rows, bytes)) => {
+            let mut r = finished(&model, Status::Success, started_at, clock, rows, bytes, None);
+            r.merged = merged;
+            if let (Some(rows), Some(new)) = (rows, merged) {
+                r.message = format!("{rows} rows ({new} new rows merged into the published table)");
+            }
+            r
+        }
         Err(mut f) => {
             f.message = format!("model `{}` ({}) failed: {}", model.name, model.path.display(), f.message);
             finished(&model, Status::Error, started_at, clock, None, None, Some(f))
@@ -573,6 +612,34 @@ async fn run_model(job: ModelJob) -> NodeResult {
     };
     r.assertions = outcomes;
     r
+}
+
+/// Decides how a table model's next version is computed.
+async fn mode_of(warehouse: &Warehouse, model: &CompiledModel, full_refresh: bool, rel: &str) -> Mode {
+    match model.config.materialized {
+        Materialization::Incremental if !full_refresh && warehouse.exists(rel).await.unwrap_or(false) => {
+            Mode::Incremental
+        }
+        // History cannot be rebuilt: --full-refresh leaves snapshots be, as in dbt.
+        Materialization::Snapshot => Mode::Snapshot { previous: warehouse.exists(rel).await.unwrap_or(false) },
+        _ => Mode::Full,
+    }
+}
+
+/// Plans a table model's next version: from its SQL, or for an incremental
+/// build or a snapshot from its published version (registered under its
+/// name, which `{{ this }}` renders to) and its new rows.
+async fn plan_table(
+    engine: &Engine,
+    warehouse: &Warehouse,
+    model: &CompiledModel,
+    mode: Mode,
+    now: DateTime<Utc>,
+) -> Result<(datafusion::prelude::DataFrame, Option<usize>), ExecError> {
+    if matches!(mode, Mode::Incremental | Mode::Snapshot { previous: true }) {
+        register_output(engine, warehouse, model).await?;
+    }
+    engine.plan_model(model, mode, now).await
 }
 
 /// Checks the model's contract (when enforced) against what it returned.
@@ -672,5 +739,6 @@ fn finished(
         failure,
         assertions: Vec::new(),
         reused: false,
+        merged: None,
     }
 }

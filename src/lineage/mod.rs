@@ -68,7 +68,7 @@ pub async fn project_lineage(compiled: &Compiled, graph: &Graph, engine: Engine)
     }
     for name in graph.order() {
         let model = &compiled.models[name];
-        let planned = engine.logical_plan(&model.sql).await;
+        let planned = engine.logical_plan(&snapshot_or_model_sql(&engine, model).await).await;
         let plan = match planned {
             Ok(p) => p,
             Err(e) => {
@@ -96,6 +96,20 @@ pub async fn project_lineage(compiled: &Compiled, graph: &Graph, engine: Engine)
         out.models.insert(name.clone(), ModelLineage { columns, indirect: lin.indirect });
     }
     out
+}
+
+/// Returns the SQL whose plan gives a model's columns: a snapshot's first
+/// version (its query's columns and the validity columns), else its SQL.
+async fn snapshot_or_model_sql(engine: &Engine, model: &crate::compile::CompiledModel) -> String {
+    if model.config.materialized != crate::project::config::Materialization::Snapshot {
+        return model.sql.clone();
+    }
+    let query = format!("({})", model.sql.trim().trim_end_matches(';'));
+    match engine.relation_schema(&query).await {
+        Ok(schema) => crate::exec::incremental::snapshot_sql(model, &schema, None, &query, "", chrono::Utc::now())
+            .unwrap_or_else(|_| model.sql.clone()),
+        Err(_) => model.sql.clone(),
+    }
 }
 
 fn short(e: &ExecError) -> String {

@@ -22,6 +22,9 @@ pub struct ProjectFile {
     pub macro_paths: Vec<String>,
     #[serde(default = "default_test_paths")]
     pub test_paths: Vec<String>,
+    /// Folders of `{% snapshot %}` blocks.
+    #[serde(default = "default_snapshot_paths")]
+    pub snapshot_paths: Vec<String>,
     #[serde(default = "default_target_path")]
     pub target_path: String,
     #[serde(default)]
@@ -143,6 +146,9 @@ fn default_macro_paths() -> Vec<String> {
 }
 fn default_test_paths() -> Vec<String> {
     vec!["data_tests".into()]
+}
+fn default_snapshot_paths() -> Vec<String> {
+    vec!["snapshots".into()]
 }
 fn default_target_path() -> String {
     "target".into()
@@ -343,6 +349,12 @@ pub enum Materialization {
     View,
     /// Inlined into the models that reference it; never written.
     Ephemeral,
+    /// A table that later builds update with new rows (`is_incremental()`),
+    /// merged into the published version by `incremental_strategy`.
+    Incremental,
+    /// History of a slowly changing relation (SCD type 2), as dbt's
+    /// snapshots: one row per version with its validity range.
+    Snapshot,
 }
 
 impl Materialization {
@@ -352,7 +364,14 @@ impl Materialization {
             Materialization::Table => "table",
             Materialization::View => "view",
             Materialization::Ephemeral => "ephemeral",
+            Materialization::Incremental => "incremental",
+            Materialization::Snapshot => "snapshot",
         }
+    }
+
+    /// Returns whether the model is published as a table in the warehouse.
+    pub fn writes_table(self) -> bool {
+        matches!(self, Materialization::Table | Materialization::Incremental | Materialization::Snapshot)
     }
 }
 
@@ -410,6 +429,129 @@ pub struct ConfigPatch {
     /// Partition columns of a Delta table.
     #[serde(default)]
     pub partition_by: Option<Vec<String>>,
+    /// Incremental models and snapshots: the column(s) identifying a row.
+    #[serde(default)]
+    pub unique_key: Option<Tags>,
+    /// Incremental models: how new rows meet the published ones.
+    #[serde(default)]
+    pub incremental_strategy: Option<IncrementalStrategy>,
+    /// Incremental models: what a change in the model's columns does.
+    #[serde(default)]
+    pub on_schema_change: Option<OnSchemaChange>,
+    /// Incremental models: a boolean column of the incremental SQL; a row
+    /// with it true deletes the published rows of its key and is not
+    /// inserted. The column is not stored.
+    #[serde(default)]
+    pub delete_flag: Option<String>,
+    /// Snapshots: how a changed row is recognised (`timestamp` or `check`).
+    #[serde(default)]
+    pub strategy: Option<SnapshotStrategy>,
+    /// Snapshots with the `timestamp` strategy: the column that says when a
+    /// row last changed.
+    #[serde(default)]
+    pub updated_at: Option<String>,
+    /// Snapshots with the `check` strategy: the columns compared, or `all`.
+    #[serde(default)]
+    pub check_cols: Option<Tags>,
+    /// Snapshots: what a row that vanished from the source does.
+    #[serde(default)]
+    pub hard_deletes: Option<HardDeletes>,
+    /// Snapshots, dbt before 1.9: `true` is `hard_deletes: invalidate`.
+    #[serde(default)]
+    pub invalidate_hard_deletes: Option<bool>,
+    /// Snapshots: other names for the `dbt_valid_from`, ... columns.
+    #[serde(default)]
+    pub snapshot_meta_column_names: Option<SnapshotColumnNames>,
+}
+
+/// How an incremental model's new rows are combined with its published ones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum IncrementalStrategy {
+    /// New rows are added; nothing is replaced.
+    #[default]
+    #[serde(rename = "append")]
+    Append,
+    /// A new row replaces the published row with its `unique_key`; the new
+    /// rows must hold each key once.
+    #[serde(rename = "merge")]
+    Merge,
+    /// Published rows whose `unique_key` appears among the new rows are
+    /// deleted, then every new row is inserted.
+    #[serde(rename = "delete+insert")]
+    DeleteInsert,
+    /// Published rows of each `partition_by` value the new rows hold are
+    /// replaced by them.
+    #[serde(rename = "insert_overwrite")]
+    InsertOverwrite,
+}
+
+impl IncrementalStrategy {
+    /// Returns dbt's name for the strategy.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncrementalStrategy::Append => "append",
+            IncrementalStrategy::Merge => "merge",
+            IncrementalStrategy::DeleteInsert => "delete+insert",
+            IncrementalStrategy::InsertOverwrite => "insert_overwrite",
+        }
+    }
+}
+
+/// What an incremental build does when the model's columns changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnSchemaChange {
+    /// Keep the published columns: new columns are left out; a published
+    /// column the model no longer returns fails the build.
+    #[default]
+    Ignore,
+    /// Any difference in names or types fails the build.
+    Fail,
+    /// New columns are added (NULL in older rows); none are removed.
+    AppendNewColumns,
+    /// The table takes the model's columns: new ones added, missing ones
+    /// dropped, types changed to the model's.
+    SyncAllColumns,
+}
+
+/// How a snapshot recognises a changed row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotStrategy {
+    /// `updated_at` is later than the recorded version's.
+    Timestamp,
+    /// One of `check_cols` differs from the recorded version.
+    Check,
+}
+
+/// What a snapshot does with a row that is no longer in its source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HardDeletes {
+    /// Nothing: its last version stays current.
+    #[default]
+    Ignore,
+    /// Its current version is closed (`dbt_valid_to` set to the snapshot time).
+    Invalidate,
+    /// Its current version is closed and a version marked deleted
+    /// (`dbt_is_deleted = 'True'`) is added.
+    NewRecord,
+}
+
+/// Names of a snapshot's meta columns (dbt's `snapshot_meta_column_names`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotColumnNames {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dbt_valid_from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dbt_valid_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dbt_scd_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dbt_updated_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dbt_is_deleted: Option<String>,
 }
 
 /// How a table model is stored.
@@ -438,8 +580,26 @@ pub struct Contract {
 }
 
 /// The names `ConfigPatch` accepts, for hints.
-pub const CONFIG_KEYS: &[&str] =
-    &["materialized", "tags", "meta", "enabled", "contract", "export", "format", "partition_by"];
+pub const CONFIG_KEYS: &[&str] = &[
+    "materialized",
+    "tags",
+    "meta",
+    "enabled",
+    "contract",
+    "export",
+    "format",
+    "partition_by",
+    "unique_key",
+    "incremental_strategy",
+    "on_schema_change",
+    "delete_flag",
+    "strategy",
+    "updated_at",
+    "check_cols",
+    "hard_deletes",
+    "invalidate_hard_deletes",
+    "snapshot_meta_column_names",
+];
 
 /// A model's resolved config.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -454,6 +614,24 @@ pub struct ModelConfig {
     pub format: TableFormat,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub partition_by: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unique_key: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incremental_strategy: Option<IncrementalStrategy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_schema_change: Option<OnSchemaChange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delete_flag: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<SnapshotStrategy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub check_cols: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hard_deletes: Option<HardDeletes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_meta_column_names: Option<SnapshotColumnNames>,
 }
 
 impl Default for ModelConfig {
@@ -467,6 +645,15 @@ impl Default for ModelConfig {
             export: None,
             format: TableFormat::Parquet,
             partition_by: Vec::new(),
+            unique_key: Vec::new(),
+            incremental_strategy: None,
+            on_schema_change: None,
+            delete_flag: None,
+            strategy: None,
+            updated_at: None,
+            check_cols: Vec::new(),
+            hard_deletes: None,
+            snapshot_meta_column_names: None,
         }
     }
 }
@@ -504,6 +691,49 @@ impl ModelConfig {
         if let Some(p) = &patch.partition_by {
             self.partition_by = p.clone();
         }
+        if let Some(k) = &patch.unique_key {
+            self.unique_key = k.0.clone();
+        }
+        if patch.incremental_strategy.is_some() {
+            self.incremental_strategy = patch.incremental_strategy;
+        }
+        if patch.on_schema_change.is_some() {
+            self.on_schema_change = patch.on_schema_change;
+        }
+        if let Some(d) = &patch.delete_flag {
+            self.delete_flag = Some(d.clone());
+        }
+        if patch.strategy.is_some() {
+            self.strategy = patch.strategy;
+        }
+        if let Some(u) = &patch.updated_at {
+            self.updated_at = Some(u.clone());
+        }
+        if let Some(c) = &patch.check_cols {
+            self.check_cols = c.0.clone();
+        }
+        if patch.hard_deletes.is_some() {
+            self.hard_deletes = patch.hard_deletes;
+        }
+        if patch.invalidate_hard_deletes == Some(true) && patch.hard_deletes.is_none() {
+            self.hard_deletes = Some(HardDeletes::Invalidate);
+        }
+        if let Some(n) = &patch.snapshot_meta_column_names {
+            self.snapshot_meta_column_names = Some(n.clone());
+        }
+    }
+
+    /// Returns the names of a snapshot's meta columns: valid from, valid
+    /// to, scd id, updated at, is deleted.
+    pub fn snapshot_columns(&self) -> [String; 5] {
+        let n = self.snapshot_meta_column_names.clone().unwrap_or_default();
+        [
+            n.dbt_valid_from.unwrap_or_else(|| "dbt_valid_from".into()),
+            n.dbt_valid_to.unwrap_or_else(|| "dbt_valid_to".into()),
+            n.dbt_scd_id.unwrap_or_else(|| "dbt_scd_id".into()),
+            n.dbt_updated_at.unwrap_or_else(|| "dbt_updated_at".into()),
+            n.dbt_is_deleted.unwrap_or_else(|| "dbt_is_deleted".into()),
+        ]
     }
 }
 

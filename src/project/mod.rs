@@ -63,9 +63,15 @@ pub struct ModelFile {
     pub name: String,
     /// Path relative to the project root, e.g. `models/staging/stg_orders.sql`.
     pub path: PathBuf,
-    /// Folders between the model path and the file, e.g. `["staging"]`.
+    /// Folders between the model path and the file, e.g. `["staging"]`;
+    /// `["snapshots"]` for a snapshot.
     pub folder: Vec<String>,
+    /// The template: the file, or for a snapshot the file with everything
+    /// outside its `{% snapshot %}` block blanked (lines kept, so template
+    /// errors point at the file's own lines).
     pub text: String,
+    /// Declared by a `{% snapshot name %}` block under a snapshot path.
+    pub snapshot: bool,
 }
 
 /// A macro file under a macro path.
@@ -133,6 +139,11 @@ pub struct Project {
     pub on_stale_source: config::StalePolicy,
     /// Downstream consumers, with where each is declared.
     pub exposures: Vec<(ExposureDef, Location)>,
+    /// When this invocation started (`run_started_at` in templates; the
+    /// time snapshots record).
+    pub run_started_at: chrono::DateTime<chrono::Utc>,
+    /// This invocation's id (`invocation_id` in templates and artifacts).
+    pub invocation_id: String,
 }
 
 impl Project {
@@ -169,6 +180,8 @@ impl Project {
             alerts: file.alerts.clone(),
             on_stale_source: file.on_stale_source,
             exposures: Vec::new(),
+            run_started_at: chrono::Utc::now(),
+            invocation_id: uuid::Uuid::new_v4().to_string(),
         };
 
         let sources_file = root.join("sources.yml");
@@ -177,6 +190,9 @@ impl Project {
         }
         for model_path in &file.model_paths {
             project.load_model_path(model_path)?;
+        }
+        for snapshot_path in &file.snapshot_paths {
+            project.load_snapshot_path(snapshot_path)?;
         }
         for macro_path in &file.macro_paths {
             for rel in files_under(root, macro_path, &["sql"])? {
@@ -202,15 +218,58 @@ impl Project {
                 .parent()
                 .map(|p| p.iter().map(|c| c.to_string_lossy().into_owned()).collect())
                 .unwrap_or_default();
-            if let Some(other) = self.models.get(&name) {
-                return Err(ProjectError::invalid(
-                    format!("two models are named `{name}`: `{}` and `{}`", other.path.display(), rel.display()),
-                    Location::file(&rel),
-                    Some("model names are file stems and must be unique across the project; rename one".into()),
-                ));
+            let text = read(&self.root.join(&rel))?;
+            self.add_model(ModelFile { name, path: rel, folder, text, snapshot: false })?;
+        }
+        Ok(())
+    }
+
+    fn add_model(&mut self, file: ModelFile) -> Result<(), ProjectError> {
+        if let Some(other) = self.models.get(&file.name) {
+            return Err(ProjectError::invalid(
+                format!(
+                    "two models are named `{}`: `{}` and `{}`",
+                    file.name,
+                    other.path.display(),
+                    file.path.display()
+                ),
+                Location::file(&file.path),
+                Some("model and snapshot names must be unique across the project; rename one".into()),
+            ));
+        }
+        self.models.insert(file.name.clone(), file);
+        Ok(())
+    }
+
+    /// Loads the `{% snapshot name %} ... {% endsnapshot %}` blocks of the
+    /// `.sql` files under a snapshot path (YAML there describes them).
+    fn load_snapshot_path(&mut self, snapshot_path: &str) -> Result<(), ProjectError> {
+        for rel in files_under(&self.root, snapshot_path, &["sql", "yml", "yaml"])? {
+            if rel.extension().is_some_and(|e| e != "sql") {
+                self.load_schema_file(&rel)?;
+                continue;
             }
             let text = read(&self.root.join(&rel))?;
-            self.models.insert(name.clone(), ModelFile { name, path: rel, folder, text });
+            let blocks = snapshot_blocks(&text).map_err(|(message, line)| {
+                ProjectError::invalid(
+                    message,
+                    Location::at(&rel, line, 1),
+                    Some("write `{% snapshot name %} select ... {% endsnapshot %}`".into()),
+                )
+            })?;
+            if blocks.is_empty() {
+                return Err(ProjectError::invalid(
+                    format!("`{}` holds no `{{% snapshot %}}` block", rel.display()),
+                    Location::file(&rel),
+                    Some(
+                        "a file under a snapshot path holds `{% snapshot name %} ... {% endsnapshot %}` blocks".into(),
+                    ),
+                ));
+            }
+            for (name, text) in blocks {
+                let folder = vec!["snapshots".to_string()];
+                self.add_model(ModelFile { name, path: rel.clone(), folder, text, snapshot: true })?;
+            }
         }
         Ok(())
     }
@@ -474,6 +533,51 @@ fn files_under(root: &Path, dir: &str, exts: &[&str]) -> Result<Vec<PathBuf>, Pr
         }
     }
     Ok(out)
+}
+
+/// Splits a snapshot file into its blocks: each block's name and the file's
+/// text with everything but the block's body blanked, lines kept. Errors
+/// give a message and a 1-based line.
+fn snapshot_blocks(text: &str) -> Result<Vec<(String, String)>, (String, usize)> {
+    let line_of = |pos: usize| text[..pos].matches('\n').count() + 1;
+    let blank = |s: &str| s.chars().map(|c| if c == '\n' { '\n' } else { ' ' }).collect::<String>();
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while let Some(open) = find_tag(text, pos, "snapshot") {
+        let (tag_start, tag_end, args) = open;
+        let name = args.trim().to_string();
+        let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err((
+                format!("`{{% snapshot {name} %}}` needs a name of letters, digits and `_`"),
+                line_of(tag_start),
+            ));
+        }
+        let Some((close_start, close_end, _)) = find_tag(text, tag_end, "endsnapshot") else {
+            return Err((format!("snapshot `{name}` has no `{{% endsnapshot %}}`"), line_of(tag_start)));
+        };
+        let body = format!("{}{}{}", blank(&text[..tag_end]), &text[tag_end..close_start], blank(&text[close_start..]));
+        out.push((name, body));
+        pos = close_end;
+    }
+    Ok(out)
+}
+
+/// Finds the next `{% keyword args %}` tag (with optional `-` trims) at or
+/// after `from`: its start, end and arguments.
+fn find_tag(text: &str, from: usize, keyword: &str) -> Option<(usize, usize, String)> {
+    let mut at = from;
+    while let Some(i) = text[at..].find("{%") {
+        let start = at + i;
+        let end = start + text[start..].find("%}")? + 2;
+        let inner = text[start + 2..end - 2].trim_matches('-').trim();
+        let mut words = inner.splitn(2, char::is_whitespace);
+        if words.next() == Some(keyword) {
+            return Some((start, end, words.next().unwrap_or("").to_string()));
+        }
+        at = end;
+    }
+    None
 }
 
 /// Returns the model named by an exposure's `ref('model')` entry.

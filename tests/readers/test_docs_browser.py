@@ -44,7 +44,7 @@ def test_graph_loads_and_traces_total_spent_to_the_raw_orders(site, browser):
     page.goto(site.as_uri() + "#graph")
     page.wait_for_selector("#graph")
     models = page.eval_on_selector_all("g.node[data-kind=model]", "els => els.map(e => e.dataset.node)")
-    assert len(models) == 15 and "customer_order_summary" in models and "stg_orders" in models
+    assert len(models) == 18 and "customer_order_summary" in models and "stg_orders" in models
     assert page.locator("g.node[data-kind=exposure]").count() == 1
 
     page.click('text.col[data-col="customer_order_summary.total_spent"]')
@@ -77,7 +77,7 @@ def test_model_page_shows_governance_columns_and_assertions(site, browser):
     assert recon.locator("td.warn").count() == 1 and recon.locator("span.warn").count() == 1
     rows = page.eval_on_selector_all("main tr", "trs => trs.map(t => t.innerText)")
     assert "rows\t3" in rows, rows
-    page.fill("#search", "rfm")
+    page.fill("#search", "mart_customer")
     links = page.eval_on_selector_all("#list a", "els => els.map(e => e.textContent)")
     assert links == ["mart_customer_rfm"]
     assert errors == []
