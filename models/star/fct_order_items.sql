@@ -25,26 +25,7 @@ with lines as (
     join {{ ref('stg_orders') }} as o on o.order_id = i.order_id
 )
 {% if is_incremental() %}
-, changed as (
-    select order_id from (select * from lines except select * from {{ this }}) as added
-    union
-    select order_id from (select * from {{ this }} except select * from lines) as removed
-),
-current_rows as (
-    select *, false as _deleted from lines
-)
-select
-    l.order_item_id,
-    c.order_id,
-    l.customer_id,
-    l.order_date,
-    l.product_id,
-    l.quantity,
-    l.unit_price,
-    l.line_amount,
-    coalesce(l._deleted, true) as _deleted
-from changed as c
-left join current_rows as l on l.order_id is not distinct from c.order_id
+{{ changed_rows('lines', 'order_id', this) }}
 {% else %}
 select * from lines
 {% endif %}

@@ -7,7 +7,8 @@
 -- (a corrected header, changed lines) or gone is rebuilt. delete+insert
 -- replaces that order's published rows with its rows now, and an order gone
 -- from the source comes as one row with _deleted true, which deletes it.
--- The rest stays as published: the table always equals a full build.
+-- The rest stays as published: the table always equals a full build
+-- (changed_rows in macros/incremental.sql).
 {{ config(
     materialized='incremental',
     unique_key='order_id',
@@ -37,25 +38,7 @@ orders as (
     left join lines as l on l.order_id = o.order_id
 )
 {% if is_incremental() %}
-, changed as (
-    select order_id from (select * from orders except select * from {{ this }}) as added
-    union
-    select order_id from (select * from {{ this }} except select * from orders) as removed
-),
-current_rows as (
-    select *, false as _deleted from orders
-)
-select
-    c.order_id,
-    o.customer_id,
-    o.order_date,
-    o.total_amount,
-    o.item_lines,
-    o.units,
-    o.items_amount,
-    coalesce(o._deleted, true) as _deleted
-from changed as c
-left join current_rows as o on o.order_id is not distinct from c.order_id
+{{ changed_rows('orders', 'order_id', this) }}
 {% else %}
 select * from orders
 {% endif %}
