@@ -33,11 +33,15 @@ def built(tmp_path_factory):
     return project / "warehouse", raw
 
 
+# Published beside the SPEC models: the snapshots and the CRM feed.
+EXTRA = {"snp_customers": "snapshots", "snp_customer_rfm": "snapshots", "rfm_segment_changes": "marts"}
+
+
 def path_of(warehouse, model):
-    return warehouse / MODELS[model] / f"{model}.parquet"
+    return warehouse / {**MODELS, **EXTRA}[model] / f"{model}.parquet"
 
 
-@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("model", sorted(MODELS) + sorted(EXTRA))
 def test_model_opens_in_every_reader(built, model):
     warehouse, _ = built
     path = path_of(warehouse, model)
@@ -120,3 +124,21 @@ def test_assertion_history_opens_in_duckdb(built):
     assert set(statuses) <= {"pass", "warn", "fail", "error"}
     assert statuses.get("pass", 0) > 20
     assert "fail" not in statuses and "error" not in statuses
+
+
+def test_snapshot_current_versions_are_the_dimension(built):
+    """The first build's snapshot holds one current version per customer,
+    as DuckDB reads both files."""
+    warehouse, _ = built
+    snap, dim = path_of(warehouse, "snp_customers"), warehouse / "star" / "dim_customers.parquet"
+    missing = duckdb.sql(f"""
+        select customer_id, customer_name, email from read_parquet('{dim}') where customer_id is not null
+        except
+        select customer_id, customer_name, email from read_parquet('{snap}') where dbt_valid_to is null
+    """).fetchall()
+    assert missing == []
+    ((versions, current, keys),) = duckdb.sql(
+        f"select count(*), count(*) filter (where dbt_valid_to is null), count(distinct customer_id) "
+        f"from read_parquet('{snap}')"
+    ).fetchall()
+    assert versions == current == keys > 0
