@@ -60,6 +60,8 @@ pub enum Command {
     },
     /// Run again the models that failed or were skipped in the last `wh build` or `wh run`.
     Retry,
+    /// Run the selected snapshots only (all of them without --select), as `dbt snapshot`.
+    Snapshot,
     /// Run the selected models and publish them, without assertions (see `wh test`).
     Run {
         /// Rebuild every selected model, even those whose published version is up to date.

@@ -151,6 +151,19 @@ fn day_by_day_incremental_builds_equal_one_full_build() {
     // Nothing new: the facts are up to date.
     let again = daily.wh(&["build", "--vars", &vars(&day2)]);
     assert!(line_of(&again, "fct_orders").contains("REUSE"), "{}", stderr(&again));
+    // The orders file rewritten with the same rows: staging runs again, the
+    // facts find no new rows and keep their published file as it is.
+    let fct = daily.path().join("warehouse/star/fct_orders.parquet");
+    let modified = || std::fs::metadata(&fct).unwrap().modified().unwrap();
+    let before = modified();
+    let orders = std::fs::read(day2.join("orders.parquet")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(day2.join("orders.parquet"), orders).unwrap();
+    let touched = daily.wh(&["build", "--vars", &vars(&day2)]);
+    assert_exit(&touched, 0);
+    assert!(line_of(&touched, "stg_orders").contains(" OK "), "{}", stderr(&touched));
+    assert!(line_of(&touched, "fct_orders").contains("5 rows, 0 new"), "{}", stderr(&touched));
+    assert_eq!(modified(), before);
 
     // Day 3 takes things away: order 4 loses its customer (no longer a
     // valid order) and order 1's second line turns into a return.
@@ -196,7 +209,7 @@ fn day_by_day_incremental_builds_equal_one_full_build() {
     assert_exit(&daily.wh(&["compile", "--vars", &vars(&day3)]), 0);
     let incremental =
         std::fs::read_to_string(daily.path().join("target/compiled/models/star/fct_orders.incremental.sql"));
-    assert!(incremental.unwrap().contains("except select * from \"fct_orders\""));
+    assert!(incremental.unwrap().contains("full join (select *, true as wh_present from \"fct_orders\")"));
 }
 
 /// A project with one CSV source of events and one incremental model.
@@ -371,6 +384,11 @@ fn snapshots_keep_every_version_with_its_validity_range() {
     assert_eq!(rows, expected);
     // --full-refresh does not rebuild history.
     assert_exit(&p.wh(&["build", "--full-refresh", "--vars", &vars(raw.path())]), 0);
+    assert_eq!(snapshot_rows(&p), expected);
+    // `wh snapshot` runs the snapshots only, as `dbt snapshot`.
+    let out = p.wh(&["snapshot", "--select", "snp_customers+", "--vars", &vars(raw.path())]);
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("Running 1 of 18 models"), "{}", stderr(&out));
     assert_eq!(snapshot_rows(&p), expected);
     // The meta columns are microsecond timestamps, as BI tools want.
     let schema = p.schema("snapshots/snp_customers.parquet");

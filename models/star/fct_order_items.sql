@@ -25,7 +25,8 @@ with lines as (
     join {{ ref('stg_orders') }} as o on o.order_id = i.order_id
 )
 {% if is_incremental() %}
-{{ changed_rows('lines', 'order_id', this) }}
+{{ changed_rows('lines', 'order_id', 'order_item_id',
+    ['order_id', 'customer_id', 'order_date', 'product_id', 'quantity', 'unit_price', 'line_amount'], this) }}
 {% else %}
 select * from lines
 {% endif %}

@@ -38,7 +38,8 @@ orders as (
     left join lines as l on l.order_id = o.order_id
 )
 {% if is_incremental() %}
-{{ changed_rows('orders', 'order_id', this) }}
+{{ changed_rows('orders', 'order_id', 'order_id',
+    ['customer_id', 'order_date', 'total_amount', 'item_lines', 'units', 'items_amount'], this) }}
 {% else %}
 select * from orders
 {% endif %}

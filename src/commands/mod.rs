@@ -242,6 +242,11 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             runtime.block_on(source::freshness(&Settings::resolve(shared, "source freshness")?))
         }
         Command::Retry => runtime.block_on(run::retry(Settings::resolve(shared, "retry")?)),
+        Command::Snapshot => {
+            let mut settings = Settings::resolve(shared, "snapshot")?;
+            settings.select = settings.select.and(&selector::parse(&["config.materialized:snapshot".to_string()])?);
+            runtime.block_on(run::execute(&settings, "snapshot", false, None, false))
+        }
         Command::Run { full_refresh } => {
             runtime.block_on(run::execute(&Settings::resolve(shared, "run")?, "run", false, None, full_refresh))
         }

@@ -101,6 +101,18 @@ pub fn without_deleted(model: &CompiledModel, df: DataFrame) -> Result<DataFrame
         .map_err(|e| e.strip_backtrace())
 }
 
+/// Returns whether an incremental build keeps the published columns as they
+/// are (the new rows' columns, less the delete flag, change nothing).
+pub fn same_columns(model: &CompiledModel, published: &Schema, new: &Schema) -> bool {
+    let flag = model.config.delete_flag.as_deref();
+    let kept: Vec<_> = new.fields().iter().filter(|f| Some(f.name().as_str()) != flag).cloned().collect();
+    let policy = model.config.on_schema_change.unwrap_or_default();
+    columns_after(policy, published, &Schema::new(kept)).is_ok_and(|cols| {
+        cols.len() == published.fields().len()
+            && cols.iter().zip(published.fields()).all(|((n, t), f)| n == f.name() && t == f.data_type())
+    })
+}
+
 /// Merges the new rows into the published ones by the model's strategy.
 /// Keys compare NULL-safe: a NULL key replaces the published NULL key.
 pub async fn merge(model: &CompiledModel, published: DataFrame, new: DataFrame) -> Result<DataFrame, String> {

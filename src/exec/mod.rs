@@ -257,21 +257,23 @@ impl Engine {
         total
     }
 
-    /// Plans the next version of a table model. For [`Mode::Incremental`]
-    /// and [`Mode::Snapshot`] with a previous version, that version must be
-    /// registered under the model's name first.
+    /// Plans the next version of a table model, with how many new rows an
+    /// incremental build merges; `None` when an incremental build has no
+    /// new rows and the same columns, so the published table stays as it
+    /// is. For [`Mode::Incremental`] and [`Mode::Snapshot`] with a previous
+    /// version, that version must be registered under the model's name.
     pub async fn plan_model(
         &self,
         model: &crate::compile::CompiledModel,
         mode: Mode,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(DataFrame, Option<usize>), ExecError> {
+    ) -> Result<Option<(DataFrame, Option<usize>)>, ExecError> {
         let fail = |message: String, hint: &str| ExecError::Incremental { message, hint: Some(hint.to_string()) };
         match mode {
             Mode::Full => {
                 let df = incremental::without_deleted(model, self.plan(&model.sql).await?)
                     .map_err(|message| ExecError::Runtime { message })?;
-                Ok((df, None))
+                Ok(Some((df, None)))
             }
             Mode::Incremental => {
                 let sql = model.incremental_sql.as_deref().unwrap_or(&model.sql);
@@ -286,20 +288,25 @@ impl Engine {
                     (Ok(n), Ok(p)) => (n, p),
                     (Err(e), _) | (_, Err(e)) => return Err(runtime_error(e)),
                 };
+                if new_rows == 0
+                    && incremental::same_columns(model, published.schema().as_arrow(), new.schema().as_arrow())
+                {
+                    return Ok(None);
+                }
                 let merged = incremental::merge(model, published, new).await.map_err(|m| {
                     fail(
                         format!("cannot merge the new rows into the published table: {m}"),
                         "fix the model or its config, or rebuild the table from scratch with --full-refresh",
                     )
                 })?;
-                Ok((merged, Some(new_rows)))
+                Ok(Some((merged, Some(new_rows))))
             }
             Mode::Snapshot { previous } => {
                 let source_name = format!("__wh_src_{}", model.name);
                 let (schema, _) = self.materialize(&source_name, self.plan(&model.sql).await?).await?;
                 let result = self.plan_snapshot(model, &source_name, &schema, previous, now).await;
                 self.deregister(&source_name);
-                Ok((result?, None))
+                Ok(Some((result?, None)))
             }
         }
     }
@@ -416,6 +423,12 @@ impl Engine {
     pub async fn relation_schema(&self, relation: &str) -> Result<SchemaRef, ExecError> {
         let df = self.plan(&format!("select * from {relation}")).await?;
         Ok(Arc::new(df.schema().as_arrow().clone()))
+    }
+
+    /// Returns the number of rows of a registered relation.
+    pub async fn row_count(&self, name: &str) -> Result<usize, ExecError> {
+        let df = self.ctx.table(TableReference::bare(name)).await.map_err(runtime_error)?;
+        df.count().await.map_err(runtime_error)
     }
 
     /// Returns whether a relation named `name` is registered.

@@ -486,9 +486,18 @@ async fn run_model(job: ModelJob) -> NodeResult {
         None => None,
     };
     let planned = match mode {
-        Some(mode) => plan_table(&engine, &warehouse, &model, mode, now).await.map(Some),
+        Some(mode) => plan_table(&engine, &warehouse, &model, mode, now).await,
         None => Ok(None),
     };
+    if mode == Some(Mode::Incremental) && matches!(planned, Ok(None)) {
+        // No new rows: the published table (registered for readers) stays.
+        let rows = engine.row_count(&model.name).await.ok();
+        let mut r = finished(&model, Status::Success, started_at, clock, rows, None, None);
+        r.merged = Some(0);
+        r.message = "no new rows: the published table stays as it is".into();
+        r.assertions = run_all(&engine, &assertions, Some(&samples)).await;
+        return r;
+    }
     let merged = planned.as_ref().ok().and_then(|p| p.as_ref()).and_then(|(_, merged)| *merged);
     // Errors in the incremental SQL point at its own compiled file.
     let compiled_at = match (mode, model.compiled_paths().1) {
@@ -635,7 +644,7 @@ async fn plan_table(
     model: &CompiledModel,
     mode: Mode,
     now: DateTime<Utc>,
-) -> Result<(datafusion::prelude::DataFrame, Option<usize>), ExecError> {
+) -> Result<Option<(datafusion::prelude::DataFrame, Option<usize>)>, ExecError> {
     if matches!(mode, Mode::Incremental | Mode::Snapshot { previous: true }) {
         register_output(engine, warehouse, model).await?;
     }

@@ -107,6 +107,20 @@ impl fmt::Display for Selection {
     }
 }
 
+impl Selection {
+    /// Returns this selection narrowed to what `other` selects too (every
+    /// term of one with every term of the other; nothing given selects all).
+    pub fn and(&self, other: &Selection) -> Selection {
+        match (self.0.is_empty(), other.0.is_empty()) {
+            (true, _) => other.clone(),
+            (_, true) => self.clone(),
+            _ => Selection(
+                self.0.iter().flat_map(|a| other.0.iter().map(move |b| a.iter().chain(b).cloned().collect())).collect(),
+            ),
+        }
+    }
+}
+
 fn selector_error(message: String, hint: Option<String>) -> GraphError {
     GraphError::Selector { message, hint }
 }
