@@ -10,21 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scales="${SCALES:-1 10}"
 runs="${RUNS:-3}"
-venv=bench/.venv
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check duckdb==2.0.0
-cargo build --release --bins --quiet
+source bench/common.sh
 for scale in $scales; do
-  raw="$PWD/bench/data/raw-$scale"
-  if [ ! -f "$raw/order_items.parquet" ]; then
-    target/release/wh-datagen --scale "$scale" --seed 42 --out "$raw"
-  fi
-  project="$PWD/bench/data/project-$scale"
-  rm -rf "$project"
-  mkdir -p "$project"
-  cp -r wh_project.yml sources.yml models macros snapshots "$project/"
+  raw=$(raw_data "$scale")
+  project=$(fresh_project "project-$scale")
   vars="{raw_root: '$raw'}"
   target/release/wh compile --quiet --project-dir "$project" --vars "$vars"
   # The SPEC models, as DuckDB builds them: snapshots (history, no one-shot

@@ -12,22 +12,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scales="${SCALES:-1 10}"
 runs="${RUNS:-5}"
-venv=bench/.venv
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check duckdb==2.0.0
-cargo build --release --bins --quiet
+source bench/common.sh
 wh="$PWD/target/release/wh"
 for scale in $scales; do
-  raw="$PWD/bench/data/raw-$scale"
-  if [ ! -f "$raw/order_items.parquet" ]; then
-    target/release/wh-datagen --scale "$scale" --seed 42 --out "$raw"
-  fi
-  project="$PWD/bench/data/rebuild-$scale"
-  rm -rf "$project"
-  mkdir -p "$project"
-  cp -r wh_project.yml sources.yml models macros snapshots "$project/"
+  raw=$(raw_data "$scale")
+  project=$(fresh_project "rebuild-$scale")
   args=(--quiet --project-dir "$project" --vars "{raw_root: '$raw'}")
   full=$(python3 bench/measure.py "$runs" -- "$wh" build --full-refresh "${args[@]}")
   unchanged=$(python3 bench/measure.py "$runs" -- "$wh" build "${args[@]}")
