@@ -219,6 +219,7 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> RunO
         }
     }
     let mut ready: BTreeSet<String> = waiting.iter().filter(|(_, n)| **n == 0).map(|(m, _)| m.clone()).collect();
+    let mut memory = InMemory::new(&dependents);
     let position: BTreeMap<&str, usize> = graph.order().iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
     let mut results: Vec<NodeResult> = Vec::new();
     let mut tasks: JoinSet<NodeResult> = JoinSet::new();
@@ -242,6 +243,7 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> RunO
                 unsettled.push(r.name.clone());
                 results.push(r);
                 settle_failed(&plan, compiled, &unsettled, &dependents, &mut waiting, &mut ready).await;
+                memory.settle(&plan, &unsettled, &[], &inputs).await;
                 continue;
             }
             let job = ModelJob {
@@ -279,6 +281,10 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> RunO
         report(&r);
         if r.status == Status::Success {
             release(&r.name, &dependents, &mut waiting, &mut ready);
+            // A table it built is held in memory for its readers; one it
+            // reused is read from its file already.
+            let held = if r.output_path.is_some() && !r.reused { vec![r.name.clone()] } else { Vec::new() };
+            memory.settle(&plan, std::slice::from_ref(&r.name), &held, &inputs).await;
             results.push(r);
         } else {
             let mut unsettled =
@@ -286,6 +292,7 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> RunO
             unsettled.push(r.name.clone());
             results.push(r);
             settle_failed(&plan, compiled, &unsettled, &dependents, &mut waiting, &mut ready).await;
+            memory.settle(&plan, &unsettled, &[], &inputs).await;
         }
     }
     // Assertions that read a model built after their subject run last,
@@ -303,6 +310,55 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> RunO
     other_assertions.extend(run_all(&plan.engine, &runnable, Some(&samples)).await);
     results.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
     RunOutput { models: results, other_assertions }
+}
+
+/// Tables held in memory for the models that read them. Once the last
+/// selected reader of a table has finished (or was skipped), the table is
+/// read from its published file instead, so that its batches are freed: a
+/// run holds only the tables some model still needs, not every table it
+/// built.
+struct InMemory {
+    /// Per model: its selected readers that have not finished.
+    readers_left: BTreeMap<String, usize>,
+    /// Tables built by this run and registered from memory.
+    held: BTreeSet<String>,
+}
+
+impl InMemory {
+    fn new(dependents: &BTreeMap<String, BTreeSet<String>>) -> InMemory {
+        InMemory { readers_left: dependents.iter().map(|(k, v)| (k.clone(), v.len())).collect(), held: BTreeSet::new() }
+    }
+
+    /// Counts `done` as finished readers of their inputs, adds `held`, and
+    /// moves every held table without readers left to its published file.
+    async fn settle(
+        &mut self,
+        plan: &RunPlan<'_>,
+        done: &[String],
+        held: &[String],
+        inputs: &dyn Fn(&String) -> BTreeSet<String>,
+    ) {
+        for name in done {
+            for input in inputs(name) {
+                if let Some(n) = self.readers_left.get_mut(&input) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+        }
+        self.held.extend(held.iter().cloned());
+        let free: Vec<String> =
+            self.held.iter().filter(|m| self.readers_left.get(*m).is_none_or(|n| *n == 0)).cloned().collect();
+        for name in free {
+            self.held.remove(&name);
+            // A table whose file is missing (not published) stays in memory.
+            let model = &plan.compiled.models[&name];
+            if let Some(rel) = model.output_path() {
+                if plan.warehouse.exists(&rel).await.unwrap_or(false) {
+                    let _ = register_output(&plan.engine, &plan.warehouse, model).await;
+                }
+            }
+        }
+    }
 }
 
 /// Counts `name` as done for the models waiting on it.
