@@ -279,7 +279,7 @@ fn incremental_strategies_merge_new_rows_into_the_published_table() {
         "{}",
         stderr(&out)
     );
-    assert!(stderr(&out).contains("hint: "), "{}", stderr(&out));
+    assert!(stderr(&out).contains("hint: ") && stderr(&out).contains("--> models/events_inc.sql"), "{}", stderr(&out));
     // The failed build left the published table as it was.
     assert_eq!(query(&p, &v(&first, "merge"), "select count(*) from events_inc"), ["4"]);
     assert_exit(&p.wh(&["build", "--vars", &v(&twice, "delete+insert")]), 0);

@@ -236,7 +236,8 @@ pub fn snapshot_sql(
     let recorded: Vec<String> = history
         .map(|h| h.fields().iter().map(|f| f.name().clone()).filter(|n| !meta.contains(&n)).collect())
         .unwrap_or_default();
-    let marks_deleted = hard == HardDeletes::NewRecord || history.is_some_and(|h| h.field_with_name(&del).is_ok());
+    let recorded_deleted = history.is_some_and(|h| h.field_with_name(&del).is_ok());
+    let marks_deleted = hard == HardDeletes::NewRecord || recorded_deleted;
     // The recorded columns in their order, then the query's new ones.
     let mut data: Vec<String> = recorded.clone();
     data.extend(source_cols.iter().filter(|c| !recorded.contains(c)).cloned());
@@ -258,23 +259,23 @@ pub fn snapshot_sql(
             cfg.unique_key.iter().map(|k| format!("coalesce(cast({alias}.{} as varchar), '')", q(k))).collect();
         format!("md5(concat_ws('|', {}, cast({time} as varchar)))", keys.join(", "))
     };
-    let deleted_col = |value: &str| if marks_deleted { format!(", {value} as {}", q(&del)) } else { String::new() };
-    let mut sql = String::new();
-    let Some(_) = history else {
-        let _ = write!(
-            sql,
-            "select {}, {} as {}, {change_time} as {}, {change_time} as {}, cast(null as timestamp) as {}{} \
-             from {source_rel} as s",
-            from("s", &in_source),
-            scd_id("s", &change_time),
+    // A new current version of the rows of `alias`, valid from `time`.
+    let opened = |alias: &str, has: &dyn Fn(&str) -> bool, time: &str, deleted: &str| {
+        let flag = if marks_deleted { format!(", {deleted} as {}", q(&del)) } else { String::new() };
+        format!(
+            "select {}, {} as {}, {time} as {}, {time} as {}, cast(null as timestamp) as {}{flag}",
+            from(alias, has),
+            scd_id(alias, time),
             q(&scd),
             q(&upd),
             q(&vf),
-            q(&vt),
-            deleted_col("'False'")
-        );
-        return Ok(order_by(sql, &cfg.unique_key, &vf));
+            q(&vt)
+        )
     };
+    if history.is_none() {
+        let sql = format!("{} from {source_rel} as s", opened("s", &in_source, &change_time, "'False'"));
+        return Ok(order_by(sql, &cfg.unique_key, &vf));
+    }
     let key_join = cfg.unique_key.iter().map(|k| format!("c.{0} = s.{0}", q(k))).collect::<Vec<_>>().join(" and ");
     let compared: Vec<&String> = if check_all {
         source_cols.iter().filter(|c| !cfg.unique_key.contains(c)).collect()
@@ -295,11 +296,8 @@ pub fn snapshot_sql(
     if changed.is_empty() {
         changed = "false".into();
     }
-    let was_deleted = if history.is_some_and(|h| h.field_with_name(&del).is_ok()) {
-        format!("coalesce(c.{}, 'False') = 'True'", q(&del))
-    } else {
-        "false".into()
-    };
+    let was_deleted =
+        if recorded_deleted { format!("coalesce(c.{}, 'False') = 'True'", q(&del)) } else { "false".into() };
     let changed = format!("({changed} or {was_deleted})");
     // A key back after a deleted marker: its versions turn at the snapshot
     // time (its updated_at may be older than the marker).
@@ -314,14 +312,13 @@ pub fn snapshot_sql(
     };
     let present = q("__wh_present");
     // The recorded deleted flag of a history row (`h`) or current row (`c`).
-    let keep_deleted = |alias: &str| match (marks_deleted, history.is_some_and(|h| h.field_with_name(&del).is_ok())) {
+    let keep_deleted = |alias: &str| match (marks_deleted, recorded_deleted) {
         (false, _) => String::new(),
         (true, true) => format!(", {alias}.{}", q(&del)),
         (true, false) => format!(", 'False' as {}", q(&del)),
     };
     let tail = |alias: &str| format!("{alias}.{}, {alias}.{}, {alias}.{}", q(&scd), q(&upd), q(&vf));
-    let _ = write!(
-        sql,
+    let mut sql = format!(
         "with s as (select *, true as {present} from {source_rel}), \
          c as (select *, true as {present} from {history_rel} where {vt} is null) \
          select * from (\
@@ -331,35 +328,21 @@ pub fn snapshot_sql(
          when s.{present} is null and {close_gone} then {at} else null end as {vt}{keep_c} \
          from c left join s on {key_join} \
          union all \
-         select {data_s}, {scd_s} as {scd}, {change_time} as {upd}, {change_time} as {vf}, \
-         cast(null as timestamp) as {vt}{new_deleted} \
-         from s left join c on {key_join} where c.{present} is null or {changed}",
+         {new_s} from s left join c on {key_join} where c.{present} is null or {changed}",
         data_h = from("h", &in_history),
         tail_h = tail("h"),
         keep_h = keep_deleted("h"),
         keep_c = keep_deleted("c"),
         data_c = from("c", &in_history),
         tail_c = tail("c"),
-        data_s = from("s", &in_source),
-        scd_s = scd_id("s", &change_time),
-        new_deleted = deleted_col("'False'"),
+        new_s = opened("s", &in_source, &change_time, "'False'"),
         vt = q(&vt),
-        vf = q(&vf),
-        upd = q(&upd),
-        scd = q(&scd),
     );
     if hard == HardDeletes::NewRecord {
         let _ = write!(
             sql,
-            " union all select {}, {} as {}, {at} as {}, {at} as {}, cast(null as timestamp) as {}, 'True' as {} \
-             from c left join s on {key_join} where s.{present} is null and not {was_deleted}",
-            from("c", &in_history),
-            scd_id("c", &at),
-            q(&scd),
-            q(&upd),
-            q(&vf),
-            q(&vt),
-            q(&del)
+            " union all {} from c left join s on {key_join} where s.{present} is null and not {was_deleted}",
+            opened("c", &in_history, &at, "'True'")
         );
     }
     sql.push_str(") as snapshot");

@@ -561,7 +561,12 @@ async fn run_model(job: ModelJob) -> NodeResult {
         _ => compiled_at,
     };
     let outcome: Result<(Option<usize>, Option<u64>), Failure> = match (model.output_path(), planned) {
-        (_, Err(e)) => Err(failure_of(&e, Some(&compiled_at))),
+        (_, Err(e)) => {
+            // Merge and snapshot errors concern the model's own file.
+            let mut f = failure_of(&e, Some(&compiled_at));
+            f.location = f.location.or_else(|| Some(Location::file(&model.path)));
+            Err(f)
+        }
         (Some(rel), Ok(Some((df, _)))) if model.is_delta() || model.is_partitioned_parquet() => match engine
             .materialize(&model.name, df)
             .await
