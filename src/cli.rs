@@ -30,6 +30,10 @@ pub struct SharedArgs {
     /// How many models run at once.
     #[arg(long, global = true)]
     pub threads: Option<usize>,
+    /// Memory DataFusion's operators may hold, e.g. 1GB: beyond it sorts,
+    /// aggregations and joins spill to the temporary folder (TMPDIR).
+    #[arg(long, global = true, env = "WH_MEMORY_LIMIT")]
+    pub memory_limit: Option<String>,
     /// Models to include: name, +name, name+, +name+, @name, tag:x, path:models/marts, source:x.
     #[arg(short = 's', long = "select", global = true, num_args = 1..)]
     pub select: Vec<String>,
@@ -44,6 +48,17 @@ pub struct SharedArgs {
     /// Print errors only.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Progress as text lines (with a progress bar on a terminal) or as
+    /// JSON objects, one per line, for log collectors.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// How progress is written to standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// The commands.

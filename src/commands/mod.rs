@@ -39,6 +39,10 @@ pub struct Settings {
     pub state: Option<PathBuf>,
     /// The flags as given, for run_results `args`.
     pub args: Json,
+    /// `--memory-limit` in bytes: what DataFusion's operators may hold.
+    pub memory_limit: Option<usize>,
+    /// `--log-format`.
+    pub log_format: crate::cli::LogFormat,
 }
 
 impl Settings {
@@ -51,6 +55,13 @@ impl Settings {
         if shared.threads == Some(0) {
             return Err(Error::Usage { message: "--threads must be at least 1".into(), hint: None });
         }
+        let memory_limit = match &shared.memory_limit {
+            Some(text) => Some(parse_size(text).ok_or_else(|| Error::Usage {
+                message: format!("--memory-limit `{text}` is not a size"),
+                hint: Some("give bytes with a unit, e.g. --memory-limit 1GB, 512MB or 2GiB".into()),
+            })?),
+            None => None,
+        };
         let overrides = Overrides { target: shared.target.clone(), vars: vars.clone(), threads: shared.threads };
         let root = absolute(&shared.project_dir);
         let project = Project::load(&root, &overrides)?;
@@ -61,10 +72,20 @@ impl Settings {
             "target": project.target.name,
             "vars": vars,
             "threads": project.target.threads,
+            "memory_limit": memory_limit,
             "select": select.to_string(),
             "exclude": exclude.to_string(),
         });
-        Ok(Settings { project, select, exclude, quiet: shared.quiet, state: shared.state.clone(), args })
+        Ok(Settings {
+            project,
+            select,
+            exclude,
+            quiet: shared.quiet,
+            state: shared.state.clone(),
+            args,
+            memory_limit,
+            log_format: shared.log_format,
+        })
     }
 
     /// Opens the target's warehouse (a local folder or an S3 prefix).
@@ -101,7 +122,7 @@ impl Settings {
         warehouse: &Warehouse,
         partitions: Option<usize>,
     ) -> Result<Engine, Error> {
-        Ok(Engine::with_stores(partitions, &self.stores(compiled, warehouse)?))
+        Ok(Engine::with_stores(partitions, self.memory_limit, &self.stores(compiled, warehouse)?))
     }
 
     /// Returns an S3 client for the warehouse's bucket and each bucket the
@@ -152,9 +173,42 @@ impl Settings {
 
     /// Prints a progress or log line to stderr unless --quiet.
     pub fn log(&self, line: impl AsRef<str>) {
-        if !self.quiet {
-            eprintln!("{}", line.as_ref());
+        if self.quiet {
+            return;
         }
+        match self.log_format {
+            crate::cli::LogFormat::Text => eprintln!("{}", line.as_ref()),
+            crate::cli::LogFormat::Json => {
+                let text = line.as_ref().trim();
+                if !text.is_empty() {
+                    self.event(serde_json::json!({"event": "log", "message": text}));
+                }
+            }
+        }
+    }
+
+    /// Writes one JSON log object (with `--log-format json`), stamped.
+    pub fn event(&self, mut object: Json) {
+        if self.quiet {
+            return;
+        }
+        object["ts"] = Json::from(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+        eprintln!("{object}");
+    }
+
+    /// A progress bar for `total` models on a terminal; `None` when
+    /// standard error is not one, or with --quiet or --log-format json.
+    pub fn progress_bar(&self, total: u64) -> Option<indicatif::ProgressBar> {
+        use std::io::IsTerminal;
+        if self.quiet || self.log_format != crate::cli::LogFormat::Text || !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let style = indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} done, {msg}")
+            .ok()?
+            .progress_chars("=> ");
+        let bar = indicatif::ProgressBar::new(total).with_style(style);
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        Some(bar)
     }
 }
 
@@ -266,4 +320,27 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             runtime.block_on(query::execute(&Settings::resolve(shared, "query")?, &sql, limit, format))
         }
     }
+}
+
+/// Parses a size such as `1GB`, `512MB`, `1.5GiB` or `1000000` into bytes
+/// (KB/MB/GB/TB are powers of 1000, KiB/MiB/GiB/TiB of 1024).
+pub fn parse_size(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let bytes = number * scale;
+    (bytes >= 1.0 && bytes.is_finite()).then_some(bytes as usize)
 }

@@ -8,10 +8,11 @@ use std::time::Instant;
 
 use super::{compile_project, test, Settings};
 use crate::artifacts::{self, Invocation};
+use crate::cli::LogFormat;
 use crate::commands::compile::write_compiled;
 use crate::diagnostic::render_location;
 use crate::error::Error;
-use crate::exec::runner::{self, NodeResult, RunPlan, Status};
+use crate::exec::runner::{self, RunPlan, Status};
 use crate::exec::Engine;
 use crate::freshness::FreshStatus;
 use crate::project::config::{AlertOn, StalePolicy};
@@ -137,14 +138,20 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
     let Prepared { clock, compiled, graph, selected, warehouse, inv, full_refresh } = p;
     let stores = settings.stores(&compiled, &warehouse)?;
     // Column lineage for the manifest: planning only, sources give schemas.
-    let lineage = crate::lineage::project_lineage(&compiled, &graph, Engine::with_stores(Some(1), &stores)).await;
+    let lineage = crate::lineage::project_lineage(&compiled, &graph, Engine::with_stores(Some(1), None, &stores)).await;
     write_compiled(settings, &inv, &compiled, Some(&lineage))?;
 
     let removed = warehouse.remove_leftovers();
     if removed > 0 {
         settings.log(format!("Removed {removed} temporary file(s) left by an interrupted run"));
     }
-    let threads = settings.project.target.threads;
+    // Under a memory limit each running model gets a fair share of the
+    // pool: at most two at once, so that a share still holds a sort's merge
+    // (four at once failed the scale-30 RFM mart under 1 GB).
+    let threads = match settings.memory_limit {
+        Some(_) => settings.project.target.threads.min(2),
+        None => settings.project.target.threads,
+    };
     settings.log(format!(
         "Running {} of {} models with {} thread(s), target `{}` -> {}",
         selected.len(),
@@ -157,7 +164,22 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
     let total = selected.len();
     let width = selected.iter().map(String::len).max().unwrap_or(0);
     let mut done = 0;
-    let mut report = |r: &NodeResult| {
+    // On a terminal, a progress bar under the model lines; plain lines
+    // otherwise (a file, a pipe, --quiet, --log-format json).
+    let bar = settings.progress_bar(total as u64);
+    let mut running: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    let mut report = |event: runner::Event| {
+        let r = match event {
+            runner::Event::Started(name) => {
+                running.insert(name.to_string());
+                if let Some(bar) = &bar {
+                    bar.set_message(progress_message(&running, total - done - running.len()));
+                }
+                return;
+            }
+            runner::Event::Finished(r) => r,
+        };
+        running.remove(&r.name);
         done += 1;
         let status = match r.status {
             Status::Success if r.reused => "REUSE",
@@ -172,25 +194,48 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
             (Status::Success, Some(rows), None) => format!("{:>12} rows", thousands(rows)),
             _ => format!("{:>17}", ""),
         };
+        let warned = r.assertions.iter().filter(|o| o.status == TestStatus::Warn).count();
+        let failed = r.assertions.iter().filter(|o| matches!(o.status, TestStatus::Fail | TestStatus::Error)).count();
         let checks = match r.assertions.len() {
             0 => String::new(),
-            n => {
-                let warned = r.assertions.iter().filter(|o| o.status == TestStatus::Warn).count();
-                let failed =
-                    r.assertions.iter().filter(|o| matches!(o.status, TestStatus::Fail | TestStatus::Error)).count();
-                format!(
-                    "  [{n} check{}: {} pass, {warned} warn, {failed} fail]",
-                    if n == 1 { "" } else { "s" },
-                    n - warned - failed
-                )
-            }
+            n => format!(
+                "  [{n} check{}: {} pass, {warned} warn, {failed} fail]",
+                if n == 1 { "" } else { "s" },
+                n - warned - failed
+            ),
         };
-        settings.log(format!(
-            "{done:>4} of {total} {status:<5} {:<width$}  {:<9} {detail} {:>8.2}s{checks}",
+        let spilled = match r.spilled_bytes {
+            0 => String::new(),
+            n => format!("  (spilled {})", megabytes(n)),
+        };
+        let line = format!(
+            "{done:>4} of {total} {status:<5} {:<width$}  {:<9} {detail} {:>8.2}s{checks}{spilled}",
             r.name,
             r.materialized.as_str(),
             r.seconds
-        ));
+        );
+        match &bar {
+            Some(bar) => {
+                bar.println(line);
+                bar.inc(1);
+                bar.set_message(progress_message(&running, total - done - running.len()));
+            }
+            None if settings.log_format == LogFormat::Json => settings.event(serde_json::json!({
+                "event": "model_finished",
+                "index": done,
+                "total": total,
+                "model": r.name,
+                "materialized": r.materialized.as_str(),
+                "status": status.to_lowercase(),
+                "rows": r.rows,
+                "new_rows": r.merged,
+                "seconds": (r.seconds * 1000.0).round() / 1000.0,
+                "checks": {"run": r.assertions.len(), "warn": warned, "fail": failed},
+                "spilled_bytes": r.spilled_bytes,
+                "message": r.message,
+            })),
+            None => settings.log(line),
+        }
     };
     // Up-to-date tables are reused, not rebuilt (see state.rs).
     let fingerprints = state::fingerprints(&compiled, &graph, &stores).await;
@@ -214,7 +259,7 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
     let mut stale_sources = std::collections::BTreeMap::new();
     let mut stale_report = Vec::new();
     if compiled.sources.values().any(|s| s.table.freshness.is_some() && s.table.loaded_at_field.is_some()) {
-        let engine = Engine::with_stores(None, &stores);
+        let engine = Engine::with_stores(None, settings.memory_limit, &stores);
         let results = super::source::check(settings, &compiled, engine, &inv.id, clock).await?;
         for f in results.iter().filter(|f| f.status != FreshStatus::Pass) {
             let skip = settings.project.on_stale_source == StalePolicy::Skip
@@ -238,7 +283,7 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
         compiled: &compiled,
         graph: &graph,
         selected: &selected,
-        engine: Engine::with_stores(None, &stores),
+        engine: Engine::with_stores(None, settings.memory_limit, &stores),
         warehouse: warehouse.clone(),
         compiled_dir: settings.project.target_path.join("compiled"),
         threads,
@@ -250,6 +295,9 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
         now: settings.project.run_started_at,
     };
     let output = runner::run(plan, &mut report).await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
     let outcomes = output.all_assertions();
     let elapsed = clock.elapsed().as_secs_f64();
 
@@ -330,8 +378,14 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
     }
     let failed_checks = test::summarize(settings, &outcomes);
     let reused = results.iter().filter(|r| r.reused).count();
+    let spilled: usize = results.iter().map(|r| r.spilled_bytes).sum();
+    let spill_note = match (settings.memory_limit, spilled) {
+        (Some(limit), 0) => format!("; nothing spilled under the {} memory limit", megabytes(limit)),
+        (Some(limit), n) => format!("; {} spilled to disk under the {} memory limit", megabytes(n), megabytes(limit)),
+        (None, _) => String::new(),
+    };
     settings.log(format!(
-        "\nFinished in {elapsed:.2}s: {} built, {reused} up to date, {errors} error(s), {skipped} skipped",
+        "\nFinished in {elapsed:.2}s: {} built, {reused} up to date, {errors} error(s), {skipped} skipped{spill_note}",
         ok - reused
     ));
     // Failed assertions on models already count as model errors; those that
@@ -372,4 +426,16 @@ pub fn thousands(n: usize) -> String {
         out.push(c);
     }
     out
+}
+
+/// The progress bar's message: what runs, and how many wait.
+fn progress_message(running: &std::collections::BTreeSet<String>, remaining: usize) -> String {
+    let names: Vec<&str> = running.iter().map(String::as_str).take(3).collect();
+    let more = if running.len() > 3 { format!(" +{}", running.len() - 3) } else { String::new() };
+    format!("{} running ({}{more}), {remaining} remaining", running.len(), names.join(", "))
+}
+
+/// Formats bytes as megabytes (10^6), e.g. `1,234.5 MB`.
+fn megabytes(bytes: usize) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
 }

@@ -86,6 +86,21 @@ fn runtime_error(err: DataFusionError) -> ExecError {
 pub struct TableOutput {
     pub staged: Staged,
     pub schema: SchemaRef,
+    /// Registered from memory (else from the staged file, which moves when
+    /// published: register the published table then).
+    pub held: bool,
+    /// What its operators spilled to disk under the memory limit.
+    pub spilled_bytes: usize,
+}
+
+/// Tables up to this size (in Arrow memory) stay in memory for their
+/// readers; larger ones are read back from their files.
+pub const HOLD_BYTES: usize = 256 << 20;
+
+/// Sums what the operators of a finished plan spilled to disk.
+fn spilled_bytes(plan: &dyn datafusion::physical_plan::ExecutionPlan) -> usize {
+    let own = plan.metrics().and_then(|m| m.spilled_bytes()).unwrap_or(0);
+    own + plan.children().into_iter().map(|c| spilled_bytes(c.as_ref())).sum::<usize>()
 }
 
 /// Plan nodes a query may reach once its views are inlined. Deep chains of
@@ -99,22 +114,47 @@ pub struct Engine {
     ctx: SessionContext,
     /// Inlined plan size of each registered view.
     view_sizes: Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
+    memory_limit: Option<usize>,
 }
 
 impl Engine {
-    /// Creates a session; `partitions` caps DataFusion's parallelism per query.
-    pub fn new(partitions: Option<usize>) -> Engine {
-        let mut config = SessionConfig::new().with_information_schema(true);
+    /// Creates a session; `partitions` caps DataFusion's parallelism per
+    /// query, `memory_limit` (bytes) bounds what its operators hold: sorts,
+    /// aggregations and joins spill to the system's temporary folder
+    /// beyond it, or fail when they cannot.
+    pub fn new(partitions: Option<usize>, memory_limit: Option<usize>) -> Engine {
+        // DATAFUSION_* environment variables tune the session (e.g.
+        // DATAFUSION_EXECUTION_BATCH_SIZE); wh's own settings come after.
+        let mut config = SessionConfig::from_env().unwrap_or_default().with_information_schema(true);
         if let Some(p) = partitions {
             config = config.with_target_partitions(p.max(1));
         }
         config.options_mut().sql_parser.collect_spans = true;
-        Engine { ctx: SessionContext::new_with_config(config), view_sizes: Arc::default() }
+        // Strings read from Parquet as plain UTF-8, not views: window
+        // functions over view arrays gathered from many batches ran for
+        // minutes and took 20 GB at scale 30 (mart_customer_rfm), and every
+        // table is written as plain UTF-8 anyway.
+        config.options_mut().execution.parquet.schema_force_view_types = false;
+        let ctx = match memory_limit {
+            Some(limit) => {
+                let pool = Arc::new(datafusion::execution::memory_pool::FairSpillPool::new(limit));
+                match datafusion::execution::runtime_env::RuntimeEnvBuilder::new().with_memory_pool(pool).build_arc() {
+                    Ok(runtime) => SessionContext::new_with_config_rt(config, runtime),
+                    Err(_) => SessionContext::new_with_config(config),
+                }
+            }
+            None => SessionContext::new_with_config(config),
+        };
+        Engine { ctx, view_sizes: Arc::default(), memory_limit }
     }
 
     /// Creates a session that reads `s3://` URLs of these buckets.
-    pub fn with_stores(partitions: Option<usize>, stores: &crate::storage::Stores) -> Engine {
-        let engine = Engine::new(partitions);
+    pub fn with_stores(
+        partitions: Option<usize>,
+        memory_limit: Option<usize>,
+        stores: &crate::storage::Stores,
+    ) -> Engine {
+        let engine = Engine::new(partitions, memory_limit);
         for (bucket, store) in stores {
             engine.register_store(bucket, store.clone());
         }
@@ -203,6 +243,13 @@ impl Engine {
         let options = ParquetReadOptions::default();
         self.deregister(name);
         self.ctx.register_parquet(TableReference::bare(name), location, options).await.map_err(runtime_error)
+    }
+
+    /// Registers one local Parquet file, whatever its name, as `name`.
+    async fn register_file(&self, name: &str, path: &str) -> Result<(), ExecError> {
+        let options = ParquetReadOptions { file_extension: "", ..Default::default() };
+        self.deregister(name);
+        self.ctx.register_parquet(TableReference::bare(name), path, options).await.map_err(runtime_error)
     }
 
     /// Lets queries read `s3://bucket/...` through `store`.
@@ -350,18 +397,56 @@ impl Engine {
         self.plan(&sql).await
     }
 
-    /// Runs a planned table model, casts the result for BI readers,
-    /// registers it in memory as `name` for downstream models, and writes it
-    /// to a temporary file beside `dest` (not yet published).
-    pub async fn stage_table(&self, name: &str, df: DataFrame, dest: &Path) -> Result<TableOutput, ExecError> {
-        let (schema, batches) = self.materialize(name, df).await?;
-        let dest_owned = dest.to_path_buf();
-        let write_schema = schema.clone();
-        let staged = tokio::task::spawn_blocking(move || publish::stage(&batches, &write_schema, &dest_owned))
-            .await
-            .map_err(|e| ExecError::Runtime { message: format!("writer task failed: {e}") })?
-            .map_err(|source| ExecError::Io { path: dest.to_path_buf(), source })?;
-        Ok(TableOutput { staged, schema })
+    /// Runs a planned table model, casts the result for BI readers and
+    /// streams it to a temporary file beside `dest` (not yet published),
+    /// registered as `name` for the model's assertions and readers. A
+    /// result of at most `hold_bytes` is also kept in memory and registered
+    /// from there, so that its readers skip decoding it; a larger one is
+    /// read back from its file (in the page cache), so that the largest
+    /// tables are not held while the models after them run.
+    pub async fn stage_table(
+        &self,
+        name: &str,
+        df: DataFrame,
+        dest: &Path,
+        hold_bytes: usize,
+    ) -> Result<TableOutput, ExecError> {
+        use futures::StreamExt;
+        let io = |source| ExecError::Io { path: dest.to_path_buf(), source };
+        let schema = publish::bi_schema(df.schema().as_arrow());
+        let task = Arc::new(df.task_ctx());
+        let plan = df.create_physical_plan().await.map_err(runtime_error)?;
+        let mut stream = datafusion::physical_plan::execute_stream(plan.clone(), task).map_err(runtime_error)?;
+        let mut sink = publish::ParquetSink::create(&schema, dest).map_err(io)?;
+        let mut held: Option<Vec<RecordBatch>> = Some(Vec::new());
+        let mut held_size = 0;
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(runtime_error)?;
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let batch = publish::to_bi(&batch, &schema).map_err(|e| ExecError::Runtime { message: e.to_string() })?;
+            held_size += batch.get_array_memory_size();
+            if held_size > hold_bytes {
+                held = None;
+            }
+            if let Some(h) = held.as_mut() {
+                h.push(batch.clone());
+            }
+            sink.write(batch).await.map_err(io)?;
+        }
+        drop(stream);
+        let staged = sink.finish().await.map_err(io)?;
+        let in_memory = held.is_some();
+        match held {
+            Some(batches) => {
+                let table = MemTable::try_new(schema.clone(), vec![batches]).map_err(runtime_error)?;
+                self.deregister(name);
+                self.ctx.register_table(TableReference::bare(name), Arc::new(table)).map_err(runtime_error)?;
+            }
+            None => self.register_file(name, &staged.temp.to_string_lossy()).await?,
+        }
+        Ok(TableOutput { staged, schema, held: in_memory, spilled_bytes: spilled_bytes(plan.as_ref()) })
     }
 
     /// Runs a planned table model, casts the result for BI readers, and
@@ -429,6 +514,16 @@ impl Engine {
     pub async fn row_count(&self, name: &str) -> Result<usize, ExecError> {
         let df = self.ctx.table(TableReference::bare(name)).await.map_err(runtime_error)?;
         df.count().await.map_err(runtime_error)
+    }
+
+    /// How large a built table may be to be kept in memory for its readers:
+    /// none under a memory limit (the pool does not see those tables).
+    pub fn hold_bytes(&self) -> usize {
+        if self.memory_limit.is_some() {
+            0
+        } else {
+            HOLD_BYTES
+        }
     }
 
     /// Returns whether a relation named `name` is registered.

@@ -85,10 +85,7 @@ pub struct Staged {
 
 /// Writes `batches` to a temporary file beside `dest`, synced to disk.
 pub fn stage(batches: &[RecordBatch], schema: &SchemaRef, dest: &Path) -> std::io::Result<Staged> {
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let file_name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("table.parquet");
-    let temp = dir.join(format!(".{file_name}{TMP_MARKER}{}", std::process::id()));
+    let temp = temp_path(dest, "table.parquet")?;
     let result = write_file(batches, schema, &temp);
     match result {
         Ok(rows) => {
@@ -116,13 +113,111 @@ fn write_file(batches: &[RecordBatch], schema: &SchemaRef, path: &Path) -> std::
     Ok(rows)
 }
 
+/// A table being written to its temporary file as its batches arrive, by
+/// an encoder thread of its own while the query goes on (row groups of
+/// 1 Mi rows: 128 Ki cost 8% more CPU).
+pub struct ParquetSink {
+    tx: Option<tokio::sync::mpsc::Sender<RecordBatch>>,
+    encoder: Option<std::thread::JoinHandle<std::io::Result<usize>>>,
+    temp: PathBuf,
+    dest: PathBuf,
+}
+
+impl ParquetSink {
+    /// Starts writing a temporary file beside `dest`.
+    pub fn create(schema: &SchemaRef, dest: &Path) -> std::io::Result<ParquetSink> {
+        let temp = temp_path(dest, "table.parquet")?;
+        let file = File::create(&temp)?;
+        // A few batches in flight: the query waits when encoding lags.
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let schema = schema.clone();
+        let encoder = std::thread::Builder::new()
+            .name("wh-parquet".into())
+            .spawn(move || encode(file, &schema, rx))
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&temp);
+            })?;
+        Ok(ParquetSink { tx: Some(tx), encoder: Some(encoder), temp, dest: dest.to_path_buf() })
+    }
+
+    /// Queues a batch (of the schema given to [`ParquetSink::create`]).
+    pub async fn write(&mut self, batch: RecordBatch) -> std::io::Result<()> {
+        let sent = match &self.tx {
+            Some(tx) => tx.send(batch).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            Ok(())
+        } else {
+            // The encoder stopped: its error says why.
+            Err(self.join().await.err().unwrap_or_else(|| std::io::Error::other("the Parquet encoder stopped")))
+        }
+    }
+
+    /// Completes the file, synced to disk.
+    pub async fn finish(mut self) -> std::io::Result<Staged> {
+        let rows = self.join().await?;
+        let bytes = std::fs::metadata(&self.temp)?.len();
+        Ok(Staged { temp: std::mem::take(&mut self.temp), dest: std::mem::take(&mut self.dest), rows, bytes })
+    }
+
+    async fn join(&mut self) -> std::io::Result<usize> {
+        self.tx = None;
+        let Some(encoder) = self.encoder.take() else {
+            return Err(std::io::Error::other("the Parquet encoder stopped"));
+        };
+        let result = tokio::task::spawn_blocking(move || encoder.join())
+            .await
+            .map_err(std::io::Error::other)?
+            .map_err(|_| std::io::Error::other("the Parquet encoder panicked"))?;
+        if result.is_err() {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+        result
+    }
+}
+
+impl Drop for ParquetSink {
+    /// An unfinished file is removed (the query failed or was cancelled).
+    fn drop(&mut self) {
+        if self.encoder.is_some() {
+            self.tx = None;
+            if let Some(encoder) = self.encoder.take() {
+                let _ = encoder.join();
+            }
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// The encoder thread of a [`ParquetSink`]: returns the rows written.
+/// (Encoding the columns of a row group on parallel threads cost 12% more
+/// CPU and gained no wall time on 2 cores, where other models run at once.)
+fn encode(file: File, schema: &SchemaRef, mut rx: tokio::sync::mpsc::Receiver<RecordBatch>) -> std::io::Result<usize> {
+    let mut writer =
+        ArrowWriter::try_new(file, schema.clone(), Some(writer_properties())).map_err(std::io::Error::other)?;
+    let mut rows = 0;
+    while let Some(batch) = rx.blocking_recv() {
+        rows += batch.num_rows();
+        writer.write(&batch).map_err(std::io::Error::other)?;
+    }
+    let file = writer.into_inner().map_err(std::io::Error::other)?;
+    file.sync_all()?;
+    Ok(rows)
+}
+
+/// Returns a new temporary path beside `dest` (creating its folder).
+fn temp_path(dest: &Path, default_name: &str) -> std::io::Result<PathBuf> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let file_name = dest.file_name().and_then(|n| n.to_str()).unwrap_or(default_name);
+    Ok(dir.join(format!(".{file_name}{TMP_MARKER}{}", std::process::id())))
+}
+
 /// Writes `batches` as CSV (a header row, RFC 3339 timestamps) to a
 /// temporary file beside `dest`, synced to disk.
 pub fn stage_csv(batches: &[RecordBatch], dest: &Path) -> std::io::Result<Staged> {
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let file_name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("table.csv");
-    let temp = dir.join(format!(".{file_name}{TMP_MARKER}{}", std::process::id()));
+    let temp = temp_path(dest, "table.csv")?;
     let write = || -> std::io::Result<usize> {
         let file = File::create(&temp)?;
         let mut writer = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(file);

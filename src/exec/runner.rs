@@ -68,6 +68,8 @@ pub struct NodeResult {
     /// An incremental build: how many new rows were merged into the
     /// published table.
     pub merged: Option<usize>,
+    /// Bytes its query spilled to disk under `--memory-limit`.
+    pub spilled_bytes: usize,
 }
 
 /// Everything a run needs.
@@ -115,8 +117,17 @@ impl RunOutput {
     }
 }
 
-/// Runs the plan; calls `report` as each model finishes or is skipped.
-pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> RunOutput {
+/// What a run reports as it goes.
+pub enum Event<'a> {
+    /// A model started.
+    Started(&'a str),
+    /// A model finished, failed or was skipped.
+    Finished(&'a NodeResult),
+}
+
+/// Runs the plan; calls `report` as each model starts, and as it finishes
+/// or is skipped.
+pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(Event)) -> RunOutput {
     let compiled = plan.compiled;
     let graph = plan.graph;
     let selected = plan.selected;
@@ -237,7 +248,7 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> RunO
             let model = compiled.models[&name].clone();
             if let Some(f) = input_failure(&model, &source_errors, &blocked) {
                 let r = finished(&model, Status::Error, Utc::now(), Instant::now(), None, None, Some(f));
-                report(&r);
+                report(Event::Finished(&r));
                 let mut unsettled =
                     skip_descendants(&r, graph, selected, &mut waiting, &mut ready, &mut results, report, compiled);
                 unsettled.push(r.name.clone());
@@ -257,6 +268,7 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> RunO
                 full_refresh: plan.full_refresh,
                 now: plan.now,
             };
+            report(Event::Started(&name));
             let handle = tasks.spawn(run_model(job));
             running.insert(handle.id(), name);
         }
@@ -278,7 +290,7 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(&NodeResult)) -> RunO
                 finished(model, Status::Error, Utc::now(), Instant::now(), None, None, Some(failure))
             }
         };
-        report(&r);
+        report(Event::Finished(&r));
         if r.status == Status::Success {
             release(&r.name, &dependents, &mut waiting, &mut ready);
             // A table it built is held in memory for its readers; one it
@@ -442,7 +454,7 @@ fn skip_descendants(
     waiting: &mut BTreeMap<String, usize>,
     ready: &mut BTreeSet<String>,
     results: &mut Vec<NodeResult>,
-    report: &mut dyn FnMut(&NodeResult),
+    report: &mut dyn FnMut(Event),
     compiled: &Compiled,
 ) -> Vec<String> {
     let descendants = graph.descendants(&failed.name, None);
@@ -472,8 +484,9 @@ fn skip_descendants(
             assertions: Vec::new(),
             reused: false,
             merged: None,
+            spilled_bytes: 0,
         };
-        report(&r);
+        report(Event::Finished(&r));
         results.push(r);
         skipped.push(name.clone());
     }
@@ -504,7 +517,13 @@ fn failure_of(err: &ExecError, compiled_file: Option<&Path>) -> Failure {
         ExecError::Source { location, .. } => Some(location.clone()),
         _ => None,
     };
-    Failure { message: err.to_string(), location, hint: err.hint().map(str::to_string) }
+    let message = err.to_string();
+    let hint = err.hint().map(str::to_string).or_else(|| {
+        (message.contains("Resources exhausted") || message.contains("Not enough memory")).then(|| {
+            "raise --memory-limit, or run fewer models at once (--threads) so that each gets a larger share".into()
+        })
+    });
+    Failure { message, location, hint }
 }
 
 /// One model to run, with what its task needs.
@@ -537,6 +556,7 @@ async fn run_model(job: ModelJob) -> NodeResult {
         return r;
     }
     let mut outcomes = Vec::new();
+    let mut spilled = 0;
     let mode = match model.output_path() {
         Some(rel) => Some(mode_of(&warehouse, &model, full_refresh, &rel).await),
         None => None,
@@ -613,8 +633,9 @@ async fn run_model(job: ModelJob) -> NodeResult {
             Err(e) => Err(failure_of(&e, Some(&compiled_at))),
         },
         (Some(rel), Ok(Some((df, _)))) => {
-            match engine.stage_table(&model.name, df, &warehouse.staging_path(&rel)).await {
+            match engine.stage_table(&model.name, df, &warehouse.staging_path(&rel), engine.hold_bytes()).await {
                 Ok(out) => {
+                    spilled = out.spilled_bytes;
                     let compat = match publish::compatibility_problems(&out.staged.temp) {
                         Ok(problems) if problems.is_empty() => Ok(()),
                         Ok(problems) => Err(Failure {
@@ -638,6 +659,12 @@ async fn run_model(job: ModelJob) -> NodeResult {
                     };
                     match verdict {
                         Ok(()) => match warehouse.publish(&out.staged, &rel).await {
+                            // Readers read the published file (the staged one moved).
+                            Ok(()) if register_output(&engine, &warehouse, &model).await.is_err() => Err(Failure {
+                                message: format!("cannot read back the published `{}`", warehouse.location(&rel)),
+                                location: None,
+                                hint: None,
+                            }),
                             Ok(()) if model.config.export == Some(Export::Csv) => {
                                 export_csv(&engine, &warehouse, &model.name, &rel)
                                     .await
@@ -670,6 +697,7 @@ async fn run_model(job: ModelJob) -> NodeResult {
         Ok((rows, bytes)) => {
             let mut r = finished(&model, Status::Success, started_at, clock, rows, bytes, None);
             r.merged = merged;
+            r.spilled_bytes = spilled;
             if let (Some(rows), Some(new)) = (rows, merged) {
                 r.message = format!("{rows} rows ({new} new rows merged into the published table)");
             }
@@ -810,5 +838,6 @@ fn finished(
         assertions: Vec::new(),
         reused: false,
         merged: None,
+        spilled_bytes: 0,
     }
 }
