@@ -4,18 +4,6 @@ mod common;
 
 use common::*;
 
-/// Every Parquet table of a warehouse (not the run records), by path.
-fn tables(root: &std::path::Path) -> Vec<String> {
-    let mut out: Vec<String> = walkdir::WalkDir::new(root)
-        .into_iter()
-        .filter_map(Result::ok)
-        .map(|e| e.path().strip_prefix(root).unwrap().to_string_lossy().into_owned())
-        .filter(|p| p.ends_with(".parquet") && !p.starts_with("_wh") && !p.starts_with("snapshots"))
-        .collect();
-    out.sort();
-    out
-}
-
 #[test]
 fn a_build_under_a_small_memory_limit_spills_and_writes_the_same_tables() {
     let raw = tempfile::tempdir().unwrap();

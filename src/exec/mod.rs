@@ -35,6 +35,9 @@ pub enum ExecError {
     /// The query failed while running.
     #[error("{message}")]
     Runtime { message: String },
+    /// The query needed more memory than `--memory-limit` gives it.
+    #[error("{message}")]
+    Memory { message: String },
     /// A source's files cannot be read.
     #[error("{message}")]
     Source { message: String, location: Location, hint: Option<String> },
@@ -57,6 +60,9 @@ impl ExecError {
             | ExecError::Source { hint, .. }
             | ExecError::Upstream { hint, .. }
             | ExecError::Incremental { hint, .. } => hint.as_deref(),
+            ExecError::Memory { .. } => {
+                Some("raise --memory-limit, or run fewer models at once (--threads) so that each gets a larger share")
+            }
             _ => None,
         }
     }
@@ -78,6 +84,9 @@ fn sql_error(err: DataFusionError) -> ExecError {
 }
 
 fn runtime_error(err: DataFusionError) -> ExecError {
+    if matches!(err.find_root(), DataFusionError::ResourcesExhausted(_)) {
+        return ExecError::Memory { message: err.strip_backtrace() };
+    }
     ExecError::Runtime { message: err.strip_backtrace() }
 }
 
@@ -140,7 +149,10 @@ impl Engine {
                 let pool = Arc::new(datafusion::execution::memory_pool::FairSpillPool::new(limit));
                 match datafusion::execution::runtime_env::RuntimeEnvBuilder::new().with_memory_pool(pool).build_arc() {
                     Ok(runtime) => SessionContext::new_with_config_rt(config, runtime),
-                    Err(_) => SessionContext::new_with_config(config),
+                    Err(e) => {
+                        eprintln!("warning: the memory limit is not applied: {}", e.strip_backtrace());
+                        SessionContext::new_with_config(config)
+                    }
                 }
             }
             None => SessionContext::new_with_config(config),
@@ -400,17 +412,11 @@ impl Engine {
     /// Runs a planned table model, casts the result for BI readers and
     /// streams it to a temporary file beside `dest` (not yet published),
     /// registered as `name` for the model's assertions and readers. A
-    /// result of at most `hold_bytes` is also kept in memory and registered
+    /// result of at most [`HOLD_BYTES`] (none under a memory limit) is also kept in memory and registered
     /// from there, so that its readers skip decoding it; a larger one is
     /// read back from its file (in the page cache), so that the largest
     /// tables are not held while the models after them run.
-    pub async fn stage_table(
-        &self,
-        name: &str,
-        df: DataFrame,
-        dest: &Path,
-        hold_bytes: usize,
-    ) -> Result<TableOutput, ExecError> {
+    pub async fn stage_table(&self, name: &str, df: DataFrame, dest: &Path) -> Result<TableOutput, ExecError> {
         use futures::StreamExt;
         let io = |source| ExecError::Io { path: dest.to_path_buf(), source };
         let schema = publish::bi_schema(df.schema().as_arrow());
@@ -418,6 +424,8 @@ impl Engine {
         let plan = df.create_physical_plan().await.map_err(runtime_error)?;
         let mut stream = datafusion::physical_plan::execute_stream(plan.clone(), task).map_err(runtime_error)?;
         let mut sink = publish::ParquetSink::create(&schema, dest).map_err(io)?;
+        // Under a memory limit nothing is held: the pool does not see it.
+        let hold_bytes = if self.memory_limit.is_some() { 0 } else { HOLD_BYTES };
         let mut held: Option<Vec<RecordBatch>> = Some(Vec::new());
         let mut held_size = 0;
         while let Some(batch) = stream.next().await {
@@ -426,9 +434,11 @@ impl Engine {
                 continue;
             }
             let batch = publish::to_bi(&batch, &schema).map_err(|e| ExecError::Runtime { message: e.to_string() })?;
-            held_size += batch.get_array_memory_size();
-            if held_size > hold_bytes {
-                held = None;
+            if held.is_some() {
+                held_size += batch.get_array_memory_size();
+                if held_size > hold_bytes {
+                    held = None;
+                }
             }
             if let Some(h) = held.as_mut() {
                 h.push(batch.clone());
@@ -439,14 +449,23 @@ impl Engine {
         let staged = sink.finish().await.map_err(io)?;
         let in_memory = held.is_some();
         match held {
-            Some(batches) => {
-                let table = MemTable::try_new(schema.clone(), vec![batches]).map_err(runtime_error)?;
-                self.deregister(name);
-                self.ctx.register_table(TableReference::bare(name), Arc::new(table)).map_err(runtime_error)?;
-            }
+            Some(batches) => self.register_batches(name, schema.clone(), batches)?,
             None => self.register_file(name, &staged.temp.to_string_lossy()).await?,
         }
         Ok(TableOutput { staged, schema, held: in_memory, spilled_bytes: spilled_bytes(plan.as_ref()) })
+    }
+
+    /// Registers `batches` in memory as `name`, replacing what had that name.
+    fn register_batches(&self, name: &str, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<(), ExecError> {
+        let table = MemTable::try_new(schema, vec![batches]).map_err(runtime_error)?;
+        self.deregister(name);
+        self.ctx.register_table(TableReference::bare(name), Arc::new(table)).map_err(runtime_error)?;
+        Ok(())
+    }
+
+    /// Returns whether `name` is held in memory (not read from a file).
+    pub async fn holds(&self, name: &str) -> bool {
+        matches!(self.ctx.table_provider(TableReference::bare(name)).await, Ok(p) if p.is::<MemTable>())
     }
 
     /// Runs a planned table model, casts the result for BI readers, and
@@ -461,9 +480,7 @@ impl Engine {
             .map(|b| publish::to_bi(b, &schema))
             .collect::<Result<_, _>>()
             .map_err(|e| ExecError::Runtime { message: e.to_string() })?;
-        let table = MemTable::try_new(schema.clone(), vec![batches.clone()]).map_err(runtime_error)?;
-        self.deregister(name);
-        self.ctx.register_table(TableReference::bare(name), Arc::new(table)).map_err(runtime_error)?;
+        self.register_batches(name, schema.clone(), batches.clone())?;
         Ok((schema, batches))
     }
 
@@ -499,9 +516,7 @@ impl Engine {
     /// Registers an empty table with `schema`, so that queries over it plan
     /// without data.
     pub fn register_schema_only(&self, name: &str, schema: SchemaRef) -> Result<(), ExecError> {
-        let table = MemTable::try_new(schema, vec![vec![]]).map_err(runtime_error)?;
-        self.ctx.register_table(TableReference::bare(name), Arc::new(table)).map_err(runtime_error)?;
-        Ok(())
+        self.register_batches(name, schema, Vec::new())
     }
 
     /// Returns the schema of a registered relation (SQL name, quoted).
@@ -514,16 +529,6 @@ impl Engine {
     pub async fn row_count(&self, name: &str) -> Result<usize, ExecError> {
         let df = self.ctx.table(TableReference::bare(name)).await.map_err(runtime_error)?;
         df.count().await.map_err(runtime_error)
-    }
-
-    /// How large a built table may be to be kept in memory for its readers:
-    /// none under a memory limit (the pool does not see those tables).
-    pub fn hold_bytes(&self) -> usize {
-        if self.memory_limit.is_some() {
-            0
-        } else {
-            HOLD_BYTES
-        }
     }
 
     /// Returns whether a relation named `name` is registered.

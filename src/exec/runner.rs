@@ -362,8 +362,12 @@ impl InMemory {
             self.held.iter().filter(|m| self.readers_left.get(*m).is_none_or(|n| *n == 0)).cloned().collect();
         for name in free {
             self.held.remove(&name);
-            // A table whose file is missing (not published) stays in memory.
+            // A table whose file is missing (not published) stays in memory;
+            // one read from its file already stays as it is.
             let model = &plan.compiled.models[&name];
+            if !plan.engine.holds(&name).await {
+                continue;
+            }
             if let Some(rel) = model.output_path() {
                 if plan.warehouse.exists(&rel).await.unwrap_or(false) {
                     let _ = register_output(&plan.engine, &plan.warehouse, model).await;
@@ -513,17 +517,11 @@ fn compiled_location(compiled_dir: &Path, model: &CompiledModel) -> PathBuf {
 fn failure_of(err: &ExecError, compiled_file: Option<&Path>) -> Failure {
     let location = match err {
         ExecError::Sql { location: Some((line, col)), .. } => compiled_file.map(|f| Location::at(f, *line, *col)),
-        ExecError::Sql { .. } => compiled_file.map(Location::file),
+        ExecError::Sql { .. } | ExecError::Memory { .. } => compiled_file.map(Location::file),
         ExecError::Source { location, .. } => Some(location.clone()),
         _ => None,
     };
-    let message = err.to_string();
-    let hint = err.hint().map(str::to_string).or_else(|| {
-        (message.contains("Resources exhausted") || message.contains("Not enough memory")).then(|| {
-            "raise --memory-limit, or run fewer models at once (--threads) so that each gets a larger share".into()
-        })
-    });
-    Failure { message, location, hint }
+    Failure { message: err.to_string(), location, hint: err.hint().map(str::to_string) }
 }
 
 /// One model to run, with what its task needs.
@@ -633,7 +631,7 @@ async fn run_model(job: ModelJob) -> NodeResult {
             Err(e) => Err(failure_of(&e, Some(&compiled_at))),
         },
         (Some(rel), Ok(Some((df, _)))) => {
-            match engine.stage_table(&model.name, df, &warehouse.staging_path(&rel), engine.hold_bytes()).await {
+            match engine.stage_table(&model.name, df, &warehouse.staging_path(&rel)).await {
                 Ok(out) => {
                     spilled = out.spilled_bytes;
                     let compat = match publish::compatibility_problems(&out.staged.temp) {
@@ -661,9 +659,12 @@ async fn run_model(job: ModelJob) -> NodeResult {
                         Ok(()) => match warehouse.publish(&out.staged, &rel).await {
                             // Readers read the published file (the staged one moved).
                             Ok(()) if register_output(&engine, &warehouse, &model).await.is_err() => Err(Failure {
-                                message: format!("cannot read back the published `{}`", warehouse.location(&rel)),
-                                location: None,
-                                hint: None,
+                                message: format!(
+                                    "`{}` was published but cannot be read back for the models after it",
+                                    warehouse.location(&rel)
+                                ),
+                                location: Some(Location::file(&model.path)),
+                                hint: Some("check that the warehouse is readable, then rerun: wh retry".into()),
                             }),
                             Ok(()) if model.config.export == Some(Export::Csv) => {
                                 export_csv(&engine, &warehouse, &model.name, &rel)

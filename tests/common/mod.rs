@@ -142,3 +142,16 @@ pub fn stdout(out: &Output) -> String {
 pub fn columns(schema: &Schema) -> Vec<String> {
     schema.fields().iter().map(|f| f.name().clone()).collect()
 }
+
+/// The Parquet tables of a warehouse (not the run records, not snapshots,
+/// whose rows carry the build time), relative to it, sorted.
+pub fn tables(warehouse: &Path) -> Vec<String> {
+    let mut out: Vec<String> = walkdir::WalkDir::new(warehouse)
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| e.path().strip_prefix(warehouse).unwrap().to_string_lossy().into_owned())
+        .filter(|p| p.ends_with(".parquet") && !p.starts_with("_wh") && !p.starts_with("snapshots"))
+        .collect();
+    out.sort();
+    out
+}
