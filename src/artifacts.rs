@@ -119,7 +119,11 @@ pub fn manifest(
             m.unique_id.clone(),
             json!({
                 "unique_id": m.unique_id,
-                "resource_type": if m.config.materialized == Materialization::Snapshot { "snapshot" } else { "model" },
+                "resource_type": match m.config.materialized {
+                    Materialization::Snapshot => "snapshot",
+                    Materialization::Seed => "seed",
+                    _ => "model",
+                },
                 "name": m.name,
                 "package_name": compiled.project_name,
                 "original_file_path": m.path.to_string_lossy().replace('\\', "/"),

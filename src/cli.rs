@@ -27,6 +27,10 @@ pub struct SharedArgs {
     /// Vars as a YAML mapping, overriding wh_project.yml: '{raw_root: data/raw}'.
     #[arg(long, global = true)]
     pub vars: Option<String>,
+    /// Where a dbt project's profiles.yml is (default: the project folder,
+    /// then ~/.dbt).
+    #[arg(long, global = true, env = "DBT_PROFILES_DIR")]
+    pub profiles_dir: Option<PathBuf>,
     /// How many models run at once.
     #[arg(long, global = true)]
     pub threads: Option<usize>,
@@ -77,6 +81,19 @@ pub enum Command {
     Retry,
     /// Run the selected snapshots only (all of them without --select), as `dbt snapshot`.
     Snapshot,
+    /// Load the seeds (CSV files under the seed paths) into the warehouse, as `dbt seed`.
+    Seed,
+    /// Report on the project: with --compat, what wh will run of a dbt
+    /// project, what it maps, ignores and does not support, and which
+    /// models cannot be planned, before anything runs.
+    Debug {
+        /// The compatibility report (the only report for now).
+        #[arg(long)]
+        compat: bool,
+        /// Output format (table is text).
+        #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
+        format: QueryFormat,
+    },
     /// Run the selected models and publish them, without assertions (see `wh test`).
     Run {
         /// Rebuild every selected model, even those whose published version is up to date.

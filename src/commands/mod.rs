@@ -3,6 +3,7 @@
 pub mod build;
 pub mod check;
 pub mod compile;
+pub mod debug;
 pub mod docs;
 pub mod init;
 pub mod lineage;
@@ -62,7 +63,12 @@ impl Settings {
             })?),
             None => None,
         };
-        let overrides = Overrides { target: shared.target.clone(), vars: vars.clone(), threads: shared.threads };
+        let overrides = Overrides {
+            target: shared.target.clone(),
+            vars: vars.clone(),
+            threads: shared.threads,
+            profiles_dir: shared.profiles_dir.clone(),
+        };
         let root = absolute(&shared.project_dir);
         let project = Project::load(&root, &overrides)?;
         let select = selector::parse(&shared.select)?;
@@ -86,6 +92,16 @@ impl Settings {
             memory_limit,
             log_format: shared.log_format,
         })
+    }
+
+    /// The SQL the project's models are written in: DuckDB's for a dbt
+    /// project.
+    pub fn dialect(&self) -> crate::exec::duckdb::SqlDialect {
+        if self.project.file_name == crate::project::dbt::DBT_PROJECT_FILE {
+            crate::exec::duckdb::SqlDialect::DuckDb
+        } else {
+            crate::exec::duckdb::SqlDialect::DataFusion
+        }
     }
 
     /// Opens the target's warehouse (a local folder or an S3 prefix).
@@ -122,7 +138,8 @@ impl Settings {
         warehouse: &Warehouse,
         partitions: Option<usize>,
     ) -> Result<Engine, Error> {
-        Ok(Engine::with_stores(partitions, self.memory_limit, &self.stores(compiled, warehouse)?))
+        Ok(Engine::with_stores(partitions, self.memory_limit, &self.stores(compiled, warehouse)?)
+            .with_dialect(self.dialect()))
     }
 
     /// Returns an S3 client for the warehouse's bucket and each bucket the
@@ -300,6 +317,14 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             let mut settings = Settings::resolve(shared, "snapshot")?;
             settings.select = settings.select.and(&selector::parse(&["config.materialized:snapshot".to_string()])?);
             runtime.block_on(run::execute(&settings, "snapshot", false, None, false))
+        }
+        Command::Seed => {
+            let mut settings = Settings::resolve(shared, "seed")?;
+            settings.select = settings.select.and(&selector::parse(&["config.materialized:seed".to_string()])?);
+            runtime.block_on(run::execute(&settings, "seed", false, None, false))
+        }
+        Command::Debug { compat: _, format } => {
+            runtime.block_on(debug::compat(&Settings::resolve(shared, "debug")?, format))
         }
         Command::Run { full_refresh } => {
             runtime.block_on(run::execute(&Settings::resolve(shared, "run")?, "run", false, None, full_refresh))

@@ -138,8 +138,28 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
     let Prepared { clock, compiled, graph, selected, warehouse, inv, full_refresh } = p;
     let stores = settings.stores(&compiled, &warehouse)?;
     // Column lineage for the manifest: planning only, sources give schemas.
-    let lineage = crate::lineage::project_lineage(&compiled, &graph, Engine::with_stores(Some(1), None, &stores)).await;
+    let lineage = crate::lineage::project_lineage(
+        &compiled,
+        &graph,
+        Engine::with_stores(Some(1), None, &stores).with_dialect(settings.dialect()),
+    )
+    .await;
     write_compiled(settings, &inv, &compiled, Some(&lineage))?;
+    // What cannot be planned is said before anything runs (an unknown
+    // function, a column that does not exist), not found halfway.
+    let doomed: Vec<String> = lineage
+        .unresolved
+        .iter()
+        .filter(|(name, _)| selected.contains(*name))
+        .map(|(name, reason)| format!("  {name}: {}", reason.lines().next().unwrap_or_default()))
+        .collect();
+    if !doomed.is_empty() {
+        settings.log(format!(
+            "warning: {} selected model(s) cannot be planned and will fail (see `wh debug --compat`):\n{}",
+            doomed.len(),
+            doomed.join("\n")
+        ));
+    }
 
     let removed = warehouse.remove_leftovers();
     if removed > 0 {
@@ -259,7 +279,7 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
     let mut stale_sources = std::collections::BTreeMap::new();
     let mut stale_report = Vec::new();
     if compiled.sources.values().any(|s| s.table.freshness.is_some() && s.table.loaded_at_field.is_some()) {
-        let engine = Engine::with_stores(None, settings.memory_limit, &stores);
+        let engine = Engine::with_stores(None, settings.memory_limit, &stores).with_dialect(settings.dialect());
         let results = super::source::check(settings, &compiled, engine, &inv.id, clock).await?;
         for f in results.iter().filter(|f| f.status != FreshStatus::Pass) {
             let skip = settings.project.on_stale_source == StalePolicy::Skip
@@ -283,7 +303,7 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
         compiled: &compiled,
         graph: &graph,
         selected: &selected,
-        engine: Engine::with_stores(None, settings.memory_limit, &stores),
+        engine: Engine::with_stores(None, settings.memory_limit, &stores).with_dialect(settings.dialect()),
         warehouse: warehouse.clone(),
         compiled_dir: settings.project.target_path.join("compiled"),
         threads,

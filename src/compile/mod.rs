@@ -12,9 +12,12 @@ use serde_json::Value as Json;
 
 use crate::diagnostic::{did_you_mean, find_in_text, Location};
 use crate::project::config::{ColumnDef, ConfigPatch, Materialization, ModelConfig, TableFormat, CONFIG_KEYS};
-use crate::project::{Project, SourceTable};
+use crate::project::{CompatNote, Project, SourceTable};
 use crate::quality::sql::{self as test_sql, Declared, Parsed};
 use crate::quality::{Assertion, Subject};
+
+mod dbt_context;
+use dbt_context::Relation;
 
 /// A template or config problem found while rendering: exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +79,7 @@ impl CompiledModel {
     /// (`x.incremental.sql`). A snapshot is `<its file's folder>/<name>.sql`,
     /// since one file may hold several.
     pub fn compiled_paths(&self) -> (PathBuf, Option<PathBuf>) {
-        let full = if self.config.materialized == Materialization::Snapshot {
+        let full = if matches!(self.config.materialized, Materialization::Snapshot | Materialization::Seed) {
             self.path.with_file_name(format!("{}.sql", self.name))
         } else {
             self.path.clone()
@@ -118,6 +121,8 @@ pub struct Compiled {
     /// Every assertion: YAML tests on models, columns and sources, and
     /// singular tests.
     pub assertions: Vec<Assertion>,
+    /// The project's compatibility notes and those found while rendering.
+    pub compat: Vec<CompatNote>,
 }
 
 /// Returns the SQL relation a model renders to.
@@ -135,7 +140,7 @@ fn quote_ident(name: &str) -> String {
 }
 
 /// What rendering one template recorded.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Recorder {
     refs: BTreeSet<String>,
     sources: BTreeSet<String>,
@@ -143,6 +148,35 @@ struct Recorder {
     hint: Option<String>,
     /// What `is_incremental()` answers while rendering.
     incremental: bool,
+    /// The model being rendered: `this` in the macros it calls.
+    this: Option<String>,
+}
+
+/// `this` as macros see it: the model being rendered.
+#[derive(Debug)]
+struct CurrentThis {
+    rec: Shared,
+    schema: String,
+}
+
+impl CurrentThis {
+    fn relation(&self) -> Option<Relation> {
+        let name = lock(&self.rec).this.clone()?;
+        Some(Relation { name, schema: self.schema.clone() })
+    }
+}
+
+impl minijinja::value::Object for CurrentThis {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        Arc::new(self.relation()?).get_value(key)
+    }
+
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.relation() {
+            Some(r) => Arc::new(r).render(f),
+            None => Ok(()),
+        }
+    }
 }
 
 type Shared = Arc<Mutex<Recorder>>;
@@ -164,7 +198,11 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
                 return Err(CompileError {
                     message: format!("source table `{key}` has no `location`"),
                     location: table.defined_at.clone(),
-                    hint: Some("add `location: path/to/file.parquet` (a file, directory, glob or URL)".into()),
+                    hint: Some(
+                        "add `location: path/to/file.parquet` (a file, directory, glob or URL), or dbt-duckdb's \
+                         `meta: {external_location: ...}`"
+                            .into(),
+                    ),
                 })
             }
         };
@@ -174,36 +212,45 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
     }
 
     let started = run_started_at(project);
+    let mut compat = project.compat.clone();
     let mut models = BTreeMap::new();
     for (name, mut config) in declared_configs(project) {
         let file = &project.models[&name];
-        *lock(&rec) = Recorder::default();
+        *lock(&rec) = Recorder { this: Some(name.clone()), ..Default::default() };
         let template_name = file.path.to_string_lossy().replace('\\', "/");
         let ctx = context! {
-            this => relation(&name),
-            target => context! { name => project.target.name.clone(), warehouse => project.target.warehouse.clone() },
-            model => context! { name => name.clone(), path => template_name.clone() },
+            this => Value::from_object(Relation { name: name.clone(), schema: project.target.schema.clone() }),
+            model => context! { name => name.clone(), path => template_name.clone(), config => context! {
+                materialized => config.materialized.as_str() } },
         };
         let template = env.get_template(&template_name).map_err(|err| template_error(&err, &rec, &template_name))?;
         let sql = template.render(&ctx).map_err(|err| template_error(&err, &rec, &template_name))?;
         let recorded = std::mem::take(&mut *lock(&rec));
         for patch in &recorded.configs {
-            config.apply(&config_patch(patch, file.text.as_str(), &file.path)?);
+            config.apply(&config_patch(patch, file.text.as_str(), &file.path, &mut compat)?);
         }
         if file.snapshot {
             config.materialized = Materialization::Snapshot;
         }
+        if file.seed {
+            config.materialized = Materialization::Seed;
+            if let Some(src) = sources.get_mut(&format!("{}.{name}", crate::project::SEED_SOURCE)) {
+                let src: &mut CompiledSource = src;
+                src.table.column_types = config.column_types.clone();
+                src.table.delimiter = config.delimiter.unwrap_or(',');
+            }
+        }
         check_config(&name, &config, file)?;
         // An incremental model is also rendered as its incremental builds
         // run it; which one runs is decided when the build starts.
-        let (mut refs, mut sources) = (recorded.refs, recorded.sources);
+        let (mut refs, mut read_sources) = (recorded.refs, recorded.sources);
         let incremental_sql = if config.materialized == Materialization::Incremental {
             lock(&rec).incremental = true;
             let rendered = template.render(&ctx).map_err(|err| template_error(&err, &rec, &template_name));
             let more = std::mem::take(&mut *lock(&rec));
             // Refs made only in the incremental branch are dependencies too.
             refs.extend(more.refs);
-            sources.extend(more.sources);
+            read_sources.extend(more.sources);
             Some(rendered?.trim().to_string())
         } else {
             None
@@ -217,7 +264,7 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
             }
             None => Default::default(),
         };
-        let access = match declared.and_then(|d| d.props.access.as_deref()) {
+        let access = match declared.and_then(|d| d.props.access.as_deref()).or(config.access.as_deref()) {
             Some("public") => "public".to_string(),
             _ => "internal".to_string(),
         };
@@ -225,7 +272,7 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
         models.insert(
             name.clone(),
             CompiledModel {
-                unique_id: format!("model.{}.{}", project.name, name),
+                unique_id: format!("{}.{}.{}", if file.seed { "seed" } else { "model" }, project.name, name),
                 name,
                 path: file.path.clone(),
                 folder: file.folder.clone(),
@@ -238,7 +285,7 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
                 incremental_sql,
                 config,
                 refs,
-                sources,
+                sources: read_sources,
                 description,
                 access,
                 columns,
@@ -249,7 +296,7 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
     }
     drop_disabled(&mut models)?;
     let assertions = assertions(project, &env, &rec, &models)?;
-    Ok(Compiled { project_name: project.name.clone(), models, sources, assertions })
+    Ok(Compiled { project_name: project.name.clone(), models, sources, assertions, compat })
 }
 
 /// Resolves folder and YAML configs; `config()` in SQL is applied after
@@ -262,7 +309,7 @@ fn declared_configs(project: &Project) -> BTreeMap<String, ModelConfig> {
             config.apply(patch);
         }
         if let Some(d) = project.props.get(name) {
-            if let Some(patch) = &d.props.config {
+            if let Some(patch) = &d.config {
                 config.apply(patch);
             }
             config.apply(&ConfigPatch {
@@ -367,12 +414,19 @@ fn drop_disabled(models: &mut BTreeMap<String, CompiledModel>) -> Result<(), Com
 
 fn environment<'a>(project: &'a Project, rec: &Shared) -> Result<Environment<'a>, CompileError> {
     let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // A dbt project gets Jinja2's undefined (empty when printed, false when
+    // tested), as dbt renders with; wh's own projects fail on a typo.
+    let dbt = project.file_name == crate::project::dbt::DBT_PROJECT_FILE;
+    env.set_undefined_behavior(if dbt { UndefinedBehavior::Lenient } else { UndefinedBehavior::Strict });
     env.set_keep_trailing_newline(true);
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    dbt_context::register(&mut env, project);
+    env.add_global("this", Value::from_object(CurrentThis { rec: rec.clone(), schema: project.target.schema.clone() }));
 
     let models: Arc<BTreeSet<String>> = Arc::new(project.models.keys().cloned().collect());
     let r = rec.clone();
-    env.add_function("ref", move |first: String, second: Option<String>| -> Result<String, minijinja::Error> {
+    let schema = project.target.schema.clone();
+    env.add_function("ref", move |first: String, second: Option<String>| -> Result<Value, minijinja::Error> {
         // `ref('package', 'model')` names the model last.
         let name = second.unwrap_or(first);
         if !models.contains(&name) {
@@ -380,7 +434,7 @@ fn environment<'a>(project: &'a Project, rec: &Shared) -> Result<Environment<'a>
             return Err(minijinja::Error::new(ErrorKind::InvalidOperation, format!("unknown model `{name}` in ref()")));
         }
         lock(&r).refs.insert(name.clone());
-        Ok(relation(&name))
+        Ok(Value::from_object(Relation { name, schema: schema.clone() }))
     });
 
     let source_keys: Arc<BTreeSet<String>> = Arc::new(project.sources.keys().cloned().collect());
@@ -444,30 +498,30 @@ fn environment<'a>(project: &'a Project, rec: &Shared) -> Result<Environment<'a>
 
     let r = rec.clone();
     env.add_function("is_incremental", move || lock(&r).incremental);
-    // dbt's invocation globals.
-    env.add_global("run_started_at", run_started_at(project));
-    env.add_global("invocation_id", project.invocation_id.clone());
 
     for file in &project.macros {
         let name = file.path.to_string_lossy().replace('\\', "/");
-        env.add_template_owned(name.clone(), test_blocks_as_macros(&file.text))
+        env.add_template_owned(name.clone(), dbt_context::prefix_macros(&test_blocks_as_macros(&file.text)))
             .map_err(|e| template_error(&e, rec, &name))?;
         let exports: Vec<String> = {
             let tmpl = env.get_template(&name).map_err(|e| template_error(&e, rec, &name))?;
             let captured = tmpl.render_captured(()).map_err(|e| template_error(&e, rec, &name))?;
             captured.state().exports().iter().map(|s| s.to_string()).collect()
         };
-        for macro_name in exports {
+        for inner in exports {
+            let Some(macro_name) = inner.strip_prefix(dbt_context::MACRO_PREFIX).map(str::to_string) else {
+                continue;
+            };
             let template = name.clone();
-            let callee = macro_name.clone();
             env.add_function(macro_name, move |state: &State, args: Rest<Value>| -> Result<Value, minijinja::Error> {
                 let tmpl = state.env().get_template(&template)?;
                 let captured = tmpl.render_captured(())?;
                 let macro_state = captured.state();
-                let value = macro_state.lookup(&callee).ok_or_else(|| {
-                    minijinja::Error::new(ErrorKind::UnknownFunction, format!("macro `{callee}` vanished"))
+                let value = macro_state.lookup(&inner).ok_or_else(|| {
+                    minijinja::Error::new(ErrorKind::UnknownFunction, format!("macro `{inner}` vanished"))
                 })?;
-                value.call(macro_state, &args)
+                let args = dbt_context::rendered_caller(state, &args)?;
+                dbt_context::returned(value.call(macro_state, &args))
             });
         }
     }
@@ -493,7 +547,7 @@ fn template_error(err: &minijinja::Error, rec: &Shared, fallback: &str) -> Compi
         Some(detail) => detail.to_string(),
         None => err.kind().to_string(),
     };
-    let mut hint = lock(rec).hint.take();
+    let mut hint = lock(rec).hint.take().or_else(|| dbt_context::jinja2_hint(&message));
     if hint.is_none() && err.kind() == ErrorKind::UndefinedError {
         hint = Some(
             "available: ref, source, config, var, env_var, is_incremental, this, target, run_started_at, \
@@ -504,8 +558,24 @@ fn template_error(err: &minijinja::Error, rec: &Shared, fallback: &str) -> Compi
     CompileError { message: format!("template error: {message}"), location: Location::at(file, line, 0), hint }
 }
 
-fn config_patch(patch: &Json, text: &str, path: &std::path::Path) -> Result<ConfigPatch, CompileError> {
-    serde_json::from_value(patch.clone()).map_err(|err| {
+fn config_patch(
+    patch: &Json,
+    text: &str,
+    path: &std::path::Path,
+    compat: &mut Vec<CompatNote>,
+) -> Result<ConfigPatch, CompileError> {
+    let mut patch = patch.clone();
+    if let Json::Object(map) = &mut patch {
+        compat.extend(crate::project::note_dbt_keys(
+            map,
+            |key| format!("config({key}=...)"),
+            |key| {
+                let (line, col) = find_in_text(text, key).unwrap_or((0, 0));
+                Location::at(path, line, col)
+            },
+        ));
+    }
+    serde_json::from_value(patch).map_err(|err| {
         let (line, col) = find_in_text(text, "config(").unwrap_or((0, 0));
         let message = err.to_string();
         let hint = message
@@ -651,6 +721,8 @@ fn singular_tests(
         .into_iter()
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "sql"))
+        // Generic tests (dbt's `tests/generic/`) are macros, not singular tests.
+        .filter(|e| !e.path().strip_prefix(&base).is_ok_and(|p| p.starts_with("generic")))
         .map(|e| e.path().strip_prefix(&project.root).unwrap_or(e.path()).to_path_buf())
         .collect();
     files.sort();

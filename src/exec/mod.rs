@@ -3,6 +3,7 @@
 //! rest of `wh` never touches DataFusion, so another engine can stand here.
 
 pub mod contract;
+pub mod duckdb;
 pub mod incremental;
 pub mod partitioned;
 pub mod publish;
@@ -160,6 +161,20 @@ impl Engine {
         Engine { ctx, view_sizes: Arc::default(), memory_limit }
     }
 
+    /// Reads the SQL of `dialect`: DuckDB's parser, function names and
+    /// division for dbt projects.
+    pub fn with_dialect(self, dialect: duckdb::SqlDialect) -> Engine {
+        if dialect == duckdb::SqlDialect::DuckDb {
+            {
+                let state = self.ctx.state_ref();
+                let mut state = state.write();
+                duckdb::configure(state.config_mut());
+            }
+            duckdb::register(&self.ctx);
+        }
+        self
+    }
+
     /// Creates a session that reads `s3://` URLs of these buckets.
     pub fn with_stores(
         partitions: Option<usize>,
@@ -199,6 +214,18 @@ impl Engine {
         let parquet = ParquetReadOptions { file_extension: &ext, ..Default::default() };
         let csv =
             CsvReadOptions::new().has_header(table.has_header).delimiter(table.delimiter as u8).file_extension(&ext);
+        // Declared column types (a seed's `column_types`) replace the
+        // inferred ones before a value is parsed: "01234" stays a string.
+        let declared = match table.format {
+            FileFormat::Csv if !table.column_types.is_empty() => {
+                Some(self.declared_csv_schema(src, csv.clone()).await?)
+            }
+            _ => None,
+        };
+        let csv = match &declared {
+            Some(schema) => csv.schema(schema),
+            None => csv,
+        };
         let result = match (table.format, !local && is_glob) {
             // DataFusion expands globs in local paths only: a glob in a URL is
             // split into its prefix and pattern here.
@@ -221,6 +248,59 @@ impl Engine {
             location: table.defined_at.clone(),
             hint: None,
         })
+    }
+
+    /// Infers a CSV source's schema and applies its declared column types.
+    async fn declared_csv_schema(
+        &self,
+        src: &CompiledSource,
+        csv: CsvReadOptions<'_>,
+    ) -> Result<datafusion::arrow::datatypes::Schema, ExecError> {
+        use datafusion::arrow::datatypes::{Field, Schema};
+        let table = &src.table;
+        let fail = |message: String, hint: Option<String>| ExecError::Source {
+            message: format!("source `{}`: {message}", table.key()),
+            location: table.defined_at.clone(),
+            hint,
+        };
+        let inferred = self
+            .ctx
+            .read_csv(src.location.as_str(), csv)
+            .await
+            .map_err(|e| fail(format!("cannot read `{}`: {}", src.location, e.strip_backtrace()), None))?;
+        let inferred = inferred.schema().as_arrow().clone();
+        for name in table.column_types.keys() {
+            if inferred.field_with_name(name).is_err() {
+                let names = inferred.fields().iter().map(|f| f.name().as_str());
+                return Err(fail(
+                    format!("`column_types` names `{name}`, which is not a column of the file"),
+                    crate::diagnostic::did_you_mean(name, names),
+                ));
+            }
+        }
+        let mut fields = Vec::new();
+        for f in inferred.fields() {
+            let Some(sql_type) = table.column_types.get(f.name()) else {
+                fields.push(f.as_ref().clone());
+                continue;
+            };
+            let sql_type = sql_type.as_str().unwrap_or_default();
+            let probe = format!("select cast(null as {sql_type}) as c");
+            let data_type = match self.ctx.sql(&probe).await {
+                Ok(df) => df.schema().field(0).data_type().clone(),
+                Err(e) => {
+                    return Err(fail(
+                        format!("column `{}`: `{sql_type}` is not a SQL type: {}", f.name(), e.strip_backtrace()),
+                        Some(
+                            "use a type such as varchar, integer, bigint, double, decimal(10,2), date, timestamp"
+                                .into(),
+                        ),
+                    ))
+                }
+            };
+            fields.push(Field::new(f.name(), data_type, true));
+        }
+        Ok(Schema::new(fields))
     }
 
     /// Registers the files under a URL's prefix that match its glob

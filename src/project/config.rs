@@ -25,6 +25,13 @@ pub struct ProjectFile {
     /// Folders of `{% snapshot %}` blocks.
     #[serde(default = "default_snapshot_paths")]
     pub snapshot_paths: Vec<String>,
+    /// Folders of CSV seeds.
+    #[serde(default = "default_seed_paths")]
+    pub seed_paths: Vec<String>,
+    /// Folders of `.md` files with `{% docs %}` blocks; default: the model,
+    /// seed, snapshot, macro and test paths.
+    #[serde(default)]
+    pub docs_paths: Option<Vec<String>>,
     #[serde(default = "default_target_path")]
     pub target_path: String,
     #[serde(default)]
@@ -33,6 +40,9 @@ pub struct ProjectFile {
     /// sub-folders, the first level is the project name.
     #[serde(default)]
     pub models: Map<String, Json>,
+    /// The same tree for seeds.
+    #[serde(default)]
+    pub seeds: Map<String, Json>,
     /// Name of the target used when `--target` is not given.
     #[serde(default)]
     pub target: Option<String>,
@@ -150,7 +160,10 @@ fn default_test_paths() -> Vec<String> {
 fn default_snapshot_paths() -> Vec<String> {
     vec!["snapshots".into()]
 }
-fn default_target_path() -> String {
+fn default_seed_paths() -> Vec<String> {
+    vec!["seeds".into()]
+}
+pub(crate) fn default_target_path() -> String {
     "target".into()
 }
 
@@ -162,6 +175,9 @@ pub struct TargetFile {
     pub warehouse: String,
     #[serde(default)]
     pub threads: Option<usize>,
+    /// `target.schema` in templates (default `main`, as DuckDB's).
+    #[serde(default)]
+    pub schema: Option<String>,
     /// How to reach S3 for `s3://` warehouses and sources. Credentials are
     /// never here: they come from the AWS environment and profile files.
     #[serde(default)]
@@ -201,6 +217,28 @@ pub struct SchemaFile {
     pub sources: Vec<SourceDef>,
     #[serde(default)]
     pub exposures: Vec<ExposureDef>,
+    /// Seed properties: description, columns, tests, config.
+    #[serde(default)]
+    pub seeds: Vec<ModelProps>,
+    /// Snapshot properties.
+    #[serde(default)]
+    pub snapshots: Vec<ModelProps>,
+    /// dbt properties `wh` does not use (macro and analysis docs, groups)
+    /// or cannot run (unit tests, the semantic layer), by key.
+    #[serde(default)]
+    pub macros: Option<Json>,
+    #[serde(default)]
+    pub analyses: Option<Json>,
+    #[serde(default)]
+    pub groups: Option<Json>,
+    #[serde(default)]
+    pub unit_tests: Option<Json>,
+    #[serde(default)]
+    pub semantic_models: Option<Json>,
+    #[serde(default)]
+    pub metrics: Option<Json>,
+    #[serde(default)]
+    pub saved_queries: Option<Json>,
 }
 
 /// A downstream consumer of models: a BI report, a dashboard, an export.
@@ -236,8 +274,10 @@ pub struct ModelProps {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// Read as a config patch when the project loads (dbt keys wh does
+    /// not use are noted and left out then).
     #[serde(default)]
-    pub config: Option<ConfigPatch>,
+    pub config: Option<Map<String, Json>>,
     /// Who may use the model: `public` (BI tools, other teams) or
     /// `internal`; dbt's `protected`/`private` are read as internal.
     #[serde(default)]
@@ -252,6 +292,19 @@ pub struct ModelProps {
     pub tests: Vec<Json>,
     #[serde(default)]
     pub data_tests: Vec<Json>,
+    /// dbt keys `wh` accepts without using them.
+    #[serde(default)]
+    pub docs: Option<Json>,
+    #[serde(default)]
+    pub group: Option<Json>,
+    #[serde(default)]
+    pub constraints: Option<Json>,
+    #[serde(default)]
+    pub deprecation_date: Option<Json>,
+    #[serde(default)]
+    pub latest_version: Option<Json>,
+    #[serde(default)]
+    pub versions: Option<Json>,
 }
 
 /// A column declared in YAML, with its contract type and tests.
@@ -271,6 +324,15 @@ pub struct ColumnDef {
     pub tests: Vec<Json>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data_tests: Vec<Json>,
+    /// dbt keys `wh` accepts without using them.
+    #[serde(default, skip_serializing)]
+    pub quote: Option<Json>,
+    #[serde(default, skip_serializing)]
+    pub constraints: Option<Json>,
+    #[serde(default, skip_serializing)]
+    pub policy_tags: Option<Json>,
+    #[serde(default, skip_serializing)]
+    pub granularity: Option<Json>,
 }
 
 /// A source (`sources: - name: shop`) and its tables.
@@ -294,6 +356,18 @@ pub struct SourceDef {
     #[serde(default)]
     pub format: Option<FileFormat>,
     pub tables: Vec<SourceTableDef>,
+    /// dbt keys: where a warehouse database holds the source. `wh` reads
+    /// files; `meta: {external_location: ...}` (dbt-duckdb's) is a location.
+    #[serde(default)]
+    pub database: Option<Json>,
+    #[serde(default)]
+    pub schema: Option<Json>,
+    #[serde(default)]
+    pub quoting: Option<Json>,
+    #[serde(default)]
+    pub overrides: Option<Json>,
+    #[serde(default)]
+    pub config: Option<Map<String, Json>>,
 }
 
 /// One table of a source: where its files are and how to read them.
@@ -328,6 +402,16 @@ pub struct SourceTableDef {
     pub tests: Vec<Json>,
     #[serde(default)]
     pub data_tests: Vec<Json>,
+    /// dbt keys: the table's name in a warehouse database, and settings of
+    /// external-table packages.
+    #[serde(default)]
+    pub identifier: Option<String>,
+    #[serde(default)]
+    pub quoting: Option<Json>,
+    #[serde(default)]
+    pub external: Option<Json>,
+    #[serde(default)]
+    pub config: Option<Map<String, Json>>,
 }
 
 /// File formats a source can be read from.
@@ -355,6 +439,8 @@ pub enum Materialization {
     /// History of a slowly changing relation (SCD type 2), as dbt's
     /// snapshots: one row per version with its validity range.
     Snapshot,
+    /// A CSV file of the project's seed paths, published as a table.
+    Seed,
 }
 
 impl Materialization {
@@ -366,12 +452,16 @@ impl Materialization {
             Materialization::Ephemeral => "ephemeral",
             Materialization::Incremental => "incremental",
             Materialization::Snapshot => "snapshot",
+            Materialization::Seed => "seed",
         }
     }
 
     /// Returns whether the model is published as a table in the warehouse.
     pub fn writes_table(self) -> bool {
-        matches!(self, Materialization::Table | Materialization::Incremental | Materialization::Snapshot)
+        matches!(
+            self,
+            Materialization::Table | Materialization::Incremental | Materialization::Snapshot | Materialization::Seed
+        )
     }
 }
 
@@ -462,6 +552,15 @@ pub struct ConfigPatch {
     /// Snapshots: other names for the `dbt_valid_from`, ... columns.
     #[serde(default)]
     pub snapshot_meta_column_names: Option<SnapshotColumnNames>,
+    /// Seeds: SQL types of some columns (the others are inferred).
+    #[serde(default)]
+    pub column_types: Option<Map<String, Json>>,
+    /// Seeds: the CSV field delimiter (default `,`).
+    #[serde(default)]
+    pub delimiter: Option<char>,
+    /// `public` or `internal`, as the YAML `access:` key.
+    #[serde(default)]
+    pub access: Option<String>,
 }
 
 /// How an incremental model's new rows are combined with its published ones.
@@ -599,7 +698,70 @@ pub const CONFIG_KEYS: &[&str] = &[
     "hard_deletes",
     "invalidate_hard_deletes",
     "snapshot_meta_column_names",
+    "column_types",
+    "delimiter",
+    "access",
 ];
+
+/// dbt config keys that `wh` accepts and does not use: they change where
+/// and how a warehouse database stores a table, not what it holds. They are
+/// listed by `wh debug --compat` rather than rejected.
+pub const DBT_UNUSED_KEYS: &[&str] = &[
+    "alias",
+    "batch_size",
+    "begin",
+    "bind",
+    "cluster_by",
+    "concurrent_batches",
+    "copy_grants",
+    "database",
+    "dist",
+    "docs",
+    "event_time",
+    "file_format",
+    "full_refresh",
+    "grants",
+    "group",
+    "indexes",
+    "labels",
+    "location_root",
+    "lookback",
+    "on_configuration_change",
+    "options",
+    "persist_docs",
+    "quote_columns",
+    "quoting",
+    "schema",
+    "sort",
+    "sql_header",
+    "target_database",
+    "target_schema",
+    "transient",
+    "dbt_valid_to_current",
+];
+
+/// dbt config keys whose effect `wh` cannot reproduce: hooks run SQL
+/// against a database, predicates change what a merge touches. They are
+/// reported as unsupported; the models still build without them.
+pub const DBT_UNSUPPORTED_KEYS: &[&str] =
+    &["pre-hook", "post-hook", "pre_hook", "post_hook", "incremental_predicates", "packages", "python_version"];
+
+/// Removes the dbt keys `wh` does not use from a config map (keys without
+/// their `+`), returning them.
+pub fn take_dbt_only_keys(map: &mut Map<String, Json>) -> Vec<String> {
+    let keys: Vec<String> = map
+        .keys()
+        .filter(|k| {
+            let k = k.trim_start_matches('+');
+            DBT_UNUSED_KEYS.contains(&k) || DBT_UNSUPPORTED_KEYS.contains(&k)
+        })
+        .cloned()
+        .collect();
+    for k in &keys {
+        map.remove(k);
+    }
+    keys
+}
 
 /// A model's resolved config.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -632,6 +794,15 @@ pub struct ModelConfig {
     pub hard_deletes: Option<HardDeletes>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot_meta_column_names: Option<SnapshotColumnNames>,
+    /// Seeds: SQL types of some columns.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub column_types: Map<String, Json>,
+    /// Seeds: the CSV field delimiter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<char>,
+    /// `access` set in a config (the YAML `access:` key wins).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access: Option<String>,
 }
 
 impl Default for ModelConfig {
@@ -654,6 +825,9 @@ impl Default for ModelConfig {
             check_cols: Vec::new(),
             hard_deletes: None,
             snapshot_meta_column_names: None,
+            column_types: Map::new(),
+            delimiter: None,
+            access: None,
         }
     }
 }
@@ -720,6 +894,15 @@ impl ModelConfig {
         }
         if let Some(n) = &patch.snapshot_meta_column_names {
             self.snapshot_meta_column_names = Some(n.clone());
+        }
+        if let Some(t) = &patch.column_types {
+            self.column_types.extend(t.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        if patch.delimiter.is_some() {
+            self.delimiter = patch.delimiter;
+        }
+        if let Some(a) = &patch.access {
+            self.access = Some(a.clone());
         }
     }
 

@@ -2,6 +2,7 @@
 //! and YAML, macros. Plain Rust: no templating, no DataFusion.
 
 pub mod config;
+pub mod dbt;
 pub mod yaml;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,39 @@ use config::{ColumnDef, ConfigPatch, ExposureDef, FileFormat, ModelProps, Projec
 
 /// The project file's name.
 pub const PROJECT_FILE: &str = "wh_project.yml";
+
+/// The source under which each seed's CSV file is read.
+pub const SEED_SOURCE: &str = "wh_seeds";
+
+/// How `wh` treats a feature of a dbt project, for `wh debug --compat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CompatKind {
+    /// Read and given a `wh` meaning (a profile becomes a warehouse folder).
+    Mapped,
+    /// Accepted with no effect on what is built.
+    Ignored,
+    /// Not run; the report says what is lost.
+    Unsupported,
+}
+
+/// One line of the compatibility report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CompatNote {
+    pub kind: CompatKind,
+    /// The feature, key or file.
+    pub what: String,
+    pub detail: String,
+    #[serde(serialize_with = "location_text")]
+    pub location: Option<Location>,
+}
+
+fn location_text<S: serde::Serializer>(loc: &Option<Location>, s: S) -> Result<S::Ok, S::Error> {
+    match loc {
+        Some(l) => s.serialize_str(&l.to_string()),
+        None => s.serialize_none(),
+    }
+}
 
 /// A problem with the project's files or the command line: exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +77,8 @@ pub struct Overrides {
     pub vars: BTreeMap<String, Json>,
     /// `--threads`.
     pub threads: Option<usize>,
+    /// `--profiles-dir`: where a dbt project's `profiles.yml` is.
+    pub profiles_dir: Option<PathBuf>,
 }
 
 /// The resolved output environment.
@@ -52,6 +88,8 @@ pub struct Target {
     /// Local folder or URL, as written in the project.
     pub warehouse: String,
     pub threads: usize,
+    /// `target.schema` in templates.
+    pub schema: String,
     pub s3: config::S3Settings,
     /// Where the target is declared, for errors about its warehouse.
     pub defined_at: Location,
@@ -72,6 +110,8 @@ pub struct ModelFile {
     pub text: String,
     /// Declared by a `{% snapshot name %}` block under a snapshot path.
     pub snapshot: bool,
+    /// A CSV file under a seed path; `text` selects its rows.
+    pub seed: bool,
 }
 
 /// A macro file under a macro path.
@@ -98,6 +138,8 @@ pub struct SourceTable {
     pub tests: Vec<Json>,
     pub loaded_at_field: Option<String>,
     pub freshness: Option<config::FreshnessDef>,
+    /// CSV only: SQL types of some columns (a seed's `column_types`).
+    pub column_types: Map<String, Json>,
     /// Where the table is declared, for errors about it.
     pub defined_at: Location,
 }
@@ -113,6 +155,8 @@ impl SourceTable {
 #[derive(Debug, Clone)]
 pub struct DeclaredProps {
     pub props: ModelProps,
+    /// `props.config`, read.
+    pub config: Option<ConfigPatch>,
     pub defined_at: Location,
 }
 
@@ -120,6 +164,8 @@ pub struct DeclaredProps {
 #[derive(Debug)]
 pub struct Project {
     pub root: PathBuf,
+    /// `wh_project.yml`, or `dbt_project.yml` for a dbt project.
+    pub file_name: &'static str,
     pub name: String,
     pub vars: BTreeMap<String, Json>,
     pub target: Target,
@@ -131,6 +177,12 @@ pub struct Project {
     pub sources: BTreeMap<String, SourceTable>,
     /// Folder configs from `wh_project.yml`, shallowest first.
     pub folder_configs: Vec<(Vec<String>, ConfigPatch)>,
+    /// The same for seeds (the `seeds:` tree).
+    pub seed_configs: Vec<(Vec<String>, ConfigPatch)>,
+    /// `{% docs name %}` blocks from `.md` files.
+    pub docs: BTreeMap<String, String>,
+    /// What a dbt project uses that `wh` maps, ignores or cannot run.
+    pub compat: Vec<CompatNote>,
     /// Levels of the `wh check` rules.
     pub checks: config::ChecksFile,
     /// Alerts after a build or run.
@@ -147,25 +199,46 @@ pub struct Project {
 }
 
 impl Project {
-    /// Loads the project at `root`, applying command-line overrides.
+    /// Loads the project at `root`, applying command-line overrides:
+    /// `wh_project.yml`, else a dbt project's `dbt_project.yml` and profile.
     pub fn load(root: &Path, overrides: &Overrides) -> Result<Project, ProjectError> {
-        let project_path = root.join(PROJECT_FILE);
-        if !project_path.is_file() {
+        let wh_path = root.join(PROJECT_FILE);
+        let dbt_path = root.join(dbt::DBT_PROJECT_FILE);
+        let (file_name, text, file, mut compat) = if wh_path.is_file() {
+            let text = read(&wh_path)?;
+            let file: ProjectFile = yaml::parse(&text, Path::new(PROJECT_FILE))?;
+            let mut compat = Vec::new();
+            if dbt_path.is_file() {
+                compat.push(CompatNote {
+                    kind: CompatKind::Ignored,
+                    what: dbt::DBT_PROJECT_FILE.into(),
+                    detail: format!("{PROJECT_FILE} is present and wins; {} is not read", dbt::DBT_PROJECT_FILE),
+                    location: Some(Location::file(dbt::DBT_PROJECT_FILE)),
+                });
+            }
+            (PROJECT_FILE, text, file, compat)
+        } else if dbt_path.is_file() {
+            let text = read(&dbt_path)?;
+            let (file, compat) = dbt::load(root, &text, overrides)?;
+            (dbt::DBT_PROJECT_FILE, text, file, compat)
+        } else {
             return Err(ProjectError::Usage {
-                message: format!("no `{PROJECT_FILE}` in `{}`", root.display()),
+                message: format!("no `{PROJECT_FILE}` or `{}` in `{}`", dbt::DBT_PROJECT_FILE, root.display()),
                 hint: Some("run wh in a project folder, pass --project-dir, or create one with `wh init DIR`".into()),
             });
-        }
-        let text = read(&project_path)?;
-        let file: ProjectFile = yaml::parse(&text, Path::new(PROJECT_FILE))?;
+        };
+        let dbt = file_name == dbt::DBT_PROJECT_FILE;
 
         let mut vars = file.vars.clone();
         vars.extend(overrides.vars.clone());
-        let target = resolve_target(&file, &text, overrides)?;
-        let folder_configs = folder_configs(&file, &text)?;
+        let target = resolve_target(&file, file_name, &text, overrides)?;
+        let tree = ConfigTree { file_name, text: &text, project: &file.name, dbt };
+        let folder_configs = tree.flatten("models", &file.models, &mut compat)?;
+        let seed_configs = tree.flatten("seeds", &file.seeds, &mut compat)?;
 
         let mut project = Project {
             root: root.to_path_buf(),
+            file_name,
             name: file.name.clone(),
             vars,
             target,
@@ -176,6 +249,9 @@ impl Project {
             props: BTreeMap::new(),
             sources: BTreeMap::new(),
             folder_configs,
+            seed_configs,
+            docs: BTreeMap::new(),
+            compat,
             checks: file.checks,
             alerts: file.alerts.clone(),
             on_stale_source: file.on_stale_source,
@@ -191,17 +267,178 @@ impl Project {
         for model_path in &file.model_paths {
             project.load_model_path(model_path)?;
         }
+        for seed_path in &file.seed_paths {
+            project.load_seed_path(seed_path)?;
+        }
         for snapshot_path in &file.snapshot_paths {
             project.load_snapshot_path(snapshot_path)?;
         }
         for macro_path in &file.macro_paths {
-            for rel in files_under(root, macro_path, &["sql"])? {
+            for rel in files_under(root, macro_path, &["sql", "yml", "yaml"])? {
+                if rel.extension().is_some_and(|e| e != "sql") {
+                    // Macro properties (descriptions, arguments) are docs only.
+                    continue;
+                }
                 let text = read(&root.join(&rel))?;
                 project.macros.push(MacroFile { path: rel, text });
             }
         }
+        // dbt reads generic tests from `generic/` under the test paths too.
+        for test_path in &file.test_paths {
+            for rel in files_under(root, &format!("{test_path}/generic"), &["sql"])? {
+                let text = read(&root.join(&rel))?;
+                project.macros.push(MacroFile { path: rel, text });
+            }
+        }
+        let docs_paths = file.docs_paths.clone().unwrap_or_else(|| {
+            let mut all = file.model_paths.clone();
+            all.extend(file.seed_paths.iter().chain(&file.snapshot_paths).chain(&file.macro_paths).cloned());
+            all.extend(file.test_paths.iter().cloned());
+            all
+        });
+        for docs_path in &docs_paths {
+            project.load_docs(docs_path)?;
+        }
+        project.render_doc_descriptions()?;
         project.check_props()?;
+        project.note_unused_config_paths(&text);
         Ok(project)
+    }
+
+    /// Loads the CSV files under a seed path as seeds: each is read as the
+    /// source table `wh_seeds.<name>` and published like a table model.
+    fn load_seed_path(&mut self, seed_path: &str) -> Result<(), ProjectError> {
+        for rel in files_under(&self.root, seed_path, &["csv", "yml", "yaml"])? {
+            let ext = rel.extension().and_then(|e| e.to_str()).unwrap_or_default();
+            if ext != "csv" {
+                self.load_schema_file(&rel)?;
+                continue;
+            }
+            let name = rel.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+            let mut folder = vec!["seeds".to_string()];
+            folder.extend(
+                rel.strip_prefix(seed_path)
+                    .unwrap_or(&rel)
+                    .parent()
+                    .into_iter()
+                    .flat_map(|p| p.iter().map(|c| c.to_string_lossy().into_owned())),
+            );
+            let key = format!("{SEED_SOURCE}.{name}");
+            self.sources.insert(
+                key,
+                SourceTable {
+                    source: SEED_SOURCE.into(),
+                    name: name.clone(),
+                    description: format!("The seed file {}", rel.display()),
+                    source_description: "CSV seed files of the project".into(),
+                    location_template: Some(rel.to_string_lossy().replace('\\', "/")),
+                    format: FileFormat::Csv,
+                    has_header: true,
+                    delimiter: ',',
+                    column_types: Map::new(),
+                    meta: Map::new(),
+                    tags: Vec::new(),
+                    columns: Vec::new(),
+                    tests: Vec::new(),
+                    loaded_at_field: None,
+                    freshness: None,
+                    defined_at: Location::file(&rel),
+                },
+            );
+            let text = format!("select * from {{{{ source('{SEED_SOURCE}', '{name}') }}}}");
+            self.add_model(ModelFile { name, path: rel, folder, text, snapshot: false, seed: true })?;
+        }
+        Ok(())
+    }
+
+    /// Reads the `{% docs name %} ... {% enddocs %}` blocks of the `.md`
+    /// files under a docs path.
+    fn load_docs(&mut self, docs_path: &str) -> Result<(), ProjectError> {
+        for rel in files_under(&self.root, docs_path, &["md"])? {
+            let text = read(&self.root.join(&rel))?;
+            let mut pos = 0;
+            while let Some((start, end, args)) = find_tag(&text, pos, "docs") {
+                let name = args.trim().to_string();
+                let line = text[..start].matches('\n').count() + 1;
+                let Some((close_start, close_end, _)) = find_tag(&text, end, "enddocs") else {
+                    return Err(ProjectError::invalid(
+                        format!("docs block `{name}` has no `{{% enddocs %}}`"),
+                        Location::at(&rel, line, 1),
+                        None,
+                    ));
+                };
+                if self.docs.insert(name.clone(), text[end..close_start].trim().to_string()).is_some() {
+                    return Err(ProjectError::invalid(
+                        format!("docs block `{name}` is defined twice"),
+                        Location::at(&rel, line, 1),
+                        Some("docs block names are unique across the project".into()),
+                    ));
+                }
+                pos = close_end;
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces `{{ doc("name") }}` in descriptions by the docs block.
+    fn render_doc_descriptions(&mut self) -> Result<(), ProjectError> {
+        let docs = std::mem::take(&mut self.docs);
+        let render = |text: &mut String, at: &Location| -> Result<(), ProjectError> {
+            if text.contains("{{") {
+                *text = render_description(text, &docs)
+                    .map_err(|(message, hint)| ProjectError::invalid(message, at.clone(), hint))?;
+            }
+            Ok(())
+        };
+        for declared in self.props.values_mut() {
+            render(&mut declared.props.description, &declared.defined_at)?;
+            for c in &mut declared.props.columns {
+                render(&mut c.description, &declared.defined_at)?;
+            }
+        }
+        for table in self.sources.values_mut() {
+            render(&mut table.description, &table.defined_at)?;
+            render(&mut table.source_description, &table.defined_at)?;
+            for c in &mut table.columns {
+                render(&mut c.description, &table.defined_at)?;
+            }
+        }
+        self.docs = docs;
+        Ok(())
+    }
+
+    /// Notes the config paths of the project file that match no model or
+    /// seed (dbt warns about them too): a misspelt folder, or a config key
+    /// written without `+` that is not one.
+    fn note_unused_config_paths(&mut self, text: &str) {
+        let mut notes = Vec::new();
+        for (seeds, configs) in [(false, &self.folder_configs), (true, &self.seed_configs)] {
+            for (path, _) in configs {
+                let used = self.models.values().filter(|m| m.seed == seeds).any(|m| {
+                    let fqn = model_fqn(m);
+                    fqn.starts_with(path)
+                });
+                if !used && !path.is_empty() {
+                    let last = path.last().map(String::as_str).unwrap_or_default();
+                    let hint = did_you_mean(last, config::CONFIG_KEYS.iter().copied())
+                        .map(|h| {
+                            format!(
+                                " ({h} as a config, `+{}`)",
+                                h.trim_start_matches("did you mean `").trim_end_matches("`?")
+                            )
+                        })
+                        .unwrap_or_default();
+                    notes.push(CompatNote {
+                        kind: CompatKind::Ignored,
+                        what: format!("{}.{}", if seeds { "seeds" } else { "models" }, path.join(".")),
+                        detail: format!("this config path matches no {}{hint}", if seeds { "seed" } else { "model" }),
+                        location: find_in_text(text, &format!("{last}:"))
+                            .map(|(l, c)| Location::at(self.file_name, l, c)),
+                    });
+                }
+            }
+        }
+        self.compat.extend(notes);
     }
 
     fn load_model_path(&mut self, model_path: &str) -> Result<(), ProjectError> {
@@ -219,7 +456,7 @@ impl Project {
                 .map(|p| p.iter().map(|c| c.to_string_lossy().into_owned()).collect())
                 .unwrap_or_default();
             let text = read(&self.root.join(&rel))?;
-            self.add_model(ModelFile { name, path: rel, folder, text, snapshot: false })?;
+            self.add_model(ModelFile { name, path: rel, folder, text, snapshot: false, seed: false })?;
         }
         Ok(())
     }
@@ -268,7 +505,7 @@ impl Project {
             }
             for (name, text) in blocks {
                 let folder = vec!["snapshots".to_string()];
-                self.add_model(ModelFile { name, path: rel.clone(), folder, text, snapshot: true })?;
+                self.add_model(ModelFile { name, path: rel.clone(), folder, text, snapshot: true, seed: false })?;
             }
         }
         Ok(())
@@ -279,9 +516,52 @@ impl Project {
         if text.trim().is_empty() {
             return Ok(());
         }
-        let file: SchemaFile = yaml::parse(&text, rel)?;
+        let mut file: SchemaFile = yaml::parse(&text, rel)?;
         let names = name_positions(&text);
         let at = |name: &str| names.get(name).copied().unwrap_or((0, 0));
+        let unused = [
+            ("macros", file.macros.is_some(), CompatKind::Ignored, "macro properties are documentation only"),
+            ("analyses", file.analyses.is_some(), CompatKind::Ignored, "analyses are not run"),
+            ("groups", file.groups.is_some(), CompatKind::Ignored, "groups are accepted and not enforced"),
+            ("unit_tests", file.unit_tests.is_some(), CompatKind::Unsupported, "unit tests are not run"),
+            (
+                "semantic_models",
+                file.semantic_models.is_some(),
+                CompatKind::Unsupported,
+                "the semantic layer is not supported",
+            ),
+            ("metrics", file.metrics.is_some(), CompatKind::Unsupported, "the semantic layer is not supported"),
+            (
+                "saved_queries",
+                file.saved_queries.is_some(),
+                CompatKind::Unsupported,
+                "the semantic layer is not supported",
+            ),
+        ];
+        for (key, present, kind, detail) in unused {
+            if present {
+                let (line, col) = find_in_text(&text, &format!("{key}:")).unwrap_or((0, 0));
+                self.compat.push(CompatNote {
+                    kind,
+                    what: key.to_string(),
+                    detail: detail.to_string(),
+                    location: Some(Location::at(rel, line, col)),
+                });
+            }
+        }
+        for props in file.models.iter().chain(&file.seeds).chain(&file.snapshots) {
+            if props.versions.is_some() {
+                let (line, col) = at(&props.name);
+                self.compat.push(CompatNote {
+                    kind: CompatKind::Unsupported,
+                    what: format!("versions of `{}`", props.name),
+                    detail: "model versions are not supported: only the unversioned model is built".into(),
+                    location: Some(Location::at(rel, line, col)),
+                });
+            }
+        }
+        file.models.append(&mut file.seeds);
+        file.models.append(&mut file.snapshots);
         for e in file.exposures {
             let (line, col) = at(&e.name);
             self.exposures.push((e, Location::at(rel, line, col)));
@@ -296,7 +576,11 @@ impl Project {
                     None,
                 ));
             }
-            self.props.insert(props.name.clone(), DeclaredProps { props, defined_at });
+            let config = match &props.config {
+                Some(map) => Some(self.yaml_config(map, &props.name, rel, &text, &defined_at)?),
+                None => None,
+            };
+            self.props.insert(props.name.clone(), DeclaredProps { props, config, defined_at });
         }
         for source in file.sources {
             for table in source.tables {
@@ -315,8 +599,24 @@ impl Project {
                 let mut tags = source.tags.0.clone();
                 tags.extend(table.tags.0);
                 let mut meta = source.meta.clone();
-                meta.extend(table.meta);
+                meta.extend(table.meta.clone());
                 let loaded_at_field = table.loaded_at_field.or(source.loaded_at_field.clone());
+                // dbt-duckdb reads files through `external_location`, in the
+                // table's or the source's meta or config, `{name}` standing
+                // for the table (or its identifier).
+                let external = |m: Option<&Map<String, Json>>| {
+                    m.and_then(|m| m.get("external_location")).and_then(Json::as_str).map(str::to_string)
+                };
+                let location = table.location.clone().or_else(|| {
+                    external(Some(&table.meta))
+                        .or_else(|| external(table.config.as_ref()))
+                        .or_else(|| external(Some(&source.meta)))
+                        .or_else(|| external(source.config.as_ref()))
+                        .map(|l| {
+                            let ident = table.identifier.clone().unwrap_or_else(|| table.name.clone());
+                            l.replace("{name}", &ident).replace("{identifier}", &ident)
+                        })
+                });
                 let freshness = table.freshness.or(source.freshness.clone());
                 if freshness.is_some() && loaded_at_field.is_none() {
                     return Err(ProjectError::invalid(
@@ -328,6 +628,7 @@ impl Project {
                         ),
                     ));
                 }
+                let format = table.format.or(source.format).unwrap_or_else(|| format_of(location.as_deref()));
                 self.sources.insert(
                     key,
                     SourceTable {
@@ -335,8 +636,8 @@ impl Project {
                         name: table.name,
                         description: table.description,
                         source_description: source.description.clone(),
-                        location_template: table.location,
-                        format: table.format.or(source.format).unwrap_or(FileFormat::Parquet),
+                        location_template: location,
+                        format,
                         has_header: table.has_header.unwrap_or(true),
                         delimiter: table.delimiter.unwrap_or(','),
                         meta,
@@ -345,12 +646,46 @@ impl Project {
                         tests,
                         loaded_at_field,
                         freshness,
+                        column_types: Map::new(),
                         defined_at,
                     },
                 );
             }
         }
         Ok(())
+    }
+
+    /// Reads a `config:` block of a YAML file; dbt keys wh does not use are
+    /// noted for the compatibility report.
+    fn yaml_config(
+        &mut self,
+        map: &Map<String, Json>,
+        model: &str,
+        rel: &Path,
+        text: &str,
+        defined_at: &Location,
+    ) -> Result<ConfigPatch, ProjectError> {
+        let mut plain = map.clone();
+        let notes = note_dbt_keys(
+            &mut plain,
+            |key| format!("{model}: config.{key}"),
+            |key| {
+                let (line, col) = find_in_text(text, &format!("{key}:")).unwrap_or((0, 0));
+                Location::at(rel, line, col)
+            },
+        );
+        self.compat.extend(notes);
+        serde_json::from_value(Json::Object(plain)).map_err(|err| {
+            let message = err.to_string();
+            let bad = message.strip_prefix("unknown field `").and_then(|r| r.split('`').next()).map(str::to_string);
+            let location = bad
+                .as_ref()
+                .and_then(|b| find_in_text(text, &format!("{b}:")))
+                .map(|(line, col)| Location::at(rel, line, col))
+                .unwrap_or_else(|| defined_at.clone());
+            let hint = bad.as_ref().and_then(|b| did_you_mean(b, CONFIG_KEYS.iter().copied()));
+            ProjectError::invalid(format!("invalid config of `{model}`: {message}"), location, hint)
+        })
     }
 
     /// Rejects YAML that describes models that do not exist, and exposures
@@ -388,9 +723,9 @@ impl Project {
 
     /// Returns the folder configs that apply to `model`, shallowest first.
     pub fn configs_for<'a>(&'a self, model: &'a ModelFile) -> impl Iterator<Item = &'a ConfigPatch> + 'a {
-        let mut fqn = model.folder.clone();
-        fqn.push(model.name.clone());
-        self.folder_configs.iter().filter(move |(path, _)| fqn.starts_with(path)).map(|(_, p)| p)
+        let fqn = model_fqn(model);
+        let configs = if model.seed { &self.seed_configs } else { &self.folder_configs };
+        configs.iter().filter(move |(path, _)| fqn.starts_with(path)).map(|(_, p)| p)
     }
 
     /// Returns the absolute warehouse root for a local target, or `None` for
@@ -405,16 +740,21 @@ impl Project {
     }
 }
 
-fn resolve_target(file: &ProjectFile, text: &str, overrides: &Overrides) -> Result<Target, ProjectError> {
+fn resolve_target(
+    file: &ProjectFile,
+    file_name: &'static str,
+    text: &str,
+    overrides: &Overrides,
+) -> Result<Target, ProjectError> {
     let name = overrides.target.clone().or_else(|| file.target.clone()).unwrap_or_else(|| "dev".into());
-    let (warehouse, threads, s3) = match file.targets.get(&name) {
-        Some(t) => (t.warehouse.clone(), t.threads, t.s3.clone()),
-        None if file.targets.is_empty() && name == "dev" => ("warehouse".to_string(), None, Default::default()),
+    let (warehouse, threads, schema, s3) = match file.targets.get(&name) {
+        Some(t) => (t.warehouse.clone(), t.threads, t.schema.clone(), t.s3.clone()),
+        None if file.targets.is_empty() && name == "dev" => ("warehouse".to_string(), None, None, Default::default()),
         None => {
             let (line, col) = find_in_text(text, "targets:").unwrap_or((0, 0));
             return Err(ProjectError::invalid(
                 format!("target `{name}` is not declared in `targets:`"),
-                Location::at(PROJECT_FILE, line, col),
+                Location::at(file_name, line, col),
                 did_you_mean(&name, file.targets.keys().map(String::as_str)).or_else(|| {
                     Some(format!("declared targets: {}", file.targets.keys().cloned().collect::<Vec<_>>().join(", ")))
                 }),
@@ -428,86 +768,207 @@ fn resolve_target(file: &ProjectFile, text: &str, overrides: &Overrides) -> Resu
         key.strip_prefix(name.as_str()).filter(|r| r.starts_with(':')).map(|_| (i + 1, l.len() - key.len() + 1))
     });
     let defined_at = match declared {
-        Some((line, col)) => Location::at(PROJECT_FILE, line, col),
-        None => Location::file(PROJECT_FILE),
+        Some((line, col)) => Location::at(file_name, line, col),
+        None => Location::file(file_name),
     };
-    Ok(Target { name, warehouse, threads, s3, defined_at })
+    let schema = schema.unwrap_or_else(|| "main".into());
+    Ok(Target { name, warehouse, threads, schema, s3, defined_at })
 }
 
-/// Flattens the `models:` tree of `wh_project.yml` into (folder path, patch).
-fn folder_configs(file: &ProjectFile, text: &str) -> Result<Vec<(Vec<String>, ConfigPatch)>, ProjectError> {
-    let mut out = Vec::new();
-    let mut top = Map::new();
-    for (key, value) in &file.models {
-        if key.starts_with('+') {
-            top.insert(key.clone(), value.clone());
-        } else if key == &file.name {
-            walk_config_tree(value, &mut Vec::new(), text, &mut out)?;
-        } else {
-            let (line, col) = find_in_text(text, &format!("{key}:")).unwrap_or((0, 0));
-            return Err(ProjectError::invalid(
-                format!("`models:` in {PROJECT_FILE} starts with `{key}`, which is not the project name `{}`", file.name),
-                Location::at(PROJECT_FILE, line, col),
-                Some(format!("nest folder configs under the project name, e.g. `models: {{{}: {{staging: {{+materialized: table}}}}}}`", file.name)),
-            ));
+/// A config tree of the project file (`models:` or `seeds:`) and how to
+/// read it.
+struct ConfigTree<'a> {
+    file_name: &'static str,
+    text: &'a str,
+    project: &'a str,
+    /// dbt's reading: config keys may be written without `+`, and trees of
+    /// other packages are noted, not refused.
+    dbt: bool,
+}
+
+impl ConfigTree<'_> {
+    /// Flattens a tree into (folder path, patch), shallowest first.
+    fn flatten(
+        &self,
+        kind: &str,
+        tree: &Map<String, Json>,
+        notes: &mut Vec<CompatNote>,
+    ) -> Result<Vec<(Vec<String>, ConfigPatch)>, ProjectError> {
+        let file_name = self.file_name;
+        let mut out = Vec::new();
+        let mut top = Map::new();
+        for (key, value) in tree {
+            if key.starts_with('+') || (self.dbt && is_config_key(key)) {
+                top.insert(key.clone(), value.clone());
+            } else if key == self.project {
+                self.walk(kind, value, &mut Vec::new(), &mut out, notes)?;
+            } else if self.dbt {
+                notes.push(CompatNote {
+                    kind: CompatKind::Ignored,
+                    what: format!("{kind}.{key}"),
+                    detail: format!("configs for the package `{key}`, which is not installed"),
+                    location: Some(self.at(&format!("{key}:"))),
+                });
+            } else {
+                return Err(ProjectError::invalid(
+                    format!("`{kind}:` in {file_name} starts with `{key}`, which is not the project name `{}`", self.project),
+                    self.at(&format!("{key}:")),
+                    Some(format!(
+                        "nest folder configs under the project name, e.g. `{kind}: {{{}: {{staging: {{+materialized: table}}}}}}`",
+                        self.project
+                    )),
+                ));
+            }
         }
-    }
-    if !top.is_empty() {
-        out.push((Vec::new(), patch_from(&top, text)?));
-    }
-    out.sort_by_key(|(path, _)| path.len());
-    Ok(out)
-}
-
-fn walk_config_tree(
-    node: &Json,
-    path: &mut Vec<String>,
-    text: &str,
-    out: &mut Vec<(Vec<String>, ConfigPatch)>,
-) -> Result<(), ProjectError> {
-    let Json::Object(map) = node else {
-        let (line, col) = path.last().and_then(|k| find_in_text(text, &format!("{k}:"))).unwrap_or((0, 0));
-        return Err(ProjectError::invalid(
-            format!("`models:` entry `{}` must be a mapping of `+config` keys and sub-folders", path.join(".")),
-            Location::at(PROJECT_FILE, line, col),
-            None,
-        ));
-    };
-    let configs: Map<String, Json> =
-        map.iter().filter(|(k, _)| k.starts_with('+')).map(|(k, v)| (k.clone(), v.clone())).collect();
-    if !configs.is_empty() {
-        out.push((path.clone(), patch_from(&configs, text)?));
-    }
-    for (key, child) in map.iter().filter(|(k, _)| !k.starts_with('+')) {
-        if CONFIG_KEYS.contains(&key.as_str()) {
-            let (line, col) = find_in_text(text, &format!("{key}:")).unwrap_or((0, 0));
-            return Err(ProjectError::invalid(
-                format!("`{key}` in `models:` is read as a folder name"),
-                Location::at(PROJECT_FILE, line, col),
-                Some(format!("configs in {PROJECT_FILE} take a `+` prefix: `+{key}`")),
-            ));
+        if !top.is_empty() {
+            out.push((Vec::new(), self.patch(kind, &[], top, notes)?));
         }
-        path.push(key.clone());
-        walk_config_tree(child, path, text, out)?;
-        path.pop();
+        out.sort_by_key(|(path, _)| path.len());
+        Ok(out)
     }
-    Ok(())
+
+    fn at(&self, needle: &str) -> Location {
+        let (line, col) = find_in_text(self.text, needle).unwrap_or((0, 0));
+        Location::at(self.file_name, line, col)
+    }
+
+    fn walk(
+        &self,
+        kind: &str,
+        node: &Json,
+        path: &mut Vec<String>,
+        out: &mut Vec<(Vec<String>, ConfigPatch)>,
+        notes: &mut Vec<CompatNote>,
+    ) -> Result<(), ProjectError> {
+        let Json::Object(map) = node else {
+            if node.is_null() {
+                return Ok(());
+            }
+            return Err(ProjectError::invalid(
+                format!("`{kind}:` entry `{}` must be a mapping of `+config` keys and sub-folders", path.join(".")),
+                path.last().map(|k| self.at(&format!("{k}:"))).unwrap_or_else(|| Location::file(self.file_name)),
+                None,
+            ));
+        };
+        let is_config = |k: &str| k.starts_with('+') || (self.dbt && is_config_key(k));
+        let configs: Map<String, Json> =
+            map.iter().filter(|(k, _)| is_config(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        if !configs.is_empty() {
+            out.push((path.clone(), self.patch(kind, path, configs, notes)?));
+        }
+        for (key, child) in map.iter().filter(|(k, _)| !is_config(k)) {
+            if CONFIG_KEYS.contains(&key.as_str()) {
+                return Err(ProjectError::invalid(
+                    format!("`{key}` in `{kind}:` is read as a folder name"),
+                    self.at(&format!("{key}:")),
+                    Some(format!("configs in {} take a `+` prefix: `+{key}`", self.file_name)),
+                ));
+            }
+            path.push(key.clone());
+            self.walk(kind, child, path, out, notes)?;
+            path.pop();
+        }
+        Ok(())
+    }
+
+    fn patch(
+        &self,
+        kind: &str,
+        path: &[String],
+        configs: Map<String, Json>,
+        notes: &mut Vec<CompatNote>,
+    ) -> Result<ConfigPatch, ProjectError> {
+        let mut plain: Map<String, Json> =
+            configs.iter().map(|(k, v)| (k.trim_start_matches('+').to_string(), v.clone())).collect();
+        let prefix: Vec<String> = std::iter::once(kind.to_string()).chain(path.iter().cloned()).collect();
+        let prefix = prefix.join(".");
+        notes.extend(note_dbt_keys(&mut plain, |key| format!("{prefix}.+{key}"), |key| self.at(&format!("{key}:"))));
+        serde_json::from_value(Json::Object(plain)).map_err(|err| {
+            let message = err.to_string();
+            let bad = message.strip_prefix("unknown field `").and_then(|r| r.split('`').next()).map(str::to_string);
+            let location = bad.as_ref().map(|b| self.at(b)).unwrap_or_else(|| Location::file(self.file_name));
+            let hint = bad
+                .as_ref()
+                .and_then(|b| did_you_mean(b, CONFIG_KEYS.iter().copied()))
+                .map(|h| h.replacen('`', "`+", 1));
+            ProjectError::invalid(format!("invalid config in `{kind}:`: {message}"), location, hint)
+        })
+    }
 }
 
-fn patch_from(configs: &Map<String, Json>, text: &str) -> Result<ConfigPatch, ProjectError> {
-    let plain: Map<String, Json> =
-        configs.iter().map(|(k, v)| (k.trim_start_matches('+').to_string(), v.clone())).collect();
-    serde_json::from_value(Json::Object(plain)).map_err(|err| {
-        let message = err.to_string();
-        let bad = message.strip_prefix("unknown field `").and_then(|r| r.split('`').next()).map(str::to_string);
-        let (line, col) = bad.as_ref().and_then(|b| find_in_text(text, &format!("+{b}"))).unwrap_or((0, 0));
-        let hint =
-            bad.as_ref().and_then(|b| did_you_mean(b, CONFIG_KEYS.iter().copied())).map(|h| h.replacen('`', "`+", 1));
-        ProjectError::invalid(
-            format!("invalid model config in `models:`: {message}"),
-            Location::at(PROJECT_FILE, line, col),
-            hint,
-        )
+/// Tells whether a key of a dbt config tree, written without `+`, is a
+/// config rather than a folder.
+fn is_config_key(key: &str) -> bool {
+    CONFIG_KEYS.contains(&key) || config::DBT_UNUSED_KEYS.contains(&key) || config::DBT_UNSUPPORTED_KEYS.contains(&key)
+}
+
+/// Removes the dbt config keys `wh` does not use from a config map (keys
+/// without `+`), noting each: `what` names it, `at` places it.
+pub fn note_dbt_keys(
+    map: &mut Map<String, Json>,
+    what: impl Fn(&str) -> String,
+    at: impl Fn(&str) -> Location,
+) -> Vec<CompatNote> {
+    config::take_dbt_only_keys(map)
+        .into_iter()
+        .map(|key| CompatNote {
+            kind: if config::DBT_UNSUPPORTED_KEYS.contains(&key.as_str()) {
+                CompatKind::Unsupported
+            } else {
+                CompatKind::Ignored
+            },
+            what: what(&key),
+            detail: dbt_key_detail(&key),
+            location: Some(at(&key)),
+        })
+        .collect()
+}
+
+/// What the compatibility report says of a dbt config key `wh` does not use.
+pub fn dbt_key_detail(key: &str) -> String {
+    match key {
+        "pre-hook" | "post-hook" | "pre_hook" | "post_hook" => {
+            "hooks run SQL against a database; wh does not run them".into()
+        }
+        "incremental_predicates" => "not applied: the merge considers every published row".into(),
+        "schema" | "database" => "accepted; tables land at <folder>/<model>.parquet whatever the schema".into(),
+        "alias" => "accepted; the table keeps the model's name".into(),
+        "persist_docs" | "docs" => "accepted; descriptions are in the manifest and the docs site".into(),
+        _ => "accepted; it has no effect on what wh builds".into(),
+    }
+}
+
+/// The format a location's extension names (`.csv`: CSV), else Parquet.
+fn format_of(location: Option<&str>) -> FileFormat {
+    let ext = location.unwrap_or_default().trim().rsplit('.').next().unwrap_or_default().to_ascii_lowercase();
+    match ext.trim_end_matches(['*', '}', ' ']) {
+        "csv" => FileFormat::Csv,
+        _ => FileFormat::Parquet,
+    }
+}
+
+/// Returns a model's path in the config tree: its folders and its name.
+fn model_fqn(model: &ModelFile) -> Vec<String> {
+    let mut fqn: Vec<String> = if model.seed { model.folder[1..].to_vec() } else { model.folder.clone() };
+    fqn.push(model.name.clone());
+    fqn
+}
+
+/// Renders `{{ doc("name") }}` in a description.
+fn render_description(text: &str, docs: &BTreeMap<String, String>) -> Result<String, (String, Option<String>)> {
+    let mut env = minijinja::Environment::new();
+    let blocks = docs.clone();
+    env.add_function("doc", move |name: String| {
+        blocks.get(&name).cloned().ok_or_else(|| {
+            minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("unknown docs block `{name}`"))
+        })
+    });
+    env.render_str(text, ()).map_err(|e| {
+        let message = e.detail().unwrap_or("template error").to_string();
+        let name = message.strip_prefix("unknown docs block `").and_then(|r| r.split('`').next()).unwrap_or("");
+        let hint = did_you_mean(name, docs.keys().map(String::as_str))
+            .or_else(|| Some("define it in a .md file under a docs path: {% docs name %} ... {% enddocs %}".into()));
+        (format!("description: {message}"), hint)
     })
 }
 

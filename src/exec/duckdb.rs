@@ -1,0 +1,305 @@
+//! DuckDB's SQL on DataFusion, for dbt projects written for DuckDB: its
+//! parser dialect, its function names where DataFusion has the same function
+//! under another name, and its arithmetic where DataFusion would quietly
+//! compute something else (`/` on integers).
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{DFSchema, Result};
+use datafusion::config::Dialect;
+use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
+use datafusion::logical_expr::{binary_expr, cast, ExprSchemable, Operator};
+use datafusion::prelude::{Expr, SessionConfig, SessionContext};
+use datafusion::sql::sqlparser::ast::BinaryOperator;
+
+/// Which SQL a session reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SqlDialect {
+    /// DataFusion's own (wh projects).
+    #[default]
+    DataFusion,
+    /// DuckDB's (dbt projects).
+    DuckDb,
+}
+
+/// Sets DuckDB's parser dialect on a session config.
+///
+/// Left at DataFusion's generic dialect, which reads DuckDB's `::` casts,
+/// `//`, `interval 1 hour` and `filter (where ...)`: sqlparser's DuckDB
+/// dialect reads `f(a = b)` as a named argument, which broke
+/// `bool_or(kind = 'refund')`.
+pub fn configure(config: &mut SessionConfig) {
+    config.options_mut().sql_parser.dialect = Dialect::Generic;
+}
+
+/// Registers DuckDB's function names and arithmetic on a session.
+pub fn register(ctx: &SessionContext) {
+    use datafusion::functions::datetime;
+    // Same functions, DuckDB's names: strftime(ts, fmt) is to_char(ts, fmt)
+    // (chrono's % formats are strftime's); strptime(text, fmt) is
+    // to_timestamp(text, fmt).
+    ctx.register_udf(datetime::to_char().as_ref().clone().with_aliases(["strftime"]));
+    let options = ctx.copied_config();
+    ctx.register_udf(datetime::to_timestamp(options.options()).as_ref().clone().with_aliases(["strptime"]));
+    ctx.register_udf(datafusion::functions::unicode::character_length().as_ref().clone().with_aliases(["len"]));
+    ctx.register_udf(datafusion::functions::regex::regexp_like().as_ref().clone().with_aliases(["regexp_matches"]));
+    for udf in date_udfs() {
+        ctx.register_udf(udf);
+    }
+    let state = ctx.state_ref();
+    let mut state = state.write();
+    let _ = datafusion::execution::FunctionRegistry::register_expr_planner(&mut *state, Arc::new(DuckDbArithmetic));
+}
+
+/// DuckDB's division: `/` on numbers gives a DOUBLE (DuckDB 0.8 and later),
+/// where DataFusion truncates integers and keeps decimals; `//` divides
+/// integers (truncating toward zero) and, as DuckDB does, divides others
+/// as DOUBLE without flooring.
+#[derive(Debug)]
+struct DuckDbArithmetic;
+
+impl ExprPlanner for DuckDbArithmetic {
+    fn plan_binary_op(&self, expr: RawBinaryExpr, schema: &DFSchema) -> Result<PlannerResult<RawBinaryExpr>> {
+        let integers = |e: &Expr| e.get_type(schema).map(|t| t.is_integer()).unwrap_or(false);
+        let numbers = |e: &Expr| e.get_type(schema).map(|t| t.is_numeric()).unwrap_or(false);
+        match expr.op {
+            BinaryOperator::Divide if numbers(&expr.left) && numbers(&expr.right) => {
+                let left = cast(expr.left, DataType::Float64);
+                let right = cast(expr.right, DataType::Float64);
+                Ok(PlannerResult::Planned(binary_expr(left, Operator::Divide, right)))
+            }
+            BinaryOperator::DuckIntegerDivide | BinaryOperator::MyIntegerDivide => {
+                if integers(&expr.left) && integers(&expr.right) {
+                    return Ok(PlannerResult::Planned(binary_expr(expr.left, Operator::Divide, expr.right)));
+                }
+                let quotient = binary_expr(
+                    cast(expr.left, DataType::Float64),
+                    Operator::Divide,
+                    cast(expr.right, DataType::Float64),
+                );
+                Ok(PlannerResult::Planned(quotient))
+            }
+            _ => Ok(PlannerResult::Original(expr)),
+        }
+    }
+}
+
+/// DuckDB date functions DataFusion does not have, with DuckDB's results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum DateFn {
+    /// `date_diff(part, start, end)`: partition boundaries crossed.
+    DateDiff,
+    /// `year(ts)`, `month(ts)`, ...: one field as BIGINT.
+    Field(DateField),
+    DayName,
+    MonthName,
+    /// `last_day(date)`: the month's last day.
+    LastDay,
+}
+
+/// Fields DuckDB extracts with a function of their name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum DateField {
+    Year,
+    Quarter,
+    Month,
+    Day,
+    Hour,
+    Minute,
+    Second,
+    DayOfWeek,
+    IsoDow,
+    DayOfYear,
+    Week,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct DuckDateUdf {
+    name: &'static str,
+    aliases: Vec<String>,
+    function: DateFn,
+    signature: datafusion::logical_expr::Signature,
+}
+
+/// The date functions, by DuckDB name.
+fn date_udfs() -> Vec<datafusion::logical_expr::ScalarUDF> {
+    use DateField::*;
+    let fields = [
+        ("year", Year),
+        ("quarter", Quarter),
+        ("month", Month),
+        ("day", Day),
+        ("hour", Hour),
+        ("minute", Minute),
+        ("second", Second),
+        ("dayofweek", DayOfWeek),
+        ("isodow", IsoDow),
+        ("dayofyear", DayOfYear),
+        ("week", Week),
+    ];
+    let mut out: Vec<(&'static str, Vec<&str>, DateFn)> =
+        vec![("date_diff", vec!["datediff"], DateFn::DateDiff), ("dayname", vec![], DateFn::DayName)];
+    out.push(("monthname", vec![], DateFn::MonthName));
+    out.push(("last_day", vec![], DateFn::LastDay));
+    out.extend(fields.into_iter().map(|(n, f)| (n, vec![], DateFn::Field(f))));
+    out.into_iter()
+        .map(|(name, aliases, function)| {
+            datafusion::logical_expr::ScalarUDF::new_from_impl(DuckDateUdf {
+                name,
+                aliases: aliases.into_iter().map(str::to_string).collect(),
+                function,
+                signature: datafusion::logical_expr::Signature::variadic_any(
+                    datafusion::logical_expr::Volatility::Immutable,
+                ),
+            })
+        })
+        .collect()
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for DuckDateUdf {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn aliases(&self) -> &[String] {
+        &self.aliases
+    }
+
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        let arity = if self.function == DateFn::DateDiff { 3 } else { 1 };
+        if args.len() != arity {
+            return datafusion::common::plan_err!("{}() takes {arity} argument(s), got {}", self.name, args.len());
+        }
+        Ok(match self.function {
+            DateFn::DateDiff | DateFn::Field(_) => DataType::Int64,
+            DateFn::DayName | DateFn::MonthName => DataType::Utf8,
+            DateFn::LastDay => DataType::Date32,
+        })
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> Result<datafusion::logical_expr::ColumnarValue> {
+        use datafusion::arrow::array::{Array, ArrayRef, AsArray, Date32Array, Int64Array, StringArray};
+        use datafusion::arrow::compute::cast;
+        use datafusion::arrow::datatypes::{TimeUnit, TimestampMicrosecondType};
+        use datafusion::logical_expr::ColumnarValue;
+        let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let micros = DataType::Timestamp(TimeUnit::Microsecond, None);
+        let times = |a: &ArrayRef| -> Result<ArrayRef> { Ok(cast(a, &micros)?) };
+        let at = |v: i64| chrono::DateTime::from_timestamp_micros(v).map(|d| d.naive_utc());
+        let out: ArrayRef = match self.function {
+            DateFn::DateDiff => {
+                let part = cast(&arrays[0], &DataType::Utf8)?;
+                let part = part.as_string::<i32>();
+                let (a, b) = (times(&arrays[1])?, times(&arrays[2])?);
+                let (a, b) =
+                    (a.as_primitive::<TimestampMicrosecondType>(), b.as_primitive::<TimestampMicrosecondType>());
+                let mut values = Vec::with_capacity(a.len());
+                for i in 0..a.len() {
+                    if part.is_null(i) || a.is_null(i) || b.is_null(i) {
+                        values.push(None);
+                        continue;
+                    }
+                    values.push(Some(date_diff(part.value(i), a.value(i), b.value(i))?));
+                }
+                std::sync::Arc::new(Int64Array::from(values))
+            }
+            function => {
+                let t = times(&arrays[0])?;
+                let t = t.as_primitive::<TimestampMicrosecondType>();
+                let each = |i: usize| if t.is_null(i) { None } else { at(t.value(i)) };
+                match function {
+                    DateFn::Field(f) => {
+                        std::sync::Arc::new((0..t.len()).map(|i| each(i).map(|d| field(f, d))).collect::<Int64Array>())
+                    }
+                    DateFn::DayName => std::sync::Arc::new(
+                        (0..t.len()).map(|i| each(i).map(|d| d.format("%A").to_string())).collect::<StringArray>(),
+                    ),
+                    DateFn::MonthName => std::sync::Arc::new(
+                        (0..t.len()).map(|i| each(i).map(|d| d.format("%B").to_string())).collect::<StringArray>(),
+                    ),
+                    _ => std::sync::Arc::new(
+                        (0..t.len())
+                            .map(|i| each(i).map(|d| days_since_epoch(last_day(d.date()))))
+                            .collect::<Date32Array>(),
+                    ),
+                }
+            }
+        };
+        if scalar {
+            return Ok(ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?));
+        }
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+fn days_since_epoch(d: chrono::NaiveDate) -> i32 {
+    (d - chrono::NaiveDate::default()).num_days() as i32
+}
+
+fn last_day(d: chrono::NaiveDate) -> chrono::NaiveDate {
+    use chrono::Datelike;
+    let (y, m) = if d.month() == 12 { (d.year() + 1, 1) } else { (d.year(), d.month() + 1) };
+    chrono::NaiveDate::from_ymd_opt(y, m, 1).and_then(|n| n.pred_opt()).unwrap_or(d)
+}
+
+fn field(f: DateField, d: chrono::NaiveDateTime) -> i64 {
+    use chrono::{Datelike, Timelike};
+    let small = match f {
+        DateField::Year => return d.year() as i64,
+        DateField::Quarter => d.month0() / 3 + 1,
+        DateField::Month => d.month(),
+        DateField::Day => d.day(),
+        DateField::Hour => d.hour(),
+        DateField::Minute => d.minute(),
+        DateField::Second => d.second(),
+        DateField::DayOfWeek => d.weekday().num_days_from_sunday(),
+        DateField::IsoDow => d.weekday().number_from_monday(),
+        DateField::DayOfYear => d.ordinal(),
+        DateField::Week => d.iso_week().week(),
+    };
+    small as i64
+}
+
+/// DuckDB's `date_diff`: how many boundaries of `part` lie between two
+/// times (microseconds since the epoch).
+fn date_diff(part: &str, a: i64, b: i64) -> Result<i64> {
+    use chrono::Datelike;
+    let to = |v: i64| chrono::DateTime::from_timestamp_micros(v).map(|d| d.naive_utc()).unwrap_or_default();
+    let (x, y) = (to(a), to(b));
+    let unit = |size: i64| b.div_euclid(size) - a.div_euclid(size);
+    let part = part.trim().to_ascii_lowercase();
+    Ok(match part.as_str() {
+        "year" | "years" | "yr" | "yrs" | "y" | "yy" | "yyyy" => (y.year() - x.year()) as i64,
+        "quarter" | "quarters" | "q" => {
+            let q = |d: chrono::NaiveDateTime| d.year() as i64 * 4 + (d.month0() / 3) as i64;
+            q(y) - q(x)
+        }
+        "month" | "months" | "mon" | "mons" => {
+            let m = |d: chrono::NaiveDateTime| d.year() as i64 * 12 + d.month0() as i64;
+            m(y) - m(x)
+        }
+        // Whole weeks of days, as DuckDB counts them (not Mondays crossed).
+        "week" | "weeks" | "w" => (y.date() - x.date()).num_days() / 7,
+        "day" | "days" | "d" | "dayofmonth" => (y.date() - x.date()).num_days(),
+        "hour" | "hours" | "h" | "hr" | "hrs" => unit(3_600_000_000),
+        "minute" | "minutes" | "min" | "mins" | "m" => unit(60_000_000),
+        "second" | "seconds" | "sec" | "secs" | "s" => unit(1_000_000),
+        "millisecond" | "milliseconds" | "ms" | "msec" => unit(1_000),
+        "microsecond" | "microseconds" | "us" | "usec" => b - a,
+        _ => {
+            return datafusion::common::exec_err!(
+                "date_diff: unknown date part `{part}` (year, quarter, month, week, day, hour, minute, second, \
+                 millisecond, microsecond)"
+            )
+        }
+    })
+}
