@@ -106,3 +106,83 @@ fn run_query_fails_clearly_at_compile_time() {
     assert!(err.contains("run_query() runs a query while compiling"), "{err}");
     assert!(err.contains("models/q.sql:1"), "{err}");
 }
+
+#[test]
+fn seed_types_are_inferred_from_every_row() {
+    let p = TempProject::empty();
+    p.write("dbt_project.yml", "name: demo\n");
+    let mut csv = String::from("id,price\n");
+    for i in 1..=1500 {
+        csv.push_str(&format!("{i},{i}\n"));
+    }
+    csv.push_str("1501,2.5\n");
+    p.write("seeds/prices.csv", &csv);
+    p.write(
+        "models/total.sql",
+        "select sum(price) as total, '{{ target.schema }}' as schema from {{ ref('prices') }}\n",
+    );
+    let out = p.wh(&["build"]);
+    assert_exit(&out, 0);
+    let rows = read_rows(&p.path().join("warehouse/total.parquet"));
+    assert_eq!(rows, table(&[&["1125752.5", "main"]]));
+}
+
+#[test]
+fn jinja_as_dbt_users_write_it() {
+    let p = TempProject::empty();
+    p.write("dbt_project.yml", "name: demo\nvars:\n  demo:\n    regions: [eu, us]\n");
+    p.write(
+        "macros/dispatch.sql",
+        "{% macro greeting(name) %}{{ return(adapter.dispatch('greeting')(name)) }}{% endmacro %}\n\
+         {% macro default__greeting(name) %}'hello {{ name }}'{% endmacro %}\n\
+         {% macro duckdb__greeting(name) %}'hi {{ name }}'{% endmacro %}\n\
+         {% macro wrap() %}({{ caller() }}){% endmacro %}\n",
+    );
+    p.write(
+        "models/m.sql",
+        "{#- a comment -#}\n\
+         {%- set xs = var('regions') -%}\n\
+         {%- set ns = namespace(total=0) -%}\n\
+         {%- for x in xs %}{% set ns.total = ns.total + loop.index %}{% endfor -%}\n\
+         select\n\
+         {%- for x in xs %}\n    '{{ x | upper }}' as r{{ loop.index }}{{ ',' if not loop.last }}\n{%- endfor %},\n\
+         {{ ns.total }} as total,\n\
+         '{{ xs | join(\"+\") }}' as j, '{{ \"AbC\" | lower }}' as l, '{{ \"a-b\" | replace(\"-\", \"_\") }}' as r,\n\
+         '{{ var(\"missing\", \"d\") }}' as d, '{{ undefined_name | default(\"u\") }}' as u, {{ xs | length }} as n,\n\
+         '{{ \"  t  \" | trim }}' as t, '{{ {\"k\": 1} | tojson }}' as js, {{ \"true\" | as_bool }} as b,\n\
+         {{ \"42\" | as_number + 1 }} as num, '{{ \"a b\".split(\" \") | last }}' as py,\n\
+         {{ greeting('you') }} as g, {% call wrap() %}1 + 1{% endcall %} as w,\n\
+         '{{ run_started_at.strftime(\"%Y\") | length }}' as y, {{ invocation_id | length }} as id_len,\n\
+         '{{ env_var(\"WH_DBT_TEST_UNSET\", \"fallback\") }}' as e, '{{ target.name }}.{{ target.schema }}' as tg,\n\
+         '{{ this }}' as me\n",
+    );
+    let out = p.wh(&["build"]);
+    assert_exit(&out, 0);
+    let rows = read_rows(&p.path().join("warehouse/m.parquet"));
+    assert_eq!(
+        rows,
+        table(&[&[
+            "EU",
+            "US",
+            "3",
+            "eu+us",
+            "abc",
+            "a_b",
+            "d",
+            "u",
+            "2",
+            "t",
+            "{\"k\":1}",
+            "true",
+            "43",
+            "b",
+            "hi you",
+            "2",
+            "4",
+            "36",
+            "fallback",
+            "dev.main",
+            "\"m\"",
+        ]])
+    );
+}

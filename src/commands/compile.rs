@@ -38,6 +38,9 @@ pub fn write_compiled(
             write(&dir.join(path), format!("{sql}\n").as_bytes())?;
         }
     }
+    for (path, sql) in &compiled.analyses {
+        write(&dir.join(path), format!("{sql}\n").as_bytes())?;
+    }
     let manifest = artifacts::manifest(inv, compiled, &settings.project.exposures, lineage);
     let path = settings.target_dir().join("manifest.json");
     artifacts::write_json(&path, &manifest).map_err(|source| Error::Io { path, source })

@@ -51,6 +51,7 @@ fn counts(compiled: &Compiled) -> BTreeMap<String, usize> {
     }
     out.insert("tests".into(), compiled.assertions.len());
     out.insert("sources".into(), compiled.sources.keys().filter(|k| !k.starts_with("wh_seeds.")).count());
+    out.insert("analyses".into(), compiled.analyses.len());
     out
 }
 
@@ -84,6 +85,9 @@ fn text_report(
         get("snapshot")
     ));
     out.push_str(&format!("  {} tests, {} sources\n", get("tests"), get("sources")));
+    if !compiled.analyses.is_empty() {
+        out.push_str(&format!("  {} analyses, compiled to target/compiled/ and not run\n", compiled.analyses.len()));
+    }
     let sections = [
         (CompatKind::Mapped, "Mapped (read and given a wh meaning)"),
         (CompatKind::Ignored, "Ignored (accepted, no effect on what is built)"),

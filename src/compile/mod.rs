@@ -123,6 +123,8 @@ pub struct Compiled {
     pub assertions: Vec<Assertion>,
     /// The project's compatibility notes and those found while rendering.
     pub compat: Vec<CompatNote>,
+    /// Analyses, rendered: their paths and SQL (compiled, never run).
+    pub analyses: Vec<(PathBuf, String)>,
 }
 
 /// Returns the SQL relation a model renders to.
@@ -296,7 +298,8 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
     }
     drop_disabled(&mut models)?;
     let assertions = assertions(project, &env, &rec, &models)?;
-    Ok(Compiled { project_name: project.name.clone(), models, sources, assertions, compat })
+    let analyses = analyses(project, &env, &rec, &models)?;
+    Ok(Compiled { project_name: project.name.clone(), models, sources, assertions, compat, analyses })
 }
 
 /// Resolves folder and YAML configs; `config()` in SQL is applied after
@@ -699,6 +702,36 @@ fn assertions(
             a.name = format!("{}_{}", a.name, n);
             a.unique_id = format!("test.{}.{}", project.name, a.name);
         }
+    }
+    Ok(out)
+}
+
+/// Renders the analyses; a `ref()` to a model that does not exist (or is
+/// disabled) is an error, as in a model.
+fn analyses(
+    project: &Project,
+    env: &Environment<'_>,
+    rec: &Shared,
+    models: &BTreeMap<String, CompiledModel>,
+) -> Result<Vec<(PathBuf, String)>, CompileError> {
+    let mut out = Vec::new();
+    for file in &project.analyses {
+        let name = file.path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+        *lock(rec) = Recorder { this: Some(name), ..Default::default() };
+        let sql = env.render_str(&file.text, context! {}).map_err(|e| {
+            let mut err = template_error(&e, rec, &file.path.to_string_lossy());
+            err.location.file = file.path.clone();
+            err
+        })?;
+        let recorded = std::mem::take(&mut *lock(rec));
+        if let Some(missing) = recorded.refs.iter().find(|r| !models.contains_key(*r)) {
+            return Err(CompileError {
+                message: format!("analysis `{}` references model `{missing}`, which is disabled", file.path.display()),
+                location: Location::file(&file.path),
+                hint: Some(format!("enable `{missing}` or remove the reference")),
+            });
+        }
+        out.push((file.path.clone(), sql.trim().to_string()));
     }
     Ok(out)
 }

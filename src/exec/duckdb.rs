@@ -29,8 +29,13 @@ pub enum SqlDialect {
 /// `//`, `interval 1 hour` and `filter (where ...)`: sqlparser's DuckDB
 /// dialect reads `f(a = b)` as a named argument, which broke
 /// `bool_or(kind = 'refund')`.
+///
+/// NULLs sort last in both directions, as in DuckDB (DataFusion, like
+/// Postgres, puts them first in descending order: `row_number() over
+/// (order by x desc)` would quietly number differently).
 pub fn configure(config: &mut SessionConfig) {
     config.options_mut().sql_parser.dialect = Dialect::Generic;
+    config.options_mut().sql_parser.default_null_ordering = "nulls_last".to_string();
 }
 
 /// Registers DuckDB's function names and arithmetic on a session.

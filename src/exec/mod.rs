@@ -103,6 +103,9 @@ pub struct TableOutput {
     pub spilled_bytes: usize,
 }
 
+/// Rows a seed's column types are inferred from (all of any seed).
+const SEED_INFER_ROWS: usize = 10_000_000;
+
 /// Tables up to this size (in Arrow memory) stay in memory for their
 /// readers; larger ones are read back from their files.
 pub const HOLD_BYTES: usize = 256 << 20;
@@ -214,6 +217,12 @@ impl Engine {
         let parquet = ParquetReadOptions { file_extension: &ext, ..Default::default() };
         let csv =
             CsvReadOptions::new().has_header(table.has_header).delimiter(table.delimiter as u8).file_extension(&ext);
+        // Seeds are small: their types are inferred from every row, so that a
+        // decimal on row 5,000 does not fail a column inferred as integer.
+        let csv = match table.source == crate::project::SEED_SOURCE {
+            true => csv.schema_infer_max_records(SEED_INFER_ROWS),
+            false => csv,
+        };
         // Declared column types (a seed's `column_types`) replace the
         // inferred ones before a value is parsed: "01234" stays a string.
         let declared = match table.format {

@@ -25,6 +25,9 @@ pub struct ProjectFile {
     /// Folders of `{% snapshot %}` blocks.
     #[serde(default = "default_snapshot_paths")]
     pub snapshot_paths: Vec<String>,
+    /// Folders of analyses: SQL compiled to `target/compiled/`, never run.
+    #[serde(default = "default_analysis_paths")]
+    pub analysis_paths: Vec<String>,
     /// Folders of CSV seeds.
     #[serde(default = "default_seed_paths")]
     pub seed_paths: Vec<String>,
@@ -159,6 +162,9 @@ fn default_test_paths() -> Vec<String> {
 }
 fn default_snapshot_paths() -> Vec<String> {
     vec!["snapshots".into()]
+}
+fn default_analysis_paths() -> Vec<String> {
+    vec!["analyses".into()]
 }
 fn default_seed_paths() -> Vec<String> {
     vec!["seeds".into()]

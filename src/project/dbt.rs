@@ -108,7 +108,7 @@ pub fn load(root: &Path, text: &str, overrides: &Overrides) -> Result<(ProjectFi
         notes.push(CompatNote { kind, what: what.to_string(), detail, location: Some(at(key)) });
     };
 
-    let ignored: [(&str, bool); 14] = [
+    let ignored: [(&str, bool); 13] = [
         ("analyses", file.analyses.is_some()),
         ("require-dbt-version", file.require_dbt_version.is_some()),
         ("clean-targets", file.clean_targets.is_some()),
@@ -119,7 +119,6 @@ pub fn load(root: &Path, text: &str, overrides: &Overrides) -> Result<(ProjectFi
         ("query-comment", file.query_comment.is_some()),
         ("restrict-access", file.restrict_access.is_some()),
         ("config-version", file.config_version.is_some()),
-        ("analysis-paths", file.analysis_paths.is_some()),
         ("sources", file.sources.is_some()),
         ("exposures", file.exposures.is_some()),
         ("tests", file.tests.is_some() || file.data_tests.is_some()),
@@ -127,7 +126,6 @@ pub fn load(root: &Path, text: &str, overrides: &Overrides) -> Result<(ProjectFi
     for (key, present) in ignored {
         if present {
             let detail = match key {
-                "analysis-paths" => "analyses are compiled by dbt, never run; wh leaves them out".to_string(),
                 "tests" => "project-level test configs (severity, store_failures) are not applied; \
                             set severity on each test"
                     .to_string(),
@@ -202,6 +200,7 @@ pub fn load(root: &Path, text: &str, overrides: &Overrides) -> Result<(ProjectFi
         test_paths: paths(file.test_paths, "tests"),
         snapshot_paths: paths(file.snapshot_paths, "snapshots"),
         seed_paths: paths(file.seed_paths, "seeds"),
+        analysis_paths: paths(file.analysis_paths, "analyses"),
         docs_paths: file.docs_paths,
         target_path: file.target_path.unwrap_or_else(config::default_target_path),
         vars,

@@ -173,6 +173,8 @@ pub struct Project {
     pub test_paths: Vec<String>,
     pub models: BTreeMap<String, ModelFile>,
     pub macros: Vec<MacroFile>,
+    /// Analyses (a path and its text, as macro files): compiled, never run.
+    pub analyses: Vec<MacroFile>,
     pub props: BTreeMap<String, DeclaredProps>,
     pub sources: BTreeMap<String, SourceTable>,
     /// Folder configs from `wh_project.yml`, shallowest first.
@@ -246,6 +248,7 @@ impl Project {
             test_paths: file.test_paths.clone(),
             models: BTreeMap::new(),
             macros: Vec::new(),
+            analyses: Vec::new(),
             props: BTreeMap::new(),
             sources: BTreeMap::new(),
             folder_configs,
@@ -281,6 +284,12 @@ impl Project {
                 }
                 let text = read(&root.join(&rel))?;
                 project.macros.push(MacroFile { path: rel, text });
+            }
+        }
+        for analysis_path in &file.analysis_paths {
+            for rel in files_under(root, analysis_path, &["sql"])? {
+                let text = read(&root.join(&rel))?;
+                project.analyses.push(MacroFile { path: rel, text });
             }
         }
         // dbt reads generic tests from `generic/` under the test paths too.

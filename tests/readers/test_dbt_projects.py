@@ -172,6 +172,11 @@ def test_jaffle_shop_builds_unchanged_and_equals_duckdb(tmp_path):
     assert any("is_positive" in i for i in ids)
     assert any("raw_customers" in i for i in ids)
 
+    # Analyses are compiled, not run.
+    analysis = (project / "target" / "compiled" / "analyses" / "orders_by_month.sql").read_text()
+    assert 'from "orders"' in analysis, analysis
+    assert not list(warehouse.rglob("orders_by_month*"))
+
     # Doc blocks reach the manifest.
     orders = manifest["nodes"]["model.jaffle_shop.orders"]
     assert orders["columns"]["status"]["description"].startswith("Orders can be one of the following statuses")
@@ -227,7 +232,7 @@ def test_compat_report_lists_what_is_mapped_ignored_and_unsupported(tmp_path):
     assert "DuckDB path `jaffle_shop.duckdb` -> Parquet warehouse folder `jaffle_shop/`" in report, report
     assert "post_hook" in report and "unsupported" in report.lower(), report
     assert "persist_docs" in report, report
-    assert "analysis-paths" in report, report
+    assert "1 analyses, compiled to target/compiled/ and not run" in report, report
     as_json = json.loads(wh(project, "debug", "--compat", "--format", "json").stdout)
     kinds = {n["what"]: n["kind"] for n in as_json["notes"]}
     assert kinds["config(post_hook=...)"] == "unsupported"
