@@ -14,6 +14,8 @@
 //! - order_items: 1% exact duplicates; 2% quantity <= 0 (returns);
 //!   `quantity` is DOUBLE holding whole numbers.
 
+pub mod cdp;
+
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;

@@ -21,6 +21,15 @@ struct Args {
     /// Write the golden example of SPEC §2 instead.
     #[arg(long)]
     golden: bool,
+    /// Write the customer data platform's sources (crm_customers,
+    /// marketing_leads, web_events, pos_tickets) and their answer file
+    /// (cdp_truth.parquet) instead; 1 is 10,000 people.
+    #[arg(long, conflicts_with = "golden")]
+    cdp: bool,
+    /// With --cdp: the small hand-made population every linking rule
+    /// meets (precision and recall 1 when resolved right), not a scale.
+    #[arg(long, requires = "cdp")]
+    fixture: bool,
 }
 
 fn main() -> ExitCode {
@@ -37,6 +46,30 @@ fn main() -> ExitCode {
     if args.scale.is_nan() || args.scale <= 0.0 {
         eprintln!("error: --scale must be greater than 0");
         return ExitCode::from(2);
+    }
+    if args.cdp {
+        let written = match args.fixture {
+            true => wh::datagen::cdp::fixture(&args.out),
+            false => wh::datagen::cdp::generate(&args.out, args.scale, args.seed),
+        };
+        return match written {
+            Ok(c) => {
+                eprintln!(
+                    "Wrote {} people as {} CRM customers, {} leads, {} web events, {} tickets to {}",
+                    c.people,
+                    c.crm_customers,
+                    c.marketing_leads,
+                    c.web_events,
+                    c.pos_tickets,
+                    args.out.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot write to `{}`: {e}", args.out.display());
+                ExitCode::from(1)
+            }
+        };
     }
     match wh::datagen::generate(&args.out, args.scale, args.seed) {
         Ok(c) => {

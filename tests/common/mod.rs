@@ -32,7 +32,7 @@ impl TempProject {
     /// Copies the example project's files into a new temp dir.
     pub fn example() -> TempProject {
         let dir = tempfile::tempdir().expect("tempdir");
-        for item in ["wh_project.yml", "sources.yml", "models", "macros", "snapshots"] {
+        for item in ["wh_project.yml", "sources.yml", "models", "macros", "snapshots", "data/cdp"] {
             copy(&repo().join(item), &dir.path().join(item));
         }
         TempProject { dir }

@@ -16,7 +16,7 @@ def copy_example(dest):
     """Copies the example project's files (no data, no warehouse) to dest."""
     for item in ["wh_project.yml", "sources.yml"]:
         shutil.copy(ROOT / item, dest / item)
-    for item in ["models", "macros", "snapshots"]:
+    for item in ["models", "macros", "snapshots", "data/cdp"]:
         shutil.copytree(ROOT / item, dest / item)
     return dest
 

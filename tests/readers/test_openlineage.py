@@ -80,7 +80,7 @@ def test_every_event_is_valid_and_delivered(delivered):
     parent = written[0]["run"]["runId"]
     children = [e for e in written if e["job"]["name"] != "shop.invocation"]
     models = [e for e in children if not e["job"]["name"].endswith(".test")]
-    assert len(models) == 36  # 18 models and snapshots x (START, COMPLETE)
+    assert len(models) == 62  # 31 models and snapshots x (START, COMPLETE)
     for e in children:
         assert e["run"]["facets"]["parent"]["run"]["runId"] == parent
 

@@ -1,0 +1,432 @@
+//! The customer data platform's raw sources: one population of people seen,
+//! messily, by four systems, and the answer file that says who is who.
+//!
+//! Scale 1 is 10,000 people. Each person has a name, usually an email
+//! (92%) and a phone (85%), at least one of the two; 3% share their phone
+//! with the person before them (a household) but never an email, and the
+//! records of household members always carry their email. They appear in:
+//! - `crm_customers` (60%): crm id, name, email (95%), phone (80%),
+//!   address; 2% of them have a second account (another crm id);
+//! - `marketing_leads` (45%): one or two leads with email (90%) or phone,
+//!   a campaign and consent flags (the latest lead's consent is the
+//!   person's);
+//! - `web_events` (50%): 3 to 15 events over 1 or 2 devices and up to 3
+//!   cookies per device; people seen elsewhere log in (their email on a
+//!   quarter of the events, at least once per device used); 10% of people are
+//!   anonymous visitors seen only there, who never log in;
+//! - `pos_tickets` (40%): tickets carrying a till customer id (loyalty
+//!   card, 70% of them), an email or a phone, at least one of them; a
+//!   card's first ticket also carries an email or phone (its registration).
+//!
+//! Emails vary in case and surrounding spaces, and 3% of records that
+//! carry another identifier have an invalid email; phones come in five
+//! formats (`+34 612 345 678`, `0034612345678`, `612-345-678`,
+//! `(+34) 612 34 56 78`, `612345678`). `cdp_truth.parquet` gives the
+//! person behind every record: (source, record_id, person_id).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::{write_table, DOMAINS, FIRST, LAST};
+
+/// Row counts of the generated sources.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CdpCounts {
+    pub people: usize,
+    pub crm_customers: usize,
+    pub marketing_leads: usize,
+    pub web_events: usize,
+    pub pos_tickets: usize,
+}
+
+struct Person {
+    first: String,
+    last: String,
+    /// Canonical (lower case) email.
+    email: Option<String>,
+    /// Nine national digits.
+    phone: Option<String>,
+    /// Shares the phone with another person (a household): every record
+    /// of theirs carries their email, so the data shows the conflict.
+    shared_phone: bool,
+    consent: bool,
+}
+
+#[derive(Default)]
+struct Tables {
+    crm: Vec<(i64, String, Option<String>, Option<String>, String)>,
+    leads: Vec<(i64, String, Option<String>, Option<String>, i64, String, bool)>,
+    events: Vec<(i64, String, String, Option<String>, String, String, Option<i64>, i64)>,
+    tickets: Vec<(i64, Option<i64>, Option<String>, Option<String>, i64, i64, f64)>,
+    truth: Vec<(&'static str, String, i64)>,
+}
+
+const CAMPAIGNS: &[&str] = &["spring_sale", "newsletter", "black_friday", "loyalty", "webinar"];
+const PAGES: &[&str] = &["/", "/search", "/product", "/cart", "/checkout", "/account"];
+const EVENT_TYPES: &[&str] = &["page_view", "page_view", "page_view", "add_to_cart", "search", "purchase"];
+const STREETS: &[&str] = &["Calle Mayor", "Gran Vía", "Avenida del Mar", "Calle Luna", "Paseo del Prado"];
+
+/// 2024-01-01 00:00:00 UTC in microseconds.
+const START: i64 = 1_704_067_200_000_000;
+const DAY: i64 = 86_400_000_000;
+
+/// Generates the four CDP sources and the answer file at `scale` into `out`.
+pub fn generate(out: &Path, scale: f64, seed: u64) -> std::io::Result<CdpCounts> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xcd9);
+    let n = ((10_000.0 * scale).round() as usize).max(10);
+    let mut people: Vec<Person> = Vec::with_capacity(n);
+    for i in 0..n {
+        let first = FIRST[rng.random_range(0..FIRST.len())].to_string();
+        let last = LAST[rng.random_range(0..LAST.len())].to_string();
+        let household = i > 0 && rng.random_bool(0.03) && people[i - 1].phone.is_some();
+        let phone = if household {
+            people[i - 1].phone.clone()
+        } else {
+            rng.random_bool(0.85).then(|| format!("6{:08}", rng.random_range(0..100_000_000u32)))
+        };
+        // Everybody can be reached somehow: no email means a phone.
+        let email = (household || phone.is_none() || rng.random_bool(0.92)).then(|| {
+            let user = super::ascii(&format!("{}.{}{}", first, last, i)).to_lowercase();
+            format!("{user}@{}", DOMAINS[rng.random_range(0..DOMAINS.len())])
+        });
+        if household {
+            people[i - 1].shared_phone = true;
+            if people[i - 1].email.is_none() {
+                let user = super::ascii(&format!("{}.{}{}", people[i - 1].first, people[i - 1].last, i - 1));
+                people[i - 1].email = Some(format!("{}@{}", user.to_lowercase(), DOMAINS[0]));
+            }
+        }
+        people.push(Person { first, last, email, phone, shared_phone: household, consent: rng.random_bool(0.6) });
+    }
+    let mut t = Tables::default();
+    let (mut crm_id, mut lead_id, mut event_id, mut ticket_id, mut till_id) = (1000i64, 1i64, 1i64, 1i64, 500i64);
+    for (p, person) in people.iter().enumerate() {
+        let pid = p as i64 + 1;
+        let anonymous = rng.random_bool(0.10);
+        let mut in_crm = !anonymous && rng.random_bool(0.60);
+        let in_leads = !anonymous && rng.random_bool(0.45);
+        let in_web = anonymous || rng.random_bool(0.50);
+        let in_pos = !anonymous && rng.random_bool(0.40);
+        if !anonymous && !(in_crm || in_leads || in_web || in_pos) {
+            in_crm = true;
+        }
+        let name = |rng: &mut ChaCha8Rng| {
+            let n = format!("{} {}", person.first, person.last);
+            match rng.random_range(0..4) {
+                0 => format!("  {n} "),
+                1 => n.to_uppercase(),
+                _ => n,
+            }
+        };
+        if in_crm {
+            let accounts = if rng.random_bool(0.02) { 2 } else { 1 };
+            for _ in 0..accounts {
+                let mut email = person
+                    .email
+                    .as_ref()
+                    .filter(|_| person.shared_phone || rng.random_bool(0.95))
+                    .map(|e| messy_email(e, &mut rng));
+                let mut phone =
+                    person.phone.as_ref().filter(|_| rng.random_bool(0.80)).map(|ph| messy_phone(ph, &mut rng));
+                if email.is_none() {
+                    // A phone alone only for people without an email.
+                    email = person.email.clone();
+                    phone = phone.or_else(|| person.phone.clone());
+                }
+                if phone.is_some() && email.is_some() && !person.shared_phone && rng.random_bool(0.03) {
+                    email = email.map(|e| e.replace('@', " at "));
+                }
+                crm_id += 1;
+                let address =
+                    format!("{} {}, Madrid", STREETS[rng.random_range(0..STREETS.len())], rng.random_range(1..200));
+                t.crm.push((crm_id, name(&mut rng), email, phone, address));
+                t.truth.push(("crm_customers", crm_id.to_string(), pid));
+            }
+        }
+        if in_leads {
+            for _ in 0..rng.random_range(1..=2) {
+                let mut email = person
+                    .email
+                    .as_ref()
+                    .filter(|_| person.shared_phone || rng.random_bool(0.90))
+                    .map(|e| messy_email(e, &mut rng));
+                let mut phone =
+                    person.phone.as_ref().filter(|_| rng.random_bool(0.50)).map(|ph| messy_phone(ph, &mut rng));
+                if email.is_none() {
+                    // A phone alone only for people without an email.
+                    email = person.email.clone();
+                    phone = phone.or_else(|| person.phone.clone());
+                }
+                let created = START + rng.random_range(0..300) * DAY + rng.random_range(0..DAY);
+                let campaign = CAMPAIGNS[rng.random_range(0..CAMPAIGNS.len())].to_string();
+                t.leads.push((lead_id, name(&mut rng), email, phone, created, campaign, person.consent));
+                t.truth.push(("marketing_leads", lead_id.to_string(), pid));
+                lead_id += 1;
+            }
+        }
+        if in_web {
+            let logs_in = !anonymous && person.email.is_some();
+            // A known person without an email cannot log in: no web trail.
+            if anonymous || logs_in {
+                // Anonymous visitors use one device: nothing ties two together.
+                let devices: Vec<String> = (0..if anonymous { 1 } else { rng.random_range(1..=2) })
+                    .map(|d| format!("dev-{pid:06}-{d}-{:04x}", rng.random_range(0..65536u32)))
+                    .collect();
+                let first = t.events.len();
+                for _ in 0..rng.random_range(3..=15) {
+                    let d = rng.random_range(0..devices.len());
+                    let cookie = format!("ck-{pid:06}-{d}-{}", rng.random_range(0..3));
+                    let login = logs_in && rng.random_bool(0.25);
+                    let email = login.then(|| person.email.clone()).flatten();
+                    let kind = EVENT_TYPES[rng.random_range(0..EVENT_TYPES.len())].to_string();
+                    let page = PAGES[rng.random_range(0..PAGES.len())].to_string();
+                    let product = (kind != "search").then(|| rng.random_range(1..200));
+                    let ts = START + rng.random_range(0..330) * DAY + rng.random_range(0..DAY);
+                    t.events.push((event_id, cookie, devices[d].clone(), email, kind, page, product, ts));
+                    t.truth.push(("web_events", event_id.to_string(), pid));
+                    event_id += 1;
+                }
+                // Every device of a person who logs in saw a login once.
+                if logs_in {
+                    for device in &devices {
+                        let mine = || t.events[first..].iter().filter(|e| &e.2 == device);
+                        if mine().any(|e| e.3.is_none()) && !mine().any(|e| e.3.is_some()) {
+                            if let Some(e) = t.events[first..].iter_mut().find(|e| &e.2 == device) {
+                                e.3 = person.email.clone();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if in_pos {
+            let card = rng.random_bool(0.70).then(|| {
+                till_id += 1;
+                till_id
+            });
+            for n in 0..rng.random_range(1..=6) {
+                // The card's first ticket registers it: an email or phone too.
+                let mut till = if n == 0 { card } else { card.filter(|_| rng.random_bool(0.90)) };
+                let mut email = person
+                    .email
+                    .as_ref()
+                    .filter(|_| person.shared_phone || rng.random_bool(0.2))
+                    .map(|e| messy_email(e, &mut rng));
+                let mut phone =
+                    person.phone.as_ref().filter(|_| rng.random_bool(0.2)).map(|ph| messy_phone(ph, &mut rng));
+                if email.is_none() && phone.is_some() {
+                    email = person.email.clone();
+                }
+                if n == 0 && card.is_some() && email.is_none() && phone.is_none() {
+                    email = person.email.clone();
+                    phone = if email.is_none() { person.phone.clone() } else { None };
+                }
+                if till.is_none() && email.is_none() && phone.is_none() {
+                    till = card;
+                    if till.is_none() {
+                        email = person.email.clone();
+                        phone = if email.is_none() { person.phone.clone() } else { None };
+                    }
+                }
+                if till.is_none() && email.is_none() && phone.is_none() {
+                    continue;
+                }
+                let ts = START + rng.random_range(0..330) * DAY + rng.random_range(0..DAY);
+                let amount = (rng.random_range(300..20_000) as f64) / 100.0;
+                t.tickets.push((ticket_id, till, email, phone, ts, rng.random_range(1..200), amount));
+                t.truth.push(("pos_tickets", ticket_id.to_string(), pid));
+                ticket_id += 1;
+            }
+        }
+    }
+    write_tables(out, &t)?;
+    Ok(CdpCounts {
+        people: n,
+        crm_customers: t.crm.len(),
+        marketing_leads: t.leads.len(),
+        web_events: t.events.len(),
+        pos_tickets: t.tickets.len(),
+    })
+}
+
+fn messy_email(email: &str, rng: &mut ChaCha8Rng) -> String {
+    match rng.random_range(0..5) {
+        0 => email.to_uppercase(),
+        1 => format!("  {email} "),
+        2 => {
+            let mut c = email.chars();
+            c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+        }
+        _ => email.to_string(),
+    }
+}
+
+fn messy_phone(national: &str, rng: &mut ChaCha8Rng) -> String {
+    let d = national;
+    match rng.random_range(0..5) {
+        0 => format!("+34 {} {} {}", &d[0..3], &d[3..6], &d[6..9]),
+        1 => format!("0034{d}"),
+        2 => format!("{}-{}-{}", &d[0..3], &d[3..6], &d[6..9]),
+        3 => format!("(+34) {} {} {} {}", &d[0..3], &d[3..5], &d[5..7], &d[7..9]),
+        _ => d.to_string(),
+    }
+}
+
+fn strings(values: impl Iterator<Item = Option<String>>) -> ArrayRef {
+    Arc::new(values.collect::<StringArray>())
+}
+
+fn micros(values: impl Iterator<Item = i64>) -> ArrayRef {
+    Arc::new(TimestampMicrosecondArray::from(values.collect::<Vec<_>>()))
+}
+
+fn write_tables(out: &Path, t: &Tables) -> std::io::Result<()> {
+    std::fs::create_dir_all(out)?;
+    write_table(
+        &out.join("crm_customers.parquet"),
+        vec![
+            ("crm_id", Arc::new(Int64Array::from_iter_values(t.crm.iter().map(|r| r.0))) as ArrayRef),
+            ("name", strings(t.crm.iter().map(|r| Some(r.1.clone())))),
+            ("email", strings(t.crm.iter().map(|r| r.2.clone()))),
+            ("phone", strings(t.crm.iter().map(|r| r.3.clone()))),
+            ("address", strings(t.crm.iter().map(|r| Some(r.4.clone())))),
+        ],
+    )?;
+    write_table(
+        &out.join("marketing_leads.parquet"),
+        vec![
+            ("lead_id", Arc::new(Int64Array::from_iter_values(t.leads.iter().map(|r| r.0))) as ArrayRef),
+            ("name", strings(t.leads.iter().map(|r| Some(r.1.clone())))),
+            ("email", strings(t.leads.iter().map(|r| r.2.clone()))),
+            ("phone", strings(t.leads.iter().map(|r| r.3.clone()))),
+            ("created_at", micros(t.leads.iter().map(|r| r.4))),
+            ("campaign", strings(t.leads.iter().map(|r| Some(r.5.clone())))),
+            ("marketing_consent", Arc::new(t.leads.iter().map(|r| Some(r.6)).collect::<BooleanArray>())),
+        ],
+    )?;
+    write_table(
+        &out.join("web_events.parquet"),
+        vec![
+            ("event_id", Arc::new(Int64Array::from_iter_values(t.events.iter().map(|r| r.0))) as ArrayRef),
+            ("cookie_id", strings(t.events.iter().map(|r| Some(r.1.clone())))),
+            ("device_id", strings(t.events.iter().map(|r| Some(r.2.clone())))),
+            ("email", strings(t.events.iter().map(|r| r.3.clone()))),
+            ("event_type", strings(t.events.iter().map(|r| Some(r.4.clone())))),
+            ("page", strings(t.events.iter().map(|r| Some(r.5.clone())))),
+            ("product_id", Arc::new(t.events.iter().map(|r| r.6).collect::<Int64Array>())),
+            ("event_at", micros(t.events.iter().map(|r| r.7))),
+        ],
+    )?;
+    write_table(
+        &out.join("pos_tickets.parquet"),
+        vec![
+            ("ticket_id", Arc::new(Int64Array::from_iter_values(t.tickets.iter().map(|r| r.0))) as ArrayRef),
+            ("till_customer_id", Arc::new(t.tickets.iter().map(|r| r.1).collect::<Int64Array>())),
+            ("email", strings(t.tickets.iter().map(|r| r.2.clone()))),
+            ("phone", strings(t.tickets.iter().map(|r| r.3.clone()))),
+            ("sold_at", micros(t.tickets.iter().map(|r| r.4))),
+            ("product_id", Arc::new(Int64Array::from_iter_values(t.tickets.iter().map(|r| r.5)))),
+            ("amount", Arc::new(Float64Array::from_iter_values(t.tickets.iter().map(|r| r.6)))),
+        ],
+    )?;
+    write_table(
+        &out.join("cdp_truth.parquet"),
+        vec![
+            ("source", strings(t.truth.iter().map(|r| Some(r.0.to_string())))),
+            ("record_id", strings(t.truth.iter().map(|r| Some(r.1.clone())))),
+            ("person_id", Arc::new(Int64Array::from_iter_values(t.truth.iter().map(|r| r.2)))),
+        ],
+    )
+}
+
+/// Writes a small hand-made population where every rule matters once: case
+/// and spaces in emails, five phone formats, a household sharing a phone,
+/// a person without an email linked by phone, an invalid email rescued by
+/// a phone, two CRM accounts of one person, a loyalty card, cookies and a
+/// device joined by a login, an anonymous visitor. Resolved right, its
+/// pairwise precision and recall are both 1.
+pub fn fixture(out: &Path) -> std::io::Result<CdpCounts> {
+    let s = |v: &str| Some(v.to_string());
+    let mut t = Tables::default();
+    let crm: &[(i64, &str, Option<String>, Option<String>, i64)] = &[
+        (1001, "Ana Pérez", s("  ANA.PEREZ@EMAIL.COM "), s("+34 612 000 001"), 1),
+        (1002, "Bruno Díaz", s("bruno.diaz@mail.net"), s("0034612000002"), 2),
+        (1003, "Carla Díaz", s("CARLA.DIAZ@MAIL.NET"), s("612000002"), 3),
+        (1004, "Diego Ruiz", None, s("612000004"), 4),
+        (1006, "Fede Soto", s("fede@correo.es"), None, 6),
+        (1007, "Gema Luna", s("gema at mail.net"), s("612-000-007"), 7),
+        (1008, "Hugo Vega", s("hugo.vega@shop.org"), None, 8),
+        (1009, "  HUGO VEGA ", s("Hugo.Vega@Shop.org"), s("612000008"), 8),
+    ];
+    for (id, name, email, phone, person) in crm {
+        t.crm.push((*id, name.to_string(), email.clone(), phone.clone(), "Calle Mayor 1, Madrid".into()));
+        t.truth.push(("crm_customers", id.to_string(), *person));
+    }
+    let leads: &[(i64, Option<String>, Option<String>, bool, i64)] = &[
+        (1, s("ana.perez@email.com"), None, true, 1),
+        (2, s("carla.diaz@mail.net"), s("(+34) 612 00 00 02"), false, 3),
+        (3, None, s("0034612000004"), true, 4),
+        (4, s("gema@mail.net"), s("+34 612 000 007"), true, 7),
+    ];
+    for (id, email, phone, consent, person) in leads {
+        t.leads.push((
+            *id,
+            "lead".into(),
+            email.clone(),
+            phone.clone(),
+            START + id * DAY,
+            "newsletter".into(),
+            *consent,
+        ));
+        t.truth.push(("marketing_leads", id.to_string(), *person));
+    }
+    let events: &[(i64, &str, &str, Option<String>, i64)] = &[
+        (1, "ck-a1", "dev-a", None, 1),
+        (2, "ck-a2", "dev-a", s("ana.perez@email.com"), 1),
+        (3, "ck-a1", "dev-a", None, 1),
+        (4, "ck-e1", "dev-e", None, 5),
+        (5, "ck-e2", "dev-e", None, 5),
+        (6, "ck-e1", "dev-e", None, 5),
+        (7, "ck-i1", "dev-i", s("ines@correo.es"), 9),
+        (8, "ck-i2", "dev-i", None, 9),
+    ];
+    for (id, cookie, device, email, person) in events {
+        t.events.push((
+            *id,
+            cookie.to_string(),
+            device.to_string(),
+            email.clone(),
+            "page_view".into(),
+            "/".into(),
+            None,
+            START + id * DAY,
+        ));
+        t.truth.push(("web_events", id.to_string(), *person));
+    }
+    let tickets: &[(i64, Option<i64>, Option<String>, Option<String>, i64)] = &[
+        (1, Some(501), s("ana.perez@email.com"), None, 1),
+        (2, Some(501), None, None, 1),
+        (3, None, s("bruno.diaz@mail.net"), s("612-000-002"), 2),
+        (4, None, None, s("+34 612 000 004"), 4),
+        (5, Some(502), s("INES@correo.es"), None, 9),
+        (6, Some(502), None, None, 9),
+    ];
+    for (id, till, email, phone, person) in tickets {
+        t.tickets.push((*id, *till, email.clone(), phone.clone(), START + id * DAY, 7, 10.0 * *id as f64));
+        t.truth.push(("pos_tickets", id.to_string(), *person));
+    }
+    write_tables(out, &t)?;
+    Ok(CdpCounts {
+        people: 9,
+        crm_customers: t.crm.len(),
+        marketing_leads: t.leads.len(),
+        web_events: t.events.len(),
+        pos_tickets: t.tickets.len(),
+    })
+}
