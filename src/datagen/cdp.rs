@@ -58,12 +58,23 @@ struct Person {
     consent: bool,
 }
 
+/// A CRM row: crm id, name, email, phone, address.
+type CrmRow = (i64, String, Option<String>, Option<String>, String);
+/// A lead: lead id, name, email, phone, created at, campaign, consent.
+type LeadRow = (i64, String, Option<String>, Option<String>, i64, String, bool);
+/// A web event: event id, cookie, device, login email, type, page, product,
+/// time.
+type EventRow = (i64, String, String, Option<String>, String, String, Option<i64>, i64);
+/// A ticket: ticket id, till customer id, email, phone, time, product, amount.
+type TicketRow = (i64, Option<i64>, Option<String>, Option<String>, i64, i64, f64);
+
 #[derive(Default)]
 struct Tables {
-    crm: Vec<(i64, String, Option<String>, Option<String>, String)>,
-    leads: Vec<(i64, String, Option<String>, Option<String>, i64, String, bool)>,
-    events: Vec<(i64, String, String, Option<String>, String, String, Option<i64>, i64)>,
-    tickets: Vec<(i64, Option<i64>, Option<String>, Option<String>, i64, i64, f64)>,
+    crm: Vec<CrmRow>,
+    leads: Vec<LeadRow>,
+    events: Vec<EventRow>,
+    tickets: Vec<TicketRow>,
+    /// Source, record id, person id.
     truth: Vec<(&'static str, String, i64)>,
 }
 
@@ -113,7 +124,7 @@ pub fn generate(out: &Path, scale: f64, seed: u64) -> std::io::Result<CdpCounts>
         let in_leads = !anonymous && rng.random_bool(0.45);
         let in_web = anonymous || rng.random_bool(0.50);
         let in_pos = !anonymous && rng.random_bool(0.40);
-        if !anonymous && !(in_crm || in_leads || in_web || in_pos) {
+        if !(anonymous || in_crm || in_leads || in_web || in_pos) {
             in_crm = true;
         }
         let name = |rng: &mut ChaCha8Rng| {
@@ -353,73 +364,69 @@ fn write_tables(out: &Path, t: &Tables) -> std::io::Result<()> {
 /// pairwise precision and recall are both 1.
 pub fn fixture(out: &Path) -> std::io::Result<CdpCounts> {
     let s = |v: &str| Some(v.to_string());
+    let crm = |id: i64, name: &str, email: Option<String>, phone: Option<String>| -> CrmRow {
+        (id, name.to_string(), email, phone, "Calle Mayor 1, Madrid".to_string())
+    };
+    let lead = |id: i64, email: Option<String>, phone: Option<String>, consent: bool| -> LeadRow {
+        (id, "lead".into(), email, phone, START + id * DAY, "newsletter".into(), consent)
+    };
+    let event = |id: i64, cookie: &str, device: &str, email: Option<String>| -> EventRow {
+        (id, cookie.into(), device.into(), email, "page_view".into(), "/".into(), None, START + id * DAY)
+    };
+    let ticket = |id: i64, till: Option<i64>, email: Option<String>, phone: Option<String>| -> TicketRow {
+        (id, till, email, phone, START + id * DAY, 7, 10.0 * id as f64)
+    };
+    // (row, person)
+    let crm_rows = [
+        (crm(1001, "Ana Pérez", s("  ANA.PEREZ@EMAIL.COM "), s("+34 612 000 001")), 1),
+        (crm(1002, "Bruno Díaz", s("bruno.diaz@mail.net"), s("0034612000002")), 2),
+        (crm(1003, "Carla Díaz", s("CARLA.DIAZ@MAIL.NET"), s("612000002")), 3),
+        (crm(1004, "Diego Ruiz", None, s("612000004")), 4),
+        (crm(1006, "Fede Soto", s("fede@correo.es"), None), 6),
+        (crm(1007, "Gema Luna", s("gema at mail.net"), s("612-000-007")), 7),
+        (crm(1008, "Hugo Vega", s("hugo.vega@shop.org"), None), 8),
+        (crm(1009, "  HUGO VEGA ", s("Hugo.Vega@Shop.org"), s("612000008")), 8),
+    ];
+    let lead_rows = [
+        (lead(1, s("ana.perez@email.com"), None, true), 1),
+        (lead(2, s("carla.diaz@mail.net"), s("(+34) 612 00 00 02"), false), 3),
+        (lead(3, None, s("0034612000004"), true), 4),
+        (lead(4, s("gema@mail.net"), s("+34 612 000 007"), true), 7),
+    ];
+    let event_rows = [
+        (event(1, "ck-a1", "dev-a", None), 1),
+        (event(2, "ck-a2", "dev-a", s("ana.perez@email.com")), 1),
+        (event(3, "ck-a1", "dev-a", None), 1),
+        (event(4, "ck-e1", "dev-e", None), 5),
+        (event(5, "ck-e2", "dev-e", None), 5),
+        (event(6, "ck-e1", "dev-e", None), 5),
+        (event(7, "ck-i1", "dev-i", s("ines@correo.es")), 9),
+        (event(8, "ck-i2", "dev-i", None), 9),
+    ];
+    let ticket_rows = [
+        (ticket(1, Some(501), s("ana.perez@email.com"), None), 1),
+        (ticket(2, Some(501), None, None), 1),
+        (ticket(3, None, s("bruno.diaz@mail.net"), s("612-000-002")), 2),
+        (ticket(4, None, None, s("+34 612 000 004")), 4),
+        (ticket(5, Some(502), s("INES@correo.es"), None), 9),
+        (ticket(6, Some(502), None, None), 9),
+    ];
     let mut t = Tables::default();
-    let crm: &[(i64, &str, Option<String>, Option<String>, i64)] = &[
-        (1001, "Ana Pérez", s("  ANA.PEREZ@EMAIL.COM "), s("+34 612 000 001"), 1),
-        (1002, "Bruno Díaz", s("bruno.diaz@mail.net"), s("0034612000002"), 2),
-        (1003, "Carla Díaz", s("CARLA.DIAZ@MAIL.NET"), s("612000002"), 3),
-        (1004, "Diego Ruiz", None, s("612000004"), 4),
-        (1006, "Fede Soto", s("fede@correo.es"), None, 6),
-        (1007, "Gema Luna", s("gema at mail.net"), s("612-000-007"), 7),
-        (1008, "Hugo Vega", s("hugo.vega@shop.org"), None, 8),
-        (1009, "  HUGO VEGA ", s("Hugo.Vega@Shop.org"), s("612000008"), 8),
-    ];
-    for (id, name, email, phone, person) in crm {
-        t.crm.push((*id, name.to_string(), email.clone(), phone.clone(), "Calle Mayor 1, Madrid".into()));
-        t.truth.push(("crm_customers", id.to_string(), *person));
+    for (row, person) in crm_rows {
+        t.truth.push(("crm_customers", row.0.to_string(), person));
+        t.crm.push(row);
     }
-    let leads: &[(i64, Option<String>, Option<String>, bool, i64)] = &[
-        (1, s("ana.perez@email.com"), None, true, 1),
-        (2, s("carla.diaz@mail.net"), s("(+34) 612 00 00 02"), false, 3),
-        (3, None, s("0034612000004"), true, 4),
-        (4, s("gema@mail.net"), s("+34 612 000 007"), true, 7),
-    ];
-    for (id, email, phone, consent, person) in leads {
-        t.leads.push((
-            *id,
-            "lead".into(),
-            email.clone(),
-            phone.clone(),
-            START + id * DAY,
-            "newsletter".into(),
-            *consent,
-        ));
-        t.truth.push(("marketing_leads", id.to_string(), *person));
+    for (row, person) in lead_rows {
+        t.truth.push(("marketing_leads", row.0.to_string(), person));
+        t.leads.push(row);
     }
-    let events: &[(i64, &str, &str, Option<String>, i64)] = &[
-        (1, "ck-a1", "dev-a", None, 1),
-        (2, "ck-a2", "dev-a", s("ana.perez@email.com"), 1),
-        (3, "ck-a1", "dev-a", None, 1),
-        (4, "ck-e1", "dev-e", None, 5),
-        (5, "ck-e2", "dev-e", None, 5),
-        (6, "ck-e1", "dev-e", None, 5),
-        (7, "ck-i1", "dev-i", s("ines@correo.es"), 9),
-        (8, "ck-i2", "dev-i", None, 9),
-    ];
-    for (id, cookie, device, email, person) in events {
-        t.events.push((
-            *id,
-            cookie.to_string(),
-            device.to_string(),
-            email.clone(),
-            "page_view".into(),
-            "/".into(),
-            None,
-            START + id * DAY,
-        ));
-        t.truth.push(("web_events", id.to_string(), *person));
+    for (row, person) in event_rows {
+        t.truth.push(("web_events", row.0.to_string(), person));
+        t.events.push(row);
     }
-    let tickets: &[(i64, Option<i64>, Option<String>, Option<String>, i64)] = &[
-        (1, Some(501), s("ana.perez@email.com"), None, 1),
-        (2, Some(501), None, None, 1),
-        (3, None, s("bruno.diaz@mail.net"), s("612-000-002"), 2),
-        (4, None, None, s("+34 612 000 004"), 4),
-        (5, Some(502), s("INES@correo.es"), None, 9),
-        (6, Some(502), None, None, 9),
-    ];
-    for (id, till, email, phone, person) in tickets {
-        t.tickets.push((*id, *till, email.clone(), phone.clone(), START + id * DAY, 7, 10.0 * *id as f64));
-        t.truth.push(("pos_tickets", id.to_string(), *person));
+    for (row, person) in ticket_rows {
+        t.truth.push(("pos_tickets", row.0.to_string(), person));
+        t.tickets.push(row);
     }
     write_tables(out, &t)?;
     Ok(CdpCounts {
