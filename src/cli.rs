@@ -81,6 +81,17 @@ pub enum Command {
     Retry,
     /// Run the selected snapshots only (all of them without --select), as `dbt snapshot`.
     Snapshot,
+    /// Forget a person: remove every record carrying their identifiers from
+    /// every model through a rebuild, and write an audit record.
+    Forget {
+        /// TYPE:VALUE, e.g. email:ana@example.com or phone:+34612000001;
+        /// repeat for several.
+        #[arg(long = "identifier", required = true, num_args = 1)]
+        identifiers: Vec<String>,
+        /// Why (kept in the audit record), e.g. a request reference.
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Load the seeds (CSV files under the seed paths) into the warehouse, as `dbt seed`.
     Seed,
     /// Report on the project: with --compat, what wh will run of a dbt

@@ -99,6 +99,11 @@ pub fn checksum(model: &crate::compile::CompiledModel) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Returns the hex SHA-256 of some bytes.
+pub fn digest(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Returns whether normalized SQL calls a function whose result changes
 /// from run to run (the clock, random numbers).
 pub fn is_volatile(sql: &str) -> bool {
@@ -150,7 +155,14 @@ pub async fn source_identity(location: &str, stores: &Stores) -> String {
 }
 
 /// Computes every model's fingerprint, parents first.
-pub async fn fingerprints(compiled: &Compiled, graph: &Graph, stores: &Stores) -> BTreeMap<String, String> {
+/// `extra` adds to a model's identity what is enforced when it is written
+/// (its write policy, the forgotten identifiers it filters).
+pub async fn fingerprints(
+    compiled: &Compiled,
+    graph: &Graph,
+    stores: &Stores,
+    extra: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
     let mut sources: BTreeMap<&str, String> = BTreeMap::new();
     for (key, s) in &compiled.sources {
         sources.insert(key.as_str(), source_identity(&s.location, stores).await);
@@ -175,6 +187,9 @@ pub async fn fingerprints(compiled: &Compiled, graph: &Graph, stores: &Stores) -
             h.update(format!("\nincremental {}", normalize_sql(incremental)));
         }
         h.update(serde_json::to_string(&m.config).unwrap_or_default().as_bytes());
+        if let Some(e) = extra.get(name) {
+            h.update(format!("\nwritten under {e}"));
+        }
         for a in audits.get(name.as_str()).into_iter().flatten() {
             h.update(format!("\n{} {} {:?} {:?} {:?}", a.name, a.failing_sql, a.severity, a.warn_if, a.error_if));
             for d in &a.depends_on {

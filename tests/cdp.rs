@@ -126,3 +126,136 @@ fn components_scale_to_scale_10() {
     assert_eq!(converged.len(), 2);
     assert!(converged.iter().all(|r| r["status"] == "pass"), "{converged:?}");
 }
+
+/// The example project over the hand-made fixture, built.
+fn built_fixture() -> (TempProject, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    wh::datagen::cdp::fixture(data.path()).unwrap();
+    let p = example_with_tests();
+    build_cdp(&p, data.path());
+    (p, data)
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn public_marts_are_masked_and_marketing_keeps_consenting_profiles() {
+    let (p, _data) = built_fixture();
+    let dim = p.rows("cdp/marts/dim_customer_profile.parquet");
+    let by_id: HashMap<&String, &Vec<String>> = dim.iter().map(|r| (&r[0], r)).collect();
+    // mart_profile_360 is public: name, email and phone are hashed (pii
+    // reaches them along the lineage); the rest is as in the dimension.
+    let mart = p.rows("cdp/marts/mart_profile_360.parquet");
+    assert_eq!(mart.len(), 8);
+    for row in &mart {
+        let d = by_id[&row[0]];
+        for (masked, clear) in [(1, 1), (2, 2), (3, 3)] {
+            let expected = if d[clear] == "NULL" { "NULL".to_string() } else { sha256_hex(&d[clear]) };
+            assert_eq!(row[masked], expected, "{row:?} vs {d:?}");
+        }
+        assert_eq!(row[4], d[6], "channels are not personal");
+    }
+    // The dimension is internal: not masked.
+    assert!(dim.iter().any(|r| r[2] == "ana.perez@email.com"));
+
+    // mart_marketing_audience is tagged marketing: its SQL returns every
+    // profile with an email, only those with consent are written.
+    let audience = p.rows("cdp/marts/mart_marketing_audience.parquet");
+    let with_email = dim.iter().filter(|r| r[2] != "NULL").count();
+    let consenting: Vec<&String> = dim.iter().filter(|r| r[2] != "NULL" && r[12] == "true").map(|r| &r[0]).collect();
+    assert!(consenting.len() < with_email, "the fixture has people with an email and no consent");
+    assert_eq!(audience.iter().map(|r| &r[0]).collect::<Vec<_>>(), consenting);
+}
+
+#[test]
+fn check_names_the_path_of_pii_reaching_a_public_model_unmasked() {
+    let p = example_with_tests();
+    // Masking only on prod: on dev, nothing masks the public marts.
+    let project = std::fs::read_to_string(p.path().join("wh_project.yml")).unwrap();
+    p.write(
+        "wh_project.yml",
+        &project.replace("masking: {method: hash, access: [public]}", "masking: {method: hash, targets: [prod]}"),
+    );
+    p.write(
+        "models/cdp/marts/partner_export.sql",
+        "select profile_id, primary_email, encode(sha256(primary_email), 'hex') as email_key\n\
+         from {{ ref('dim_customer_profile') }}\n",
+    );
+    p.write(
+        "models/cdp/marts/_partner.yml",
+        "version: 2\nmodels:\n  - name: partner_export\n    description: Sent to a partner.\n    access: public\n\
+         \x20   meta: {owner: data-engineering, steward: privacy-office}\n    columns:\n\
+         \x20     - name: profile_id\n        description: Profile.\n        data_tests: [unique]\n\
+         \x20     - name: email_key\n        description: Pseudonymised email.\n        meta: {transformation: pseudonymised}\n",
+    );
+    let out = p.wh(&["check"]);
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "public model `partner_export` would publish `primary_email` unmasked: column `primary_email` carries `pii` \
+             along partner_export.primary_email <- dim_customer_profile.primary_email <- cdp_identity_records.email <- \
+             stg_cdp_crm_customers.email <- cdp.crm_customers.email"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("`email_key`"), "a pseudonymised column no longer carries pii:\n{err}");
+    assert!(err.contains("models/cdp/marts/_partner.yml:3"), "{err}");
+    // The shop's public marts state why their names stay: not reported.
+    assert!(!err.contains("customer_order_summary"), "{err}");
+
+    // With the masking back on dev, the check passes.
+    p.write("wh_project.yml", &project);
+    assert_exit(&p.wh(&["check"]), 0);
+}
+
+#[test]
+fn a_forgotten_person_is_gone_from_every_model_with_an_audit_record() {
+    let (p, data) = built_fixture();
+    let vars = format!("{{cdp_root: '{}'}}", data.path().display());
+    // Ana: CRM 1001, lead 1, three web events on dev-a, two tickets on card 501.
+    let ana = ["ana.perez@email.com", "+34612000001", "1001", "501", "ck-a1", "ck-a2", "dev-a"];
+    let cdp_tables: Vec<String> =
+        tables(&p.path().join("warehouse")).into_iter().filter(|t| t.starts_with("cdp/")).collect();
+    let holding = |p: &TempProject| -> Vec<String> {
+        cdp_tables
+            .iter()
+            .filter(|t| p.rows(t).iter().any(|r| r.iter().any(|c| ana.contains(&c.as_str()))))
+            .cloned()
+            .collect()
+    };
+    assert!(holding(&p).len() >= 8, "{:?}", holding(&p));
+    let before = p.rows("cdp/marts/dim_customer_profile.parquet").len();
+
+    let out =
+        p.wh(&["forget", "--identifier", "email: Ana.Perez@Email.com ", "--reason", "request 42", "--vars", &vars]);
+    assert_exit(&out, 0);
+    assert!(holding(&p).is_empty(), "still there: {:?}", holding(&p));
+    assert_eq!(p.rows("cdp/marts/dim_customer_profile.parquet").len(), before - 1);
+    // Nobody else lost a record: 26 records, Ana had 7.
+    assert_eq!(p.rows("cdp/identity/cdp_record_profiles.parquet").len(), 26 - 7);
+
+    let audits: Vec<std::path::PathBuf> =
+        std::fs::read_dir(p.path().join("warehouse/_wh/forget")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(audits.len(), 1);
+    let text = std::fs::read_to_string(&audits[0]).unwrap();
+    assert!(!text.contains("ana.perez"), "the audit record holds hashes, not identifiers: {text}");
+    let audit: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(audit["status"], "completed");
+    assert_eq!(audit["reason"], "request 42");
+    assert_eq!(audit["requested"][0]["sha256"], sha256_hex("ana.perez@email.com"));
+    assert_eq!(audit["profiles"], 1);
+    assert_eq!(audit["rows_removed"]["cdp_record_profiles"], 7);
+    assert_eq!(audit["rows_removed"]["stg_cdp_web_events"], 3);
+    assert_eq!(audit["identifiers_forgotten"]["cookie_id"], 2);
+
+    // A rebuild keeps her out; forgetting her again finds nobody.
+    assert_exit(&p.wh(&["build", "--full-refresh", "--select", "+tag:cdp", "--vars", &vars]), 0);
+    assert!(holding(&p).is_empty());
+    let again = p.wh(&["forget", "--identifier", "email:ana.perez@email.com", "--vars", &vars]);
+    assert_exit(&again, 1);
+    assert!(stderr(&again).contains("Nobody carries the given email"), "{}", stderr(&again));
+}

@@ -17,16 +17,17 @@ struct Finding {
     level: CheckLevel,
     message: String,
     location: Option<Location>,
+    hint: Option<String>,
 }
 
 /// Runs the rules; exit code 1 if an error-level rule is broken.
-pub fn execute(settings: &Settings) -> Result<ExitCode, Error> {
-    let (compiled, _) = compile_project(settings)?;
+pub async fn execute(settings: &Settings) -> Result<ExitCode, Error> {
+    let (compiled, graph) = compile_project(settings)?;
     let rules = settings.project.checks;
     let mut findings = Vec::new();
     let mut add = |rule: &'static str, level: CheckLevel, message: String, location: Option<Location>| {
         if level != CheckLevel::Off {
-            findings.push(Finding { rule, level, message, location });
+            findings.push(Finding { rule, level, message, location, hint: None });
         }
     };
     let meta_text = |meta: &serde_json::Map<String, Json>, key: &str| {
@@ -91,12 +92,51 @@ pub fn execute(settings: &Settings) -> Result<ExitCode, Error> {
             }
         }
     }
+    // Classes follow the column lineage (planned from source schemas):
+    // a public model gets none unmasked.
+    if rules.classified_column_public != CheckLevel::Off {
+        let warehouse = settings.warehouse()?;
+        let engine = crate::exec::Engine::with_stores(Some(1), None, &settings.stores(&compiled, &warehouse)?)
+            .with_dialect(settings.dialect());
+        let lineage = crate::lineage::project_lineage(&compiled, &graph, engine).await;
+        let policies = &settings.project.classification;
+        let classes = crate::lineage::classify::propagate(&compiled, &graph, &lineage, policies);
+        let target = &settings.project.target.name;
+        for e in crate::lineage::classify::public_exposures(&compiled, &classes, policies, target) {
+            let at = compiled.models[&e.model]
+                .props_at
+                .clone()
+                .or_else(|| Some(Location::file(&compiled.models[&e.model].path)));
+            findings.push(Finding {
+                rule: "classified-column-public",
+                level: rules.classified_column_public,
+                message: format!(
+                    "public model `{}` would publish `{}` unmasked: column `{}` carries `{}` along {}",
+                    e.model,
+                    e.column,
+                    e.column,
+                    e.class,
+                    e.path.join(" <- ")
+                ),
+                location: at,
+                hint: Some(format!(
+                    "mask it (`classification: {{{}: {{masking: {{method: hash}}}}}}` in {}), derive it with a \
+                     transformation the class lists in `removed_by` (meta: {{transformation: pseudonymised}}), or state \
+                     why it may stay (meta: {{unmasked_reason: ...}})",
+                    e.class, settings.project.file_name
+                )),
+            });
+        }
+    }
     let errors = findings.iter().filter(|f| f.level == CheckLevel::Error).count();
     for f in &findings {
         let level = if f.level == CheckLevel::Error { "error" } else { "warning" };
         let mut block = format!("{level}[{}]: {}\n", f.rule, f.message);
         if let Some(loc) = &f.location {
             block.push_str(&render_location(loc, &settings.project.root));
+        }
+        if let Some(hint) = &f.hint {
+            block.push_str(&format!("  hint: {hint}\n"));
         }
         eprint!("{block}");
     }

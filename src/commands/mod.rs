@@ -5,6 +5,7 @@ pub mod check;
 pub mod compile;
 pub mod debug;
 pub mod docs;
+pub mod forget;
 pub mod init;
 pub mod lineage;
 pub mod ls;
@@ -318,6 +319,9 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             settings.select = settings.select.and(&selector::parse(&["config.materialized:snapshot".to_string()])?);
             runtime.block_on(run::execute(&settings, "snapshot", false, None, false))
         }
+        Command::Forget { identifiers, reason } => {
+            runtime.block_on(forget::execute(Settings::resolve(shared, "forget")?, &identifiers, reason.as_deref()))
+        }
         Command::Seed => {
             let mut settings = Settings::resolve(shared, "seed")?;
             settings.select = settings.select.and(&selector::parse(&["config.materialized:seed".to_string()])?);
@@ -333,7 +337,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             runtime.block_on(test::execute(&Settings::resolve(shared, "test")?, junit.as_deref()))
         }
         Command::Compile => compile::execute(&Settings::resolve(shared, "compile")?),
-        Command::Check => check::execute(&Settings::resolve(shared, "check")?),
+        Command::Check => runtime.block_on(check::execute(&Settings::resolve(shared, "check")?)),
         Command::Report { out, runs } => {
             runtime.block_on(report::execute(&Settings::resolve(shared, "report")?, &out, runs))
         }

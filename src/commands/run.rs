@@ -257,8 +257,23 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
             None => settings.log(line),
         }
     };
+    // What is enforced when each model is written: masks of classified
+    // columns, consent, forgotten identifiers.
+    let classes = crate::lineage::classify::propagate(&compiled, &graph, &lineage, &settings.project.classification);
+    let policies = crate::exec::policy::policies(&settings.project, &compiled, &classes);
+    let forgotten = match warehouse.get(crate::exec::policy::FORGOTTEN_FILE).await {
+        Ok(Some(bytes)) => Some(crate::state::digest(&bytes)),
+        _ => None,
+    };
+    let extra: std::collections::BTreeMap<String, String> = policies
+        .iter()
+        .map(|(name, p)| {
+            let forgotten = if p.forget.is_empty() { None } else { forgotten.as_deref() };
+            (name.clone(), format!("{p:?} forgotten {forgotten:?}"))
+        })
+        .collect();
     // Up-to-date tables are reused, not rebuilt (see state.rs).
-    let fingerprints = state::fingerprints(&compiled, &graph, &stores).await;
+    let fingerprints = state::fingerprints(&compiled, &graph, &stores, &extra).await;
     let mut recorded = state::load(&warehouse).await;
     let mut compiled = compiled;
     state::fill_volume_baselines(&mut compiled.assertions, &recorded);
@@ -299,11 +314,20 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
                 .push(serde_json::json!({"source": f.source, "status": f.status.as_str(), "message": f.message}));
         }
     }
+    let engine = Engine::with_stores(None, settings.memory_limit, &stores).with_dialect(settings.dialect());
+    if policies.values().any(|p| !p.forget.is_empty()) {
+        let location = forgotten.as_ref().map(|_| warehouse.location(crate::exec::policy::FORGOTTEN_FILE));
+        engine.register_forgotten(location.as_deref()).await.map_err(|e| Error::Usage {
+            message: format!("cannot read the forgotten identifiers: {e}"),
+            hint: Some(format!("`{}` in the warehouse is written by `wh forget`", crate::exec::policy::FORGOTTEN_FILE)),
+        })?;
+    }
     let plan = RunPlan {
         compiled: &compiled,
         graph: &graph,
         selected: &selected,
-        engine: Engine::with_stores(None, settings.memory_limit, &stores).with_dialect(settings.dialect()),
+        engine,
+        policies,
         warehouse: warehouse.clone(),
         compiled_dir: settings.project.target_path.join("compiled"),
         threads,

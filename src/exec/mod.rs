@@ -6,6 +6,7 @@ pub mod contract;
 pub mod duckdb;
 pub mod incremental;
 pub mod partitioned;
+pub mod policy;
 pub mod publish;
 pub mod runner;
 

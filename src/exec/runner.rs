@@ -97,6 +97,9 @@ pub struct RunPlan<'a> {
     pub full_refresh: bool,
     /// The invocation's start: the time snapshots record.
     pub now: DateTime<Utc>,
+    /// What is enforced when each model is written (models without one are
+    /// not listed).
+    pub policies: BTreeMap<String, super::policy::WritePolicy>,
 }
 
 /// What a run produced: model results and every assertion outcome.
@@ -267,6 +270,11 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(Event)) -> RunOutput 
                 reuse: plan.reuse.contains(&name),
                 full_refresh: plan.full_refresh,
                 now: plan.now,
+                policy: plan.policies.get(&name).cloned().unwrap_or_default(),
+                unmet: plan
+                    .policies
+                    .get(&name)
+                    .and_then(|p| super::policy::unmet(&compiled.models[&name], p, &plan.graph.ancestors(&name, None))),
             };
             report(Event::Started(&name));
             let handle = tasks.spawn(run_model(job));
@@ -536,11 +544,16 @@ struct ModelJob {
     reuse: bool,
     full_refresh: bool,
     now: DateTime<Utc>,
+    /// Enforced on its rows and columns when written.
+    policy: super::policy::WritePolicy,
+    /// Why the policy cannot be enforced (fails the model).
+    unmet: Option<String>,
 }
 
 /// Runs one model: stage, check the contract, audit, publish.
 async fn run_model(job: ModelJob) -> NodeResult {
-    let ModelJob { engine, model, assertions, warehouse, run_id, compiled_at, reuse, full_refresh, now } = job;
+    let ModelJob { engine, model, assertions, warehouse, run_id, compiled_at, reuse, full_refresh, now, policy, unmet } =
+        job;
     let started_at = Utc::now();
     let clock = Instant::now();
     let samples = Samples { warehouse: &warehouse, run_id: &run_id };
@@ -559,10 +572,28 @@ async fn run_model(job: ModelJob) -> NodeResult {
         Some(rel) => Some(mode_of(&warehouse, &model, full_refresh, &rel).await),
         None => None,
     };
-    let planned = match mode {
+    let mut planned = match mode {
         Some(mode) => plan_table(&engine, &warehouse, &model, mode, now).await,
         None => Ok(None),
     };
+    if let Some(why) = unmet {
+        let f = Failure {
+            message: why,
+            location: model.props_at.clone().or_else(|| Some(Location::file(&model.path))),
+            hint: Some("ref the consent model in the model's SQL, or remove the tag".into()),
+        };
+        return finished(&model, Status::Error, started_at, clock, None, None, Some(f));
+    }
+    // Forgotten identifiers, consent and masks apply to whatever the SQL
+    // (or a merge) returns.
+    if !policy.is_empty() {
+        if let Ok(Some((df, merged))) = planned {
+            planned = match engine.enforce(&policy, df).await {
+                Ok(df) => Ok(Some((df, merged))),
+                Err(e) => Err(super::runtime_error(e)),
+            };
+        }
+    }
     if mode == Some(Mode::Incremental) && matches!(planned, Ok(None)) {
         // No new rows: the published table (registered for readers) stays.
         let rows = engine.row_count(&model.name).await.ok();

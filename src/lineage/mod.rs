@@ -2,6 +2,7 @@
 //! the compiled models (no data is read: sources contribute their schemas
 //! from Parquet footers or CSV headers, models their planned schemas).
 
+pub mod classify;
 pub mod openlineage;
 pub mod plan;
 

@@ -61,6 +61,100 @@ pub struct ProjectFile {
     /// (default) or `skip` the models that read it.
     #[serde(default)]
     pub on_stale_source: StalePolicy,
+    /// Data classes (`pii`, ...): what removes one from a derived column,
+    /// and how public models mask it when written.
+    #[serde(default)]
+    pub classification: BTreeMap<String, ClassPolicy>,
+    /// Consent enforced when models with a tag are written.
+    #[serde(default)]
+    pub consent: Option<ConsentPolicy>,
+    /// Where `wh forget` finds a person's identifiers.
+    #[serde(default)]
+    pub forget: Option<ForgetPolicy>,
+}
+
+/// One data class of `classification:`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassPolicy {
+    #[serde(default)]
+    pub description: String,
+    /// Column transformations (`meta: {transformation: pseudonymised}`)
+    /// after which a derived column no longer carries the class.
+    #[serde(default)]
+    pub removed_by: Vec<String>,
+    /// How columns of the class are masked when a model is written.
+    #[serde(default)]
+    pub masking: Option<Masking>,
+}
+
+/// A masking policy.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Masking {
+    pub method: MaskMethod,
+    /// `truncate`: characters kept (default 2).
+    #[serde(default)]
+    pub keep: Option<usize>,
+    /// Access levels whose models are masked (default: public).
+    #[serde(default = "public_access")]
+    pub access: Vec<String>,
+    /// Targets on which it applies (default: every target).
+    #[serde(default)]
+    pub targets: Option<Vec<String>>,
+}
+
+fn public_access() -> Vec<String> {
+    vec!["public".into()]
+}
+
+/// How a masked column is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MaskMethod {
+    /// The hex SHA-256 of the value as text: joinable, not readable.
+    Hash,
+    /// The first `keep` characters.
+    Truncate,
+    /// NULL, same type.
+    Null,
+    /// The column is left out.
+    Drop,
+}
+
+impl MaskMethod {
+    /// Returns the name used in configs and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MaskMethod::Hash => "hash",
+            MaskMethod::Truncate => "truncate",
+            MaskMethod::Null => "null",
+            MaskMethod::Drop => "drop",
+        }
+    }
+}
+
+/// `consent:`: models tagged `tag` keep only the rows whose `key` has
+/// `column` true in `model`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentPolicy {
+    pub tag: String,
+    pub model: String,
+    pub key: String,
+    pub column: String,
+}
+
+/// `forget:`: the model bridging people to their identifiers.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgetPolicy {
+    pub model: String,
+    /// Its columns: the person (profile), the identifier's type and value.
+    pub profile: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: String,
 }
 
 /// What a build does with a stale source.
@@ -130,6 +224,10 @@ pub struct ChecksFile {
     /// `unique_combination_of_columns` assertion on its key.
     #[serde(default = "warn")]
     pub mart_key_tested: CheckLevel,
+    /// No column of a public model carries a class (along its lineage)
+    /// unmasked, unless it states `meta.unmasked_reason`.
+    #[serde(default = "error")]
+    pub classified_column_public: CheckLevel,
 }
 
 fn error() -> CheckLevel {
@@ -147,6 +245,7 @@ impl Default for ChecksFile {
             public_model_description: CheckLevel::Error,
             pii_column_described: CheckLevel::Error,
             mart_key_tested: CheckLevel::Warn,
+            classified_column_public: CheckLevel::Error,
         }
     }
 }

@@ -211,6 +211,9 @@ pub fn load(root: &Path, text: &str, overrides: &Overrides) -> Result<(ProjectFi
         checks: Default::default(),
         alerts: Default::default(),
         on_stale_source: Default::default(),
+        classification: Default::default(),
+        consent: None,
+        forget: None,
     };
     Ok((project, notes))
 }

@@ -191,6 +191,12 @@ pub struct Project {
     pub alerts: config::AlertsFile,
     /// What a build does with a stale source.
     pub on_stale_source: config::StalePolicy,
+    /// Data classes and their masking.
+    pub classification: BTreeMap<String, config::ClassPolicy>,
+    /// Consent enforced on write.
+    pub consent: Option<config::ConsentPolicy>,
+    /// Where `wh forget` finds identifiers.
+    pub forget: Option<config::ForgetPolicy>,
     /// Downstream consumers, with where each is declared.
     pub exposures: Vec<(ExposureDef, Location)>,
     /// When this invocation started (`run_started_at` in templates; the
@@ -258,6 +264,9 @@ impl Project {
             checks: file.checks,
             alerts: file.alerts.clone(),
             on_stale_source: file.on_stale_source,
+            classification: file.classification.clone(),
+            consent: file.consent.clone(),
+            forget: file.forget.clone(),
             exposures: Vec::new(),
             run_started_at: chrono::Utc::now(),
             invocation_id: uuid::Uuid::new_v4().to_string(),
