@@ -130,7 +130,7 @@ def test_assertions_are_reported_by_one_test_job_per_relation(delivered):
     assert source["inputs"][0]["name"].endswith("tests/fixtures/golden/raw/orders.parquet")
     # Every relation with assertions in the project has its test job.
     tested = {e["job"]["name"] for e in written if e["job"]["name"].endswith(".test")}
-    assert len(tested) == 17
+    assert len(tested) == 28
 
 
 @pytest.mark.parametrize("mutate, problem", [
