@@ -138,18 +138,7 @@ pub fn generate(out: &Path, scale: f64, seed: u64) -> std::io::Result<CdpCounts>
         if in_crm {
             let accounts = if rng.random_bool(0.02) { 2 } else { 1 };
             for _ in 0..accounts {
-                let mut email = person
-                    .email
-                    .as_ref()
-                    .filter(|_| person.shared_phone || rng.random_bool(0.95))
-                    .map(|e| messy_email(e, &mut rng));
-                let mut phone =
-                    person.phone.as_ref().filter(|_| rng.random_bool(0.80)).map(|ph| messy_phone(ph, &mut rng));
-                if email.is_none() {
-                    // A phone alone only for people without an email.
-                    email = person.email.clone();
-                    phone = phone.or_else(|| person.phone.clone());
-                }
+                let (mut email, phone) = contact(person, 0.95, 0.80, &mut rng);
                 if phone.is_some() && email.is_some() && !person.shared_phone && rng.random_bool(0.03) {
                     email = email.map(|e| e.replace('@', " at "));
                 }
@@ -162,18 +151,7 @@ pub fn generate(out: &Path, scale: f64, seed: u64) -> std::io::Result<CdpCounts>
         }
         if in_leads {
             for _ in 0..rng.random_range(1..=2) {
-                let mut email = person
-                    .email
-                    .as_ref()
-                    .filter(|_| person.shared_phone || rng.random_bool(0.90))
-                    .map(|e| messy_email(e, &mut rng));
-                let mut phone =
-                    person.phone.as_ref().filter(|_| rng.random_bool(0.50)).map(|ph| messy_phone(ph, &mut rng));
-                if email.is_none() {
-                    // A phone alone only for people without an email.
-                    email = person.email.clone();
-                    phone = phone.or_else(|| person.phone.clone());
-                }
+                let (email, phone) = contact(person, 0.90, 0.50, &mut rng);
                 let created = START + rng.random_range(0..300) * DAY + rng.random_range(0..DAY);
                 let campaign = CAMPAIGNS[rng.random_range(0..CAMPAIGNS.len())].to_string();
                 t.leads.push((lead_id, name(&mut rng), email, phone, created, campaign, person.consent));
@@ -264,6 +242,27 @@ pub fn generate(out: &Path, scale: f64, seed: u64) -> std::io::Result<CdpCounts>
         web_events: t.events.len(),
         pos_tickets: t.tickets.len(),
     })
+}
+
+/// The email and phone a CRM or lead record carries: each kept at its rate
+/// (a household member's email always), written messily; a phone alone
+/// only for somebody without an email.
+fn contact(
+    person: &Person,
+    email_rate: f64,
+    phone_rate: f64,
+    rng: &mut ChaCha8Rng,
+) -> (Option<String>, Option<String>) {
+    let email = person
+        .email
+        .as_ref()
+        .filter(|_| person.shared_phone || rng.random_bool(email_rate))
+        .map(|e| messy_email(e, rng));
+    let phone = person.phone.as_ref().filter(|_| rng.random_bool(phone_rate)).map(|ph| messy_phone(ph, rng));
+    match email {
+        Some(e) => (Some(e), phone),
+        None => (person.email.clone(), phone.or_else(|| person.phone.clone())),
+    }
 }
 
 fn messy_email(email: &str, rng: &mut ChaCha8Rng) -> String {
