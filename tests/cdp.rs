@@ -259,3 +259,35 @@ fn a_forgotten_person_is_gone_from_every_model_with_an_audit_record() {
     assert_exit(&again, 1);
     assert!(stderr(&again).contains("Nobody carries the given email"), "{}", stderr(&again));
 }
+
+#[test]
+fn masking_truncates_or_drops_as_configured_and_only_on_its_targets() {
+    let data = tempfile::tempdir().unwrap();
+    wh::datagen::cdp::fixture(data.path()).unwrap();
+    let p = example_with_tests();
+    let project = std::fs::read_to_string(p.path().join("wh_project.yml")).unwrap();
+    let policy = "masking: {method: hash, access: [public]}";
+    let with = |masking: &str| p.write("wh_project.yml", &project.replace(policy, masking));
+
+    with("masking: {method: truncate, keep: 3}");
+    build_cdp(&p, data.path());
+    let dim = p.rows("cdp/marts/dim_customer_profile.parquet");
+    let by_id: HashMap<&String, &Vec<String>> = dim.iter().map(|r| (&r[0], r)).collect();
+    for row in p.rows("cdp/marts/mart_profile_360.parquet") {
+        let name = &by_id[&row[0]][1];
+        let expected = if name == "NULL" { "NULL".to_string() } else { name.chars().take(3).collect() };
+        assert_eq!(row[1], expected);
+    }
+
+    with("masking: {method: drop}");
+    build_cdp(&p, data.path());
+    let columns = columns(&p.schema("cdp/marts/mart_profile_360.parquet"));
+    assert!(!columns.iter().any(|c| c == "name" || c == "primary_email" || c == "primary_phone"), "{columns:?}");
+    assert!(columns.iter().any(|c| c == "channels"));
+
+    // Masking on prod only: the dev build writes the columns in clear.
+    with("masking: {method: hash, targets: [prod]}");
+    build_cdp(&p, data.path());
+    let mart = p.rows("cdp/marts/mart_profile_360.parquet");
+    assert!(mart.iter().any(|r| r[2] == "ana.perez@email.com"));
+}
