@@ -1,5 +1,8 @@
-//! Loads and validates a project: `wh_project.yml`, `sources.yml`, model SQL
-//! and YAML, macros. Plain Rust: no templating, no DataFusion.
+//! Loads and validates a project: `wh_project.yml` (or a dbt project's
+//! `dbt_project.yml` and profile), `sources.yml`, model SQL and YAML,
+//! seeds, macros, doc blocks. No DataFusion; templates are rendered later,
+//! except `env_var()` in `profiles.yml` and `doc()` in descriptions, which
+//! dbt resolves while loading too.
 
 pub mod config;
 pub mod dbt;
