@@ -52,6 +52,9 @@ pub fn register(ctx: &SessionContext) {
     for udf in date_udfs() {
         ctx.register_udf(udf);
     }
+    for udaf in aggregate_udfs() {
+        ctx.register_udaf(udaf);
+    }
     let state = ctx.state_ref();
     let mut state = state.write();
     let _ = datafusion::execution::FunctionRegistry::register_expr_planner(&mut *state, Arc::new(DuckDbArithmetic));
@@ -101,6 +104,10 @@ enum DateFn {
     MonthName,
     /// `last_day(date)`: the month's last day.
     LastDay,
+    /// `epoch(ts)`: seconds since 1970 as DOUBLE.
+    Epoch,
+    /// `epoch_ms(ts)`: milliseconds since 1970 as BIGINT.
+    EpochMs,
 }
 
 /// Fields DuckDB extracts with a function of their name.
@@ -147,6 +154,8 @@ fn date_udfs() -> Vec<datafusion::logical_expr::ScalarUDF> {
         vec![("date_diff", vec!["datediff"], DateFn::DateDiff), ("dayname", vec![], DateFn::DayName)];
     out.push(("monthname", vec![], DateFn::MonthName));
     out.push(("last_day", vec![], DateFn::LastDay));
+    out.push(("epoch", vec![], DateFn::Epoch));
+    out.push(("epoch_ms", vec![], DateFn::EpochMs));
     out.extend(fields.into_iter().map(|(n, f)| (n, vec![], DateFn::Field(f))));
     out.into_iter()
         .map(|(name, aliases, function)| {
@@ -181,7 +190,8 @@ impl datafusion::logical_expr::ScalarUDFImpl for DuckDateUdf {
             return datafusion::common::plan_err!("{}() takes {arity} argument(s), got {}", self.name, args.len());
         }
         Ok(match self.function {
-            DateFn::DateDiff | DateFn::Field(_) => DataType::Int64,
+            DateFn::DateDiff | DateFn::Field(_) | DateFn::EpochMs => DataType::Int64,
+            DateFn::Epoch => DataType::Float64,
             DateFn::DayName | DateFn::MonthName => DataType::Utf8,
             DateFn::LastDay => DataType::Date32,
         })
@@ -225,6 +235,16 @@ impl datafusion::logical_expr::ScalarUDFImpl for DuckDateUdf {
                     DateFn::Field(f) => {
                         std::sync::Arc::new((0..t.len()).map(|i| each(i).map(|d| field(f, d))).collect::<Int64Array>())
                     }
+                    DateFn::Epoch => std::sync::Arc::new(
+                        (0..t.len())
+                            .map(|i| (!t.is_null(i)).then(|| t.value(i) as f64 / 1e6))
+                            .collect::<datafusion::arrow::array::Float64Array>(),
+                    ),
+                    DateFn::EpochMs => std::sync::Arc::new(
+                        (0..t.len())
+                            .map(|i| (!t.is_null(i)).then(|| t.value(i).div_euclid(1000)))
+                            .collect::<Int64Array>(),
+                    ),
                     DateFn::DayName => std::sync::Arc::new(
                         (0..t.len()).map(|i| each(i).map(|d| d.format("%A").to_string())).collect::<StringArray>(),
                     ),
@@ -307,4 +327,175 @@ fn date_diff(part: &str, a: i64, b: i64) -> Result<i64> {
             )
         }
     })
+}
+
+/// DuckDB aggregates DataFusion has under no name: `count_if(cond)`,
+/// `arg_max(arg, val)` / `max_by`, `arg_min(arg, val)` / `min_by`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum DuckAggregate {
+    CountIf,
+    ArgMax,
+    ArgMin,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct DuckAggregateUdf {
+    name: &'static str,
+    aliases: Vec<String>,
+    function: DuckAggregate,
+    signature: datafusion::logical_expr::Signature,
+}
+
+fn aggregate_udfs() -> Vec<datafusion::logical_expr::AggregateUDF> {
+    use datafusion::logical_expr::{Signature, Volatility};
+    [
+        ("count_if", vec![], DuckAggregate::CountIf, Signature::exact(vec![DataType::Boolean], Volatility::Immutable)),
+        ("arg_max", vec!["max_by".to_string()], DuckAggregate::ArgMax, Signature::any(2, Volatility::Immutable)),
+        ("arg_min", vec!["min_by".to_string()], DuckAggregate::ArgMin, Signature::any(2, Volatility::Immutable)),
+    ]
+    .into_iter()
+    .map(|(name, aliases, function, signature)| {
+        datafusion::logical_expr::AggregateUDF::new_from_impl(DuckAggregateUdf { name, aliases, function, signature })
+    })
+    .collect()
+}
+
+impl datafusion::logical_expr::AggregateUDFImpl for DuckAggregateUdf {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn aliases(&self) -> &[String] {
+        &self.aliases
+    }
+
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        Ok(match self.function {
+            DuckAggregate::CountIf => DataType::Int64,
+            _ => args[0].clone(),
+        })
+    }
+
+    fn state_fields(
+        &self,
+        args: datafusion::logical_expr::function::StateFieldsArgs,
+    ) -> Result<Vec<datafusion::arrow::datatypes::FieldRef>> {
+        use datafusion::arrow::datatypes::Field;
+        Ok(match self.function {
+            DuckAggregate::CountIf => {
+                vec![Arc::new(Field::new(format!("{}[count]", args.name), DataType::Int64, true))]
+            }
+            _ => args
+                .input_fields
+                .iter()
+                .zip(["arg", "val"])
+                .map(|(f, what)| Arc::new(Field::new(format!("{}[{what}]", args.name), f.data_type().clone(), true)))
+                .collect(),
+        })
+    }
+
+    fn accumulator(
+        &self,
+        args: datafusion::logical_expr::function::AccumulatorArgs,
+    ) -> Result<Box<dyn datafusion::logical_expr::Accumulator>> {
+        Ok(match self.function {
+            DuckAggregate::CountIf => Box::new(CountIf(0)),
+            f => {
+                let null = |i: usize| datafusion::common::ScalarValue::try_from(args.expr_fields[i].data_type());
+                Box::new(ArgBy { max: f == DuckAggregate::ArgMax, arg: null(0)?, val: null(1)? })
+            }
+        })
+    }
+}
+
+#[derive(Debug)]
+struct CountIf(i64);
+
+impl datafusion::logical_expr::Accumulator for CountIf {
+    fn update_batch(&mut self, values: &[datafusion::arrow::array::ArrayRef]) -> Result<()> {
+        use datafusion::arrow::array::AsArray;
+        self.0 += values[0].as_boolean().true_count() as i64;
+        Ok(())
+    }
+
+    fn evaluate(&mut self) -> Result<datafusion::common::ScalarValue> {
+        Ok(datafusion::common::ScalarValue::Int64(Some(self.0)))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self)
+    }
+
+    fn state(&mut self) -> Result<Vec<datafusion::common::ScalarValue>> {
+        Ok(vec![self.evaluate()?])
+    }
+
+    fn merge_batch(&mut self, states: &[datafusion::arrow::array::ArrayRef]) -> Result<()> {
+        use datafusion::arrow::array::AsArray;
+        use datafusion::arrow::datatypes::Int64Type;
+        self.0 += states[0].as_primitive::<Int64Type>().iter().flatten().sum::<i64>();
+        Ok(())
+    }
+}
+
+/// The `arg` of the row with the largest (smallest) non-NULL `val`; the
+/// first such row wins a tie.
+#[derive(Debug)]
+struct ArgBy {
+    max: bool,
+    arg: datafusion::common::ScalarValue,
+    val: datafusion::common::ScalarValue,
+}
+
+impl ArgBy {
+    fn offer(
+        &mut self,
+        args: &datafusion::arrow::array::ArrayRef,
+        vals: &datafusion::arrow::array::ArrayRef,
+    ) -> Result<()> {
+        use datafusion::common::ScalarValue;
+        for i in 0..vals.len() {
+            if vals.is_null(i) {
+                continue;
+            }
+            let val = ScalarValue::try_from_array(vals, i)?;
+            let better = self.val.is_null()
+                || match val.partial_cmp(&self.val) {
+                    Some(std::cmp::Ordering::Greater) => self.max,
+                    Some(std::cmp::Ordering::Less) => !self.max,
+                    _ => false,
+                };
+            if better {
+                self.arg = ScalarValue::try_from_array(args, i)?;
+                self.val = val;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl datafusion::logical_expr::Accumulator for ArgBy {
+    fn update_batch(&mut self, values: &[datafusion::arrow::array::ArrayRef]) -> Result<()> {
+        self.offer(&values[0], &values[1])
+    }
+
+    fn evaluate(&mut self) -> Result<datafusion::common::ScalarValue> {
+        Ok(self.arg.clone())
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.arg.size() + self.val.size()
+    }
+
+    fn state(&mut self) -> Result<Vec<datafusion::common::ScalarValue>> {
+        Ok(vec![self.arg.clone(), self.val.clone()])
+    }
+
+    fn merge_batch(&mut self, states: &[datafusion::arrow::array::ArrayRef]) -> Result<()> {
+        self.offer(&states[0], &states[1])
+    }
 }
