@@ -5,11 +5,17 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{DFSchema, Result};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, StringArray};
+use datafusion::arrow::compute::cast as cast_array;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type, TimeUnit, TimestampMicrosecondType};
+use datafusion::common::{DFSchema, Result, ScalarValue};
 use datafusion::config::Dialect;
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
-use datafusion::logical_expr::{binary_expr, cast, ExprSchemable, Operator};
+use datafusion::logical_expr::{
+    binary_expr, cast, Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, ExprSchemable, Operator,
+    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
 use datafusion::prelude::{Expr, SessionConfig, SessionContext};
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 
@@ -131,11 +137,11 @@ struct DuckDateUdf {
     name: &'static str,
     aliases: Vec<String>,
     function: DateFn,
-    signature: datafusion::logical_expr::Signature,
+    signature: Signature,
 }
 
 /// The date functions, by DuckDB name.
-fn date_udfs() -> Vec<datafusion::logical_expr::ScalarUDF> {
+fn date_udfs() -> Vec<ScalarUDF> {
     use DateField::*;
     let fields = [
         ("year", Year),
@@ -159,19 +165,17 @@ fn date_udfs() -> Vec<datafusion::logical_expr::ScalarUDF> {
     out.extend(fields.into_iter().map(|(n, f)| (n, vec![], DateFn::Field(f))));
     out.into_iter()
         .map(|(name, aliases, function)| {
-            datafusion::logical_expr::ScalarUDF::new_from_impl(DuckDateUdf {
+            ScalarUDF::new_from_impl(DuckDateUdf {
                 name,
                 aliases: aliases.into_iter().map(str::to_string).collect(),
                 function,
-                signature: datafusion::logical_expr::Signature::variadic_any(
-                    datafusion::logical_expr::Volatility::Immutable,
-                ),
+                signature: Signature::variadic_any(Volatility::Immutable),
             })
         })
         .collect()
 }
 
-impl datafusion::logical_expr::ScalarUDFImpl for DuckDateUdf {
+impl ScalarUDFImpl for DuckDateUdf {
     fn name(&self) -> &str {
         self.name
     }
@@ -180,7 +184,7 @@ impl datafusion::logical_expr::ScalarUDFImpl for DuckDateUdf {
         &self.aliases
     }
 
-    fn signature(&self) -> &datafusion::logical_expr::Signature {
+    fn signature(&self) -> &Signature {
         &self.signature
     }
 
@@ -197,22 +201,15 @@ impl datafusion::logical_expr::ScalarUDFImpl for DuckDateUdf {
         })
     }
 
-    fn invoke_with_args(
-        &self,
-        args: datafusion::logical_expr::ScalarFunctionArgs,
-    ) -> Result<datafusion::logical_expr::ColumnarValue> {
-        use datafusion::arrow::array::{Array, ArrayRef, AsArray, Date32Array, Int64Array, StringArray};
-        use datafusion::arrow::compute::cast;
-        use datafusion::arrow::datatypes::{TimeUnit, TimestampMicrosecondType};
-        use datafusion::logical_expr::ColumnarValue;
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let micros = DataType::Timestamp(TimeUnit::Microsecond, None);
-        let times = |a: &ArrayRef| -> Result<ArrayRef> { Ok(cast(a, &micros)?) };
+        let times = |a: &ArrayRef| -> Result<ArrayRef> { Ok(cast_array(a, &micros)?) };
         let at = |v: i64| chrono::DateTime::from_timestamp_micros(v).map(|d| d.naive_utc());
         let out: ArrayRef = match self.function {
             DateFn::DateDiff => {
-                let part = cast(&arrays[0], &DataType::Utf8)?;
+                let part = cast_array(&arrays[0], &DataType::Utf8)?;
                 let part = part.as_string::<i32>();
                 let (a, b) = (times(&arrays[1])?, times(&arrays[2])?);
                 let (a, b) =
@@ -225,7 +222,7 @@ impl datafusion::logical_expr::ScalarUDFImpl for DuckDateUdf {
                     }
                     values.push(Some(date_diff(part.value(i), a.value(i), b.value(i))?));
                 }
-                std::sync::Arc::new(Int64Array::from(values))
+                Arc::new(Int64Array::from(values))
             }
             function => {
                 let t = times(&arrays[0])?;
@@ -233,25 +230,25 @@ impl datafusion::logical_expr::ScalarUDFImpl for DuckDateUdf {
                 let each = |i: usize| if t.is_null(i) { None } else { at(t.value(i)) };
                 match function {
                     DateFn::Field(f) => {
-                        std::sync::Arc::new((0..t.len()).map(|i| each(i).map(|d| field(f, d))).collect::<Int64Array>())
+                        Arc::new((0..t.len()).map(|i| each(i).map(|d| field(f, d))).collect::<Int64Array>())
                     }
-                    DateFn::Epoch => std::sync::Arc::new(
+                    DateFn::Epoch => Arc::new(
                         (0..t.len())
                             .map(|i| (!t.is_null(i)).then(|| t.value(i) as f64 / 1e6))
-                            .collect::<datafusion::arrow::array::Float64Array>(),
+                            .collect::<Float64Array>(),
                     ),
-                    DateFn::EpochMs => std::sync::Arc::new(
+                    DateFn::EpochMs => Arc::new(
                         (0..t.len())
                             .map(|i| (!t.is_null(i)).then(|| t.value(i).div_euclid(1000)))
                             .collect::<Int64Array>(),
                     ),
-                    DateFn::DayName => std::sync::Arc::new(
+                    DateFn::DayName => Arc::new(
                         (0..t.len()).map(|i| each(i).map(|d| d.format("%A").to_string())).collect::<StringArray>(),
                     ),
-                    DateFn::MonthName => std::sync::Arc::new(
+                    DateFn::MonthName => Arc::new(
                         (0..t.len()).map(|i| each(i).map(|d| d.format("%B").to_string())).collect::<StringArray>(),
                     ),
-                    _ => std::sync::Arc::new(
+                    _ => Arc::new(
                         (0..t.len())
                             .map(|i| each(i).map(|d| days_since_epoch(last_day(d.date()))))
                             .collect::<Date32Array>(),
@@ -260,7 +257,7 @@ impl datafusion::logical_expr::ScalarUDFImpl for DuckDateUdf {
             }
         };
         if scalar {
-            return Ok(ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?));
+            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?));
         }
         Ok(ColumnarValue::Array(out))
     }
@@ -343,11 +340,10 @@ struct DuckAggregateUdf {
     name: &'static str,
     aliases: Vec<String>,
     function: DuckAggregate,
-    signature: datafusion::logical_expr::Signature,
+    signature: Signature,
 }
 
-fn aggregate_udfs() -> Vec<datafusion::logical_expr::AggregateUDF> {
-    use datafusion::logical_expr::{Signature, Volatility};
+fn aggregate_udfs() -> Vec<AggregateUDF> {
     [
         ("count_if", vec![], DuckAggregate::CountIf, Signature::exact(vec![DataType::Boolean], Volatility::Immutable)),
         ("arg_max", vec!["max_by".to_string()], DuckAggregate::ArgMax, Signature::any(2, Volatility::Immutable)),
@@ -355,12 +351,12 @@ fn aggregate_udfs() -> Vec<datafusion::logical_expr::AggregateUDF> {
     ]
     .into_iter()
     .map(|(name, aliases, function, signature)| {
-        datafusion::logical_expr::AggregateUDF::new_from_impl(DuckAggregateUdf { name, aliases, function, signature })
+        AggregateUDF::new_from_impl(DuckAggregateUdf { name, aliases, function, signature })
     })
     .collect()
 }
 
-impl datafusion::logical_expr::AggregateUDFImpl for DuckAggregateUdf {
+impl AggregateUDFImpl for DuckAggregateUdf {
     fn name(&self) -> &str {
         self.name
     }
@@ -369,7 +365,7 @@ impl datafusion::logical_expr::AggregateUDFImpl for DuckAggregateUdf {
         &self.aliases
     }
 
-    fn signature(&self) -> &datafusion::logical_expr::Signature {
+    fn signature(&self) -> &Signature {
         &self.signature
     }
 
@@ -380,11 +376,7 @@ impl datafusion::logical_expr::AggregateUDFImpl for DuckAggregateUdf {
         })
     }
 
-    fn state_fields(
-        &self,
-        args: datafusion::logical_expr::function::StateFieldsArgs,
-    ) -> Result<Vec<datafusion::arrow::datatypes::FieldRef>> {
-        use datafusion::arrow::datatypes::Field;
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         Ok(match self.function {
             DuckAggregate::CountIf => {
                 vec![Arc::new(Field::new(format!("{}[count]", args.name), DataType::Int64, true))]
@@ -398,14 +390,11 @@ impl datafusion::logical_expr::AggregateUDFImpl for DuckAggregateUdf {
         })
     }
 
-    fn accumulator(
-        &self,
-        args: datafusion::logical_expr::function::AccumulatorArgs,
-    ) -> Result<Box<dyn datafusion::logical_expr::Accumulator>> {
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         Ok(match self.function {
             DuckAggregate::CountIf => Box::new(CountIf(0)),
             f => {
-                let null = |i: usize| datafusion::common::ScalarValue::try_from(args.expr_fields[i].data_type());
+                let null = |i: usize| ScalarValue::try_from(args.expr_fields[i].data_type());
                 Box::new(ArgBy { max: f == DuckAggregate::ArgMax, arg: null(0)?, val: null(1)? })
             }
         })
@@ -415,28 +404,25 @@ impl datafusion::logical_expr::AggregateUDFImpl for DuckAggregateUdf {
 #[derive(Debug)]
 struct CountIf(i64);
 
-impl datafusion::logical_expr::Accumulator for CountIf {
-    fn update_batch(&mut self, values: &[datafusion::arrow::array::ArrayRef]) -> Result<()> {
-        use datafusion::arrow::array::AsArray;
+impl Accumulator for CountIf {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         self.0 += values[0].as_boolean().true_count() as i64;
         Ok(())
     }
 
-    fn evaluate(&mut self) -> Result<datafusion::common::ScalarValue> {
-        Ok(datafusion::common::ScalarValue::Int64(Some(self.0)))
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        Ok(ScalarValue::Int64(Some(self.0)))
     }
 
     fn size(&self) -> usize {
         std::mem::size_of_val(self)
     }
 
-    fn state(&mut self) -> Result<Vec<datafusion::common::ScalarValue>> {
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
         Ok(vec![self.evaluate()?])
     }
 
-    fn merge_batch(&mut self, states: &[datafusion::arrow::array::ArrayRef]) -> Result<()> {
-        use datafusion::arrow::array::AsArray;
-        use datafusion::arrow::datatypes::Int64Type;
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         self.0 += states[0].as_primitive::<Int64Type>().iter().flatten().sum::<i64>();
         Ok(())
     }
@@ -447,17 +433,12 @@ impl datafusion::logical_expr::Accumulator for CountIf {
 #[derive(Debug)]
 struct ArgBy {
     max: bool,
-    arg: datafusion::common::ScalarValue,
-    val: datafusion::common::ScalarValue,
+    arg: ScalarValue,
+    val: ScalarValue,
 }
 
 impl ArgBy {
-    fn offer(
-        &mut self,
-        args: &datafusion::arrow::array::ArrayRef,
-        vals: &datafusion::arrow::array::ArrayRef,
-    ) -> Result<()> {
-        use datafusion::common::ScalarValue;
+    fn offer(&mut self, args: &ArrayRef, vals: &ArrayRef) -> Result<()> {
         for i in 0..vals.len() {
             if vals.is_null(i) {
                 continue;
@@ -478,12 +459,12 @@ impl ArgBy {
     }
 }
 
-impl datafusion::logical_expr::Accumulator for ArgBy {
-    fn update_batch(&mut self, values: &[datafusion::arrow::array::ArrayRef]) -> Result<()> {
+impl Accumulator for ArgBy {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         self.offer(&values[0], &values[1])
     }
 
-    fn evaluate(&mut self) -> Result<datafusion::common::ScalarValue> {
+    fn evaluate(&mut self) -> Result<ScalarValue> {
         Ok(self.arg.clone())
     }
 
@@ -491,11 +472,11 @@ impl datafusion::logical_expr::Accumulator for ArgBy {
         std::mem::size_of_val(self) + self.arg.size() + self.val.size()
     }
 
-    fn state(&mut self) -> Result<Vec<datafusion::common::ScalarValue>> {
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
         Ok(vec![self.arg.clone(), self.val.clone()])
     }
 
-    fn merge_batch(&mut self, states: &[datafusion::arrow::array::ArrayRef]) -> Result<()> {
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         self.offer(&states[0], &states[1])
     }
 }
