@@ -230,6 +230,18 @@ fn a_forgotten_person_is_gone_from_every_model_with_an_audit_record() {
     assert!(holding(&p).len() >= 8, "{:?}", holding(&p));
     let before = p.rows("cdp/marts/dim_customer_profile.parquet").len();
 
+    // While a build holds the warehouse, nothing is forgotten (exit 2).
+    let lock = p.path().join("warehouse/_wh/lock");
+    let host = std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_default();
+    let holder = serde_json::json!({"run_id": "live-run", "command": "build", "user": "someone", "host": host,
+        "pid": std::process::id(), "started_at": "2026-01-01T00:00:00Z"});
+    std::fs::write(&lock, holder.to_string()).unwrap();
+    let refused = p.wh(&["forget", "--identifier", "email:ana.perez@email.com", "--vars", &vars]);
+    assert_exit(&refused, 2);
+    assert!(stderr(&refused).contains("is locked by run live-run"), "{}", stderr(&refused));
+    assert!(!p.path().join("warehouse/_wh/forgotten.parquet").exists());
+    std::fs::remove_file(&lock).unwrap();
+
     let out =
         p.wh(&["forget", "--identifier", "email: Ana.Perez@Email.com ", "--reason", "request 42", "--vars", &vars]);
     assert_exit(&out, 0);

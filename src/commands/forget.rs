@@ -41,56 +41,23 @@ pub async fn execute(mut settings: Settings, identifiers: &[String], reason: Opt
     };
     let wanted: Vec<(String, String)> = identifiers.iter().map(|i| parse_identifier(i)).collect::<Result<_, _>>()?;
     let (compiled, _) = compile_project(&settings)?;
-    let Some(model) = compiled.models.get(&policy.model) else {
+    if !compiled.models.contains_key(&policy.model) {
         return Err(Error::Usage {
             message: format!("`forget.model` names `{}`, which is not a model", policy.model),
             hint: crate::diagnostic::did_you_mean(&policy.model, compiled.models.keys().map(String::as_str)),
         });
-    };
+    }
     let warehouse = settings.reachable_warehouse().await?;
     let inv = Invocation::new("forget", &settings.project);
     let requested_at = chrono::Utc::now();
-    let engine = settings.engine(&compiled, &warehouse, Some(1))?;
-    let rel = model.output_path().unwrap_or_default();
-    if !warehouse.exists(&rel).await.unwrap_or(false) {
-        return Err(Error::Usage {
-            message: format!("`{}` is not built: nobody can be looked up", policy.model),
-            hint: Some("run `wh build` first".into()),
-        });
-    }
-    engine.register_published(&policy.model, &warehouse.location(&rel)).await?;
-
-    // The people: every profile carrying one of the identifiers.
-    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-    let (table, profile, kind, value) = (q(&policy.model), q(&policy.profile), q(&policy.kind), q(&policy.value));
-    let mut profiles = BTreeSet::new();
-    for (t, v) in &wanted {
-        let sql = format!(
-            "select distinct cast({profile} as varchar) from {table} where {kind} = '{}' and {value} = '{}'",
-            t.replace('\'', "''"),
-            v.replace('\'', "''")
-        );
-        profiles.extend(strings(&engine, &sql).await?.into_iter().map(|r| r[0].clone()));
-    }
-    if profiles.is_empty() {
-        settings.log(format!(
-            "Nobody carries {}: nothing was forgotten",
-            wanted.iter().map(|(t, _)| format!("the given {t}")).collect::<Vec<_>>().join(", ")
-        ));
+    // No build may run while the list changes; the rebuild takes the lock
+    // again (a build started in between applies the new list too).
+    let lock = run::take_lock(&settings, &warehouse, &inv).await?;
+    let found = find_and_add(&settings, &compiled, &warehouse, &policy, &wanted).await;
+    lock.release().await;
+    let Some((profiles, hashed, before)) = found? else {
         return Ok(ExitCode::from(1));
-    }
-    let list = profiles.iter().map(|p| format!("'{}'", p.replace('\'', "''"))).collect::<Vec<_>>().join(", ");
-    let sql = format!(
-        "select distinct cast({kind} as varchar), cast({value} as varchar) from {table} \
-         where cast({profile} as varchar) in ({list}) and {value} is not null"
-    );
-    let all: Vec<(String, String)> =
-        strings(&engine, &sql).await?.into_iter().map(|r| (r[0].clone(), r[1].clone())).collect();
-    let hashed: BTreeSet<(String, String)> =
-        all.iter().map(|(t, v)| (t.clone(), crate::state::digest(v.as_bytes()))).collect();
-
-    let before = row_counts(&engine, &warehouse, &compiled).await;
-    add_forgotten(&engine, &warehouse, &hashed).await?;
+    };
     settings.log(format!(
         "Forgetting {} profile(s) with {} identifier(s); rebuilding the models that carry them",
         profiles.len(),
@@ -139,6 +106,65 @@ pub async fn execute(mut settings: Settings, identifiers: &[String], reason: Opt
         warehouse.location(&audit)
     ));
     Ok(code)
+}
+
+/// What was found and added: the profiles, their hashed identifiers, and
+/// the row counts before the rebuild. None when nobody carries the
+/// identifiers.
+type Found = (BTreeSet<String>, BTreeSet<(String, String)>, BTreeMap<String, u64>);
+
+/// Looks the people up and adds their hashed identifiers to the forgotten
+/// list, under the warehouse lock.
+async fn find_and_add(
+    settings: &Settings,
+    compiled: &Compiled,
+    warehouse: &Warehouse,
+    policy: &crate::project::config::ForgetPolicy,
+    wanted: &[(String, String)],
+) -> Result<Option<Found>, Error> {
+    let model = &compiled.models[&policy.model];
+    let engine = settings.engine(compiled, warehouse, Some(1))?;
+    let rel = model.output_path().unwrap_or_default();
+    if !warehouse.exists(&rel).await.unwrap_or(false) {
+        return Err(Error::Usage {
+            message: format!("`{}` is not built: nobody can be looked up", policy.model),
+            hint: Some("run `wh build` first".into()),
+        });
+    }
+    engine.register_published(&policy.model, &warehouse.location(&rel)).await?;
+
+    // The people: every profile carrying one of the identifiers.
+    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let (table, profile, kind, value) = (q(&policy.model), q(&policy.profile), q(&policy.kind), q(&policy.value));
+    let mut profiles = BTreeSet::new();
+    for (t, v) in wanted {
+        let sql = format!(
+            "select distinct cast({profile} as varchar) from {table} where {kind} = '{}' and {value} = '{}'",
+            t.replace('\'', "''"),
+            v.replace('\'', "''")
+        );
+        profiles.extend(strings(&engine, &sql).await?.into_iter().map(|r| r[0].clone()));
+    }
+    if profiles.is_empty() {
+        settings.log(format!(
+            "Nobody carries {}: nothing was forgotten",
+            wanted.iter().map(|(t, _)| format!("the given {t}")).collect::<Vec<_>>().join(", ")
+        ));
+        return Ok(None);
+    }
+    let list = profiles.iter().map(|p| format!("'{}'", p.replace('\'', "''"))).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "select distinct cast({kind} as varchar), cast({value} as varchar) from {table} \
+         where cast({profile} as varchar) in ({list}) and {value} is not null"
+    );
+    let all: Vec<(String, String)> =
+        strings(&engine, &sql).await?.into_iter().map(|r| (r[0].clone(), r[1].clone())).collect();
+    let hashed: BTreeSet<(String, String)> =
+        all.iter().map(|(t, v)| (t.clone(), crate::state::digest(v.as_bytes()))).collect();
+
+    let before = row_counts(&engine, warehouse, compiled).await;
+    add_forgotten(&engine, warehouse, &hashed).await?;
+    Ok(Some((profiles, hashed, before)))
 }
 
 /// Splits `type:value`; emails are compared trimmed and in lower case, as

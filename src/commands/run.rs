@@ -81,7 +81,11 @@ pub async fn retry(mut settings: Settings) -> Result<ExitCode, Error> {
 }
 
 /// Takes the warehouse lock, or says which run holds it.
-async fn take_lock(settings: &Settings, warehouse: &Warehouse, inv: &Invocation) -> Result<WarehouseLock, Error> {
+pub(crate) async fn take_lock(
+    settings: &Settings,
+    warehouse: &Warehouse,
+    inv: &Invocation,
+) -> Result<WarehouseLock, Error> {
     let holder = serde_json::json!({
         "run_id": inv.id,
         "command": inv.command,
