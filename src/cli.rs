@@ -98,8 +98,8 @@ pub enum Command {
     /// project, what it maps, ignores and does not support, and which
     /// models cannot be planned, before anything runs.
     Debug {
-        /// The compatibility report (the only report for now).
-        #[arg(long)]
+        /// The compatibility report (the only report for now, so required).
+        #[arg(long, required = true)]
         compat: bool,
         /// Output format (table is text).
         #[arg(long, value_enum, default_value_t = QueryFormat::Table)]

@@ -95,10 +95,7 @@ pub async fn execute(settings: &Settings) -> Result<ExitCode, Error> {
     // Classes follow the column lineage (planned from source schemas):
     // a public model gets none unmasked.
     if rules.classified_column_public != CheckLevel::Off {
-        let warehouse = settings.warehouse()?;
-        let engine = crate::exec::Engine::with_stores(Some(1), None, &settings.stores(&compiled, &warehouse)?)
-            .with_dialect(settings.dialect());
-        let lineage = crate::lineage::project_lineage(&compiled, &graph, engine).await;
+        let lineage = settings.lineage(&compiled, &graph, &settings.warehouse()?).await?;
         let policies = &settings.project.classification;
         let classes = crate::lineage::classify::propagate(&compiled, &graph, &lineage, policies);
         let target = &settings.project.target.name;

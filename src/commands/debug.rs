@@ -12,16 +12,12 @@ use super::{compile_project, Settings};
 use crate::cli::QueryFormat;
 use crate::compile::Compiled;
 use crate::error::Error;
-use crate::exec::Engine;
 use crate::project::{CompatKind, CompatNote};
 
 /// Prints the report; exit code 1 if a model cannot be planned.
 pub async fn compat(settings: &Settings, format: QueryFormat) -> Result<ExitCode, Error> {
     let (compiled, graph) = compile_project(settings)?;
-    let warehouse = settings.warehouse()?;
-    let stores = settings.stores(&compiled, &warehouse)?;
-    let engine = Engine::with_stores(Some(1), None, &stores).with_dialect(settings.dialect());
-    let lineage = crate::lineage::project_lineage(&compiled, &graph, engine).await;
+    let lineage = settings.lineage(&compiled, &graph, &settings.warehouse()?).await?;
     let counts = counts(&compiled);
     let project = &settings.project;
     if format == QueryFormat::Json {

@@ -21,8 +21,7 @@ pub async fn generate(settings: &Settings, out: &Path) -> Result<ExitCode, Error
     let clock = std::time::Instant::now();
     let (compiled, graph) = compile_project(settings)?;
     let warehouse = settings.warehouse()?;
-    let lineage =
-        crate::lineage::project_lineage(&compiled, &graph, settings.engine(&compiled, &warehouse, Some(1))?).await;
+    let lineage = settings.lineage(&compiled, &graph, &warehouse).await?;
     let history = read_history(settings, &compiled, &warehouse).await;
     let footers = crate::catalog::footers(&compiled, &warehouse).await;
     let data = site_data(&compiled, &graph, &lineage, &settings.project.exposures, &footers, &history);

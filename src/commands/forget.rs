@@ -18,9 +18,11 @@ use serde_json::json;
 use super::{compile_project, run, Settings};
 use crate::artifacts::Invocation;
 use crate::compile::Compiled;
+use crate::diagnostic::Location;
 use crate::error::Error;
-use crate::exec::policy::FORGOTTEN_FILE;
-use crate::exec::Engine;
+use crate::exec::policy::{self, FORGOTTEN_FILE};
+use crate::exec::{publish, Engine};
+use crate::project::ProjectError;
 use crate::storage::Warehouse;
 
 /// Folder of the audit records in the warehouse.
@@ -29,31 +31,43 @@ pub const AUDIT_DIR: &str = "_wh/forget";
 /// Forgets the people carrying `identifiers` (`type:value`); exit code 1
 /// when nobody carries them or the rebuild fails.
 pub async fn execute(mut settings: Settings, identifiers: &[String], reason: Option<&str>) -> Result<ExitCode, Error> {
+    let project_file = settings.project.file_name;
     let Some(policy) = settings.project.forget.clone() else {
-        return Err(Error::Usage {
-            message: format!("`wh forget` needs `forget:` in {}", settings.project.file_name),
+        return Err(Error::Project(ProjectError::Invalid {
+            message: format!("`wh forget` needs `forget:` in {project_file}"),
+            location: Location::file(project_file),
             hint: Some(
                 "name the model bridging people to identifiers: forget: {model: profile_identifiers, \
                  profile: profile_id, type: identifier_type, value: identifier_value}"
                     .into(),
             ),
-        });
+        }));
     };
     let wanted: Vec<(String, String)> = identifiers.iter().map(|i| parse_identifier(i)).collect::<Result<_, _>>()?;
-    let (compiled, _) = compile_project(&settings)?;
+    let (compiled, graph) = compile_project(&settings)?;
     if !compiled.models.contains_key(&policy.model) {
-        return Err(Error::Usage {
+        let text = std::fs::read_to_string(settings.project.root.join(project_file)).unwrap_or_default();
+        let (line, col) = crate::diagnostic::find_in_text(&text, "forget:").unwrap_or((0, 0));
+        return Err(Error::Project(ProjectError::Invalid {
             message: format!("`forget.model` names `{}`, which is not a model", policy.model),
+            location: Location::at(project_file, line, col),
             hint: crate::diagnostic::did_you_mean(&policy.model, compiled.models.keys().map(String::as_str)),
-        });
+        }));
     }
+    // The rebuild: models with identifier columns and what derives from them.
+    let carriers: BTreeSet<String> = compiled
+        .models
+        .values()
+        .filter(|m| !policy::identifier_columns(m).is_empty())
+        .flat_map(|m| std::iter::once(m.name.clone()).chain(graph.descendants(&m.name, None)))
+        .collect();
     let warehouse = settings.reachable_warehouse().await?;
     let inv = Invocation::new("forget", &settings.project);
     let requested_at = chrono::Utc::now();
     // No build may run while the list changes; the rebuild takes the lock
     // again (a build started in between applies the new list too).
     let lock = run::take_lock(&settings, &warehouse, &inv).await?;
-    let found = find_and_add(&settings, &compiled, &warehouse, &policy, &wanted).await;
+    let found = find_and_add(&settings, &compiled, &carriers, &warehouse, &policy, &wanted).await;
     lock.release().await;
     let Some((profiles, hashed, before)) = found? else {
         return Ok(ExitCode::from(1));
@@ -63,18 +77,11 @@ pub async fn execute(mut settings: Settings, identifiers: &[String], reason: Opt
         profiles.len(),
         hashed.len()
     ));
-    // The rebuild: models with identifier columns and what derives from them.
-    let carriers: Vec<String> = compiled
-        .models
-        .values()
-        .filter(|m| m.columns.iter().any(|c| c.meta.contains_key("identifier")))
-        .map(|m| format!("{}+", m.name))
-        .collect();
-    settings.select = crate::graph::selector::parse(&carriers)?;
+    settings.select = crate::graph::selector::parse(&carriers.iter().cloned().collect::<Vec<_>>())?;
     settings.exclude = crate::graph::selector::Selection(Vec::new());
     let code = run::execute(&settings, "build", true, None, false).await?;
     let engine = settings.engine(&compiled, &warehouse, Some(1))?;
-    let after = row_counts(&engine, &warehouse, &compiled).await;
+    let after = row_counts(&engine, &warehouse, &compiled, &carriers).await;
     let removed: BTreeMap<&String, u64> =
         before.iter().filter_map(|(m, n)| after.get(m).filter(|a| **a < *n).map(|a| (m, n - a))).collect();
     let mut by_type: BTreeMap<&str, usize> = BTreeMap::new();
@@ -118,6 +125,7 @@ type Found = (BTreeSet<String>, BTreeSet<(String, String)>, BTreeMap<String, u64
 async fn find_and_add(
     settings: &Settings,
     compiled: &Compiled,
+    carriers: &BTreeSet<String>,
     warehouse: &Warehouse,
     policy: &crate::project::config::ForgetPolicy,
     wanted: &[(String, String)],
@@ -162,7 +170,7 @@ async fn find_and_add(
     let hashed: BTreeSet<(String, String)> =
         all.iter().map(|(t, v)| (t.clone(), crate::state::digest(v.as_bytes()))).collect();
 
-    let before = row_counts(&engine, warehouse, compiled).await;
+    let before = row_counts(&engine, warehouse, compiled, carriers).await;
     add_forgotten(&engine, warehouse, &hashed).await?;
     Ok(Some((profiles, hashed, before)))
 }
@@ -200,10 +208,15 @@ async fn strings(engine: &Engine, sql: &str) -> Result<Vec<Vec<String>>, Error> 
     Ok(out)
 }
 
-/// Rows of every published single-file table.
-async fn row_counts(engine: &Engine, warehouse: &Warehouse, compiled: &Compiled) -> BTreeMap<String, u64> {
+/// Rows of the published single-file tables among `models`.
+async fn row_counts(
+    engine: &Engine,
+    warehouse: &Warehouse,
+    compiled: &Compiled,
+    models: &BTreeSet<String>,
+) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
-    for m in compiled.models.values() {
+    for m in models.iter().filter_map(|name| compiled.models.get(name)) {
         let Some(rel) = m.output_path().filter(|_| !m.is_delta() && !m.is_partitioned_parquet()) else { continue };
         if !warehouse.exists(&rel).await.unwrap_or(false) {
             continue;
@@ -239,11 +252,7 @@ async fn add_forgotten(engine: &Engine, warehouse: &Warehouse, new: &BTreeSet<(S
         ],
     )
     .map_err(|e| Error::Internal(e.to_string()))?;
-    let mut bytes = Vec::new();
-    let mut writer =
-        parquet::arrow::ArrowWriter::try_new(&mut bytes, schema, Some(crate::exec::publish::writer_properties()))
-            .map_err(|e| Error::Internal(e.to_string()))?;
-    writer.write(&batch).map_err(|e| Error::Internal(e.to_string()))?;
-    writer.close().map_err(|e| Error::Internal(e.to_string()))?;
-    warehouse.put(FORGOTTEN_FILE, bytes).await.map_err(|source| Error::Io { path: FORGOTTEN_FILE.into(), source })
+    let io = |source| Error::Io { path: FORGOTTEN_FILE.into(), source };
+    let staged = publish::stage(&[batch], &schema, &warehouse.staging_path(FORGOTTEN_FILE)).map_err(io)?;
+    warehouse.publish(&staged, FORGOTTEN_FILE).await.map_err(io)
 }

@@ -10,7 +10,7 @@ use super::{compile_project, Settings};
 use crate::cli::LineageFormat;
 use crate::diagnostic::did_you_mean;
 use crate::error::Error;
-use crate::lineage::{project_lineage, Kind};
+use crate::lineage::Kind;
 
 /// What `wh lineage` was asked.
 pub struct Request<'a> {
@@ -46,8 +46,7 @@ pub async fn execute(settings: &Settings, req: Request<'_>) -> Result<ExitCode, 
     let mut edges: BTreeMap<(Node, Node), BTreeSet<Kind>> = BTreeMap::new();
     let mut unresolved = BTreeMap::new();
     if let Some(col) = &column {
-        let lin =
-            project_lineage(&compiled, &graph, settings.engine(&compiled, &settings.warehouse()?, Some(1))?).await;
+        let lin = settings.lineage(&compiled, &graph, &settings.warehouse()?).await?;
         let known = lin.models.get(&relation).map(|m| m.columns.iter().any(|c| &c.name == col)).unwrap_or(false)
             || lin.sources.get(&relation).map(|s| s.iter().any(|(c, _)| c == col)).unwrap_or(false);
         if !known {

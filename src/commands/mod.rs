@@ -139,8 +139,24 @@ impl Settings {
         warehouse: &Warehouse,
         partitions: Option<usize>,
     ) -> Result<Engine, Error> {
-        Ok(Engine::with_stores(partitions, self.memory_limit, &self.stores(compiled, warehouse)?)
-            .with_dialect(self.dialect()))
+        Ok(self.session(&self.stores(compiled, warehouse)?, partitions))
+    }
+
+    /// Returns a DataFusion session reading these stores, with the memory
+    /// limit and the SQL dialect of the project.
+    pub fn session(&self, stores: &crate::storage::Stores, partitions: Option<usize>) -> Engine {
+        Engine::with_stores(partitions, self.memory_limit, stores).with_dialect(self.dialect())
+    }
+
+    /// Plans every model (sources give schemas, no data is read) for its
+    /// column lineage.
+    pub async fn lineage(
+        &self,
+        compiled: &Compiled,
+        graph: &Graph,
+        warehouse: &Warehouse,
+    ) -> Result<crate::lineage::ProjectLineage, Error> {
+        Ok(crate::lineage::project_lineage(compiled, graph, self.engine(compiled, warehouse, Some(1))?).await)
     }
 
     /// Returns an S3 client for the warehouse's bucket and each bucket the

@@ -13,7 +13,6 @@ use crate::commands::compile::write_compiled;
 use crate::diagnostic::render_location;
 use crate::error::Error;
 use crate::exec::runner::{self, RunPlan, Status};
-use crate::exec::Engine;
 use crate::freshness::FreshStatus;
 use crate::project::config::{AlertOn, StalePolicy};
 use crate::quality::Status as TestStatus;
@@ -142,12 +141,7 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
     let Prepared { clock, compiled, graph, selected, warehouse, inv, full_refresh } = p;
     let stores = settings.stores(&compiled, &warehouse)?;
     // Column lineage for the manifest: planning only, sources give schemas.
-    let lineage = crate::lineage::project_lineage(
-        &compiled,
-        &graph,
-        Engine::with_stores(Some(1), None, &stores).with_dialect(settings.dialect()),
-    )
-    .await;
+    let lineage = crate::lineage::project_lineage(&compiled, &graph, settings.session(&stores, Some(1))).await;
     write_compiled(settings, &inv, &compiled, Some(&lineage))?;
     // What cannot be planned is said before anything runs (an unknown
     // function, a column that does not exist), not found halfway.
@@ -265,9 +259,14 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
     // columns, consent, forgotten identifiers.
     let classes = crate::lineage::classify::propagate(&compiled, &graph, &lineage, &settings.project.classification);
     let policies = crate::exec::policy::policies(&settings.project, &compiled, &classes);
-    let forgotten = match warehouse.get(crate::exec::policy::FORGOTTEN_FILE).await {
-        Ok(Some(bytes)) => Some(crate::state::digest(&bytes)),
-        _ => None,
+    // The forgotten list is read only when a model filters by it.
+    let filters_forgotten = policies.values().any(|p| !p.forget.is_empty());
+    let forgotten = match filters_forgotten {
+        true => match warehouse.get(crate::exec::policy::FORGOTTEN_FILE).await {
+            Ok(Some(bytes)) => Some(crate::state::digest(&bytes)),
+            _ => None,
+        },
+        false => None,
     };
     let extra: std::collections::BTreeMap<String, String> = policies
         .iter()
@@ -298,7 +297,7 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
     let mut stale_sources = std::collections::BTreeMap::new();
     let mut stale_report = Vec::new();
     if compiled.sources.values().any(|s| s.table.freshness.is_some() && s.table.loaded_at_field.is_some()) {
-        let engine = Engine::with_stores(None, settings.memory_limit, &stores).with_dialect(settings.dialect());
+        let engine = settings.session(&stores, None);
         let results = super::source::check(settings, &compiled, engine, &inv.id, clock).await?;
         for f in results.iter().filter(|f| f.status != FreshStatus::Pass) {
             let skip = settings.project.on_stale_source == StalePolicy::Skip
@@ -318,8 +317,8 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
                 .push(serde_json::json!({"source": f.source, "status": f.status.as_str(), "message": f.message}));
         }
     }
-    let engine = Engine::with_stores(None, settings.memory_limit, &stores).with_dialect(settings.dialect());
-    if policies.values().any(|p| !p.forget.is_empty()) {
+    let engine = settings.session(&stores, None);
+    if filters_forgotten {
         let location = forgotten.as_ref().map(|_| warehouse.location(crate::exec::policy::FORGOTTEN_FILE));
         engine.register_forgotten(location.as_deref()).await.map_err(|e| Error::Usage {
             message: format!("cannot read the forgotten identifiers: {e}"),

@@ -358,6 +358,12 @@ impl Object for Exceptions {
     }
 }
 
+/// How `run_started_at` prints (UTC, microseconds); the compiled SQL's
+/// definition puts its name back in place of this text.
+pub fn started_text(at: &chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+}
+
 /// `run_started_at`: printed as before, with `strftime` and `isoformat`.
 #[derive(Debug)]
 struct StartedAt(chrono::DateTime<chrono::Utc>);
@@ -386,7 +392,7 @@ impl Object for StartedAt {
     }
 
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.format("%Y-%m-%d %H:%M:%S%.6f"))
+        write!(f, "{}", started_text(&self.0))
     }
 }
 

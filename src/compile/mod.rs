@@ -220,8 +220,9 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
         let file = &project.models[&name];
         *lock(&rec) = Recorder { this: Some(name.clone()), ..Default::default() };
         let template_name = file.path.to_string_lossy().replace('\\', "/");
+        // `this` is the global that reads the recorder: the same relation in
+        // the model and in the macros it calls.
         let ctx = context! {
-            this => Value::from_object(Relation { name: name.clone(), schema: project.target.schema.clone() }),
             model => context! { name => name.clone(), path => template_name.clone(), config => context! {
                 materialized => config.materialized.as_str() } },
         };
@@ -237,7 +238,6 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
         if file.seed {
             config.materialized = Materialization::Seed;
             if let Some(src) = sources.get_mut(&format!("{}.{name}", crate::project::SEED_SOURCE)) {
-                let src: &mut CompiledSource = src;
                 src.table.column_types = config.column_types.clone();
                 src.table.delimiter = config.delimiter.unwrap_or(',');
             }
@@ -247,7 +247,7 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
         // run it; which one runs is decided when the build starts.
         let (mut refs, mut read_sources) = (recorded.refs, recorded.sources);
         let incremental_sql = if config.materialized == Materialization::Incremental {
-            lock(&rec).incremental = true;
+            *lock(&rec) = Recorder { this: Some(name.clone()), incremental: true, ..Default::default() };
             let rendered = template.render(&ctx).map_err(|err| template_error(&err, &rec, &template_name));
             let more = std::mem::take(&mut *lock(&rec));
             // Refs made only in the incremental branch are dependencies too.
@@ -328,7 +328,7 @@ fn declared_configs(project: &Project) -> BTreeMap<String, ModelConfig> {
 
 /// Returns `run_started_at` as templates render it (UTC, microseconds).
 fn run_started_at(project: &Project) -> String {
-    project.run_started_at.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+    dbt_context::started_text(&project.run_started_at)
 }
 
 /// Checks the settings an incremental model or a snapshot needs.

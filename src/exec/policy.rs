@@ -49,19 +49,23 @@ pub fn policies(project: &Project, compiled: &Compiled, classes: &Classes) -> BT
         let policy = WritePolicy {
             masks: classify::masks(model, classes, &project.classification, &project.target.name),
             consent: project.consent.clone().filter(|c| model.config.tags.contains(&c.tag)),
-            forget: model
-                .columns
-                .iter()
-                .filter_map(|c| {
-                    c.meta.get("identifier").and_then(|v| v.as_str()).map(|t| (c.name.clone(), t.to_string()))
-                })
-                .collect(),
+            forget: identifier_columns(model),
         };
         if !policy.is_empty() {
             out.insert(model.name.clone(), policy);
         }
     }
     out
+}
+
+/// A model's identifier columns (`meta: {identifier: email}`) and their
+/// identifier types.
+pub fn identifier_columns(model: &CompiledModel) -> Vec<(String, String)> {
+    model
+        .columns
+        .iter()
+        .filter_map(|c| c.meta.get("identifier").and_then(|v| v.as_str()).map(|t| (c.name.clone(), t.to_string())))
+        .collect()
 }
 
 /// Checks what a policy needs of the graph: a consent model upstream of

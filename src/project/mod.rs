@@ -10,6 +10,7 @@ pub mod yaml;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};
 
@@ -184,8 +185,6 @@ pub struct Project {
     pub folder_configs: Vec<(Vec<String>, ConfigPatch)>,
     /// The same for seeds (the `seeds:` tree).
     pub seed_configs: Vec<(Vec<String>, ConfigPatch)>,
-    /// `{% docs name %}` blocks from `.md` files.
-    pub docs: BTreeMap<String, String>,
     /// What a dbt project uses that `wh` maps, ignores or cannot run.
     pub compat: Vec<CompatNote>,
     /// Levels of the `wh check` rules.
@@ -262,7 +261,6 @@ impl Project {
             sources: BTreeMap::new(),
             folder_configs,
             seed_configs,
-            docs: BTreeMap::new(),
             compat,
             checks: file.checks,
             alerts: file.alerts.clone(),
@@ -317,10 +315,11 @@ impl Project {
             all.extend(file.test_paths.iter().cloned());
             all
         });
+        let mut docs = BTreeMap::new();
         for docs_path in &docs_paths {
-            project.load_docs(docs_path)?;
+            project.load_docs(docs_path, &mut docs)?;
         }
-        project.render_doc_descriptions()?;
+        project.render_doc_descriptions(docs)?;
         project.check_props()?;
         project.note_unused_config_paths(&text);
         Ok(project)
@@ -374,7 +373,7 @@ impl Project {
 
     /// Reads the `{% docs name %} ... {% enddocs %}` blocks of the `.md`
     /// files under a docs path.
-    fn load_docs(&mut self, docs_path: &str) -> Result<(), ProjectError> {
+    fn load_docs(&self, docs_path: &str, docs: &mut BTreeMap<String, String>) -> Result<(), ProjectError> {
         for rel in files_under(&self.root, docs_path, &["md"])? {
             let text = read(&self.root.join(&rel))?;
             let mut pos = 0;
@@ -388,7 +387,7 @@ impl Project {
                         None,
                     ));
                 };
-                if self.docs.insert(name.clone(), text[end..close_start].trim().to_string()).is_some() {
+                if docs.insert(name.clone(), text[end..close_start].trim().to_string()).is_some() {
                     return Err(ProjectError::invalid(
                         format!("docs block `{name}` is defined twice"),
                         Location::at(&rel, line, 1),
@@ -402,13 +401,27 @@ impl Project {
     }
 
     /// Replaces `{{ doc("name") }}` in descriptions by the docs block.
-    fn render_doc_descriptions(&mut self) -> Result<(), ProjectError> {
-        let docs = std::mem::take(&mut self.docs);
+    fn render_doc_descriptions(&mut self, docs: BTreeMap<String, String>) -> Result<(), ProjectError> {
+        let docs = Arc::new(docs);
+        let mut env = minijinja::Environment::new();
+        let blocks = docs.clone();
+        env.add_function("doc", move |name: String| {
+            blocks.get(&name).cloned().ok_or_else(|| {
+                minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("unknown docs block `{name}`"))
+            })
+        });
         let render = |text: &mut String, at: &Location| -> Result<(), ProjectError> {
-            if text.contains("{{") {
-                *text = render_description(text, &docs)
-                    .map_err(|(message, hint)| ProjectError::invalid(message, at.clone(), hint))?;
+            if !text.contains("{{") {
+                return Ok(());
             }
+            *text = env.render_str(text, ()).map_err(|e| {
+                let message = e.detail().unwrap_or("template error").to_string();
+                let name = message.strip_prefix("unknown docs block `").and_then(|r| r.split('`').next()).unwrap_or("");
+                let hint = did_you_mean(name, docs.keys().map(String::as_str)).or_else(|| {
+                    Some("define it in a .md file under a docs path: {% docs name %} ... {% enddocs %}".into())
+                });
+                ProjectError::invalid(format!("description: {message}"), at.clone(), hint)
+            })?;
             Ok(())
         };
         for declared in self.props.values_mut() {
@@ -424,7 +437,6 @@ impl Project {
                 render(&mut c.description, &table.defined_at)?;
             }
         }
-        self.docs = docs;
         Ok(())
     }
 
@@ -973,24 +985,6 @@ fn model_fqn(model: &ModelFile) -> Vec<String> {
     let mut fqn: Vec<String> = if model.seed { model.folder[1..].to_vec() } else { model.folder.clone() };
     fqn.push(model.name.clone());
     fqn
-}
-
-/// Renders `{{ doc("name") }}` in a description.
-fn render_description(text: &str, docs: &BTreeMap<String, String>) -> Result<String, (String, Option<String>)> {
-    let mut env = minijinja::Environment::new();
-    let blocks = docs.clone();
-    env.add_function("doc", move |name: String| {
-        blocks.get(&name).cloned().ok_or_else(|| {
-            minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("unknown docs block `{name}`"))
-        })
-    });
-    env.render_str(text, ()).map_err(|e| {
-        let message = e.detail().unwrap_or("template error").to_string();
-        let name = message.strip_prefix("unknown docs block `").and_then(|r| r.split('`').next()).unwrap_or("");
-        let hint = did_you_mean(name, docs.keys().map(String::as_str))
-            .or_else(|| Some("define it in a .md file under a docs path: {% docs name %} ... {% enddocs %}".into()));
-        (format!("description: {message}"), hint)
-    })
 }
 
 fn read(path: &Path) -> Result<String, ProjectError> {
