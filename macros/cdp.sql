@@ -23,8 +23,9 @@ end
 {#- Connected components by min-label propagation: `nodes` has a column
     `node`, `edges` columns `src` and `dst` (either direction). Each round
     moves labels one edge further; a singular test proves the last round
-    changed nothing. -#}
-{% macro cdp_components(nodes, edges, rounds) -%}
+    changed nothing. `start`, when given, holds the labels (`node`,
+    `label`) of earlier rounds to go on from. -#}
+{% macro cdp_components(nodes, edges, rounds, start=none) -%}
 links as (
     select src, dst from {{ edges }}
     union all
@@ -33,7 +34,11 @@ links as (
     select node as src, node as dst from {{ nodes }}
 ),
 labels_0 as (
+    {%- if start %}
+    select node, label from {{ start }}
+    {%- else %}
     select node, node as label from {{ nodes }}
+    {%- endif %}
 ),
 {%- for i in range(1, rounds + 1) %}
 labels_{{ i }} as (

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: installs what the tests need (Debian's
 # Chromium; a Python virtual environment with DuckDB, pyarrow, pandas,
-# pytest and Playwright), runs the Rust tests, then opens the marts with
-# those real Parquet readers and the docs site in the real browser.
+# pytest and Playwright; Ballista's scheduler and executor), runs the Rust
+# tests, then opens the marts with those real Parquet readers, the docs
+# site in the real browser, and builds on a real Ballista cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,8 +24,12 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/readers/requirements.txt
 
+# Ballista's scheduler and executor binaries (crates.io) for the test of a
+# real cluster on loopback; built once into .tools/ballista.
+scripts/install-ballista.sh
+
 # cargo test also builds target/debug/wh and wh-datagen, which the reader tests use.
 cargo test --all-targets
 
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
-WH_BIN="$target_dir/debug/wh" "$venv/bin/python" -m pytest -q tests/readers
+WH_BIN="$target_dir/debug/wh" WH_REQUIRE_BALLISTA=1 "$venv/bin/python" -m pytest -q tests/readers

@@ -38,6 +38,14 @@ pub struct SharedArgs {
     /// aggregations and joins spill to the temporary folder (TMPDIR).
     #[arg(long, global = true, env = "WH_MEMORY_LIMIT")]
     pub memory_limit: Option<String>,
+    /// Where the models' queries run: this process (local), or a Ballista
+    /// cluster (ballista). Default: the target's `engine:`, else local.
+    #[arg(long, global = true, env = "WH_ENGINE", value_enum)]
+    pub engine: Option<crate::project::config::EngineName>,
+    /// The Ballista scheduler, df://host:50050 (with --engine ballista;
+    /// without it, a scheduler and an executor run inside wh).
+    #[arg(long, global = true, env = "WH_SCHEDULER")]
+    pub scheduler: Option<String>,
     /// Models to include: name, +name, name+, +name+, @name, tag:x, path:models/marts, source:x.
     #[arg(short = 's', long = "select", global = true, num_args = 1..)]
     pub select: Vec<String>,

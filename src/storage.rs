@@ -35,6 +35,9 @@ pub enum Warehouse {
     Remote(Arc<Remote>),
 }
 
+/// Where sessions on a cluster write what their executors read.
+pub const SCRATCH: &str = "_wh/scratch";
+
 /// An S3 warehouse: a bucket and a prefix, and a local scratch folder where
 /// files are written before they are uploaded.
 #[derive(Debug)]
@@ -222,6 +225,47 @@ impl Warehouse {
         }
     }
 
+    /// The local folder where a session on a cluster writes the files its
+    /// executors read instead of wh's memory: under `_wh/scratch/` in a
+    /// local warehouse (a path every executor reaches), else a scratch
+    /// folder whose files [`Warehouse::share`] uploads.
+    pub fn scratch_dir(&self, run: &str) -> PathBuf {
+        match self {
+            Warehouse::Local(root) => root.join(SCRATCH).join(run),
+            Warehouse::Remote(r) => r.scratch.path().join(SCRATCH).join(run),
+        }
+    }
+
+    /// Returns where executors read the local file `file`, written for
+    /// them: the file itself in a local warehouse, else its copy uploaded
+    /// to `rel` (under `_wh/scratch/`).
+    pub async fn share(&self, file: &Path, rel: &str) -> Result<String, StorageError> {
+        match self {
+            Warehouse::Local(_) => Ok(file.to_string_lossy().into_owned()),
+            Warehouse::Remote(r) => {
+                upload(r, file, &Self::key(r, rel)).await?;
+                Ok(self.location(rel))
+            }
+        }
+    }
+
+    /// Removes a run's scratch files (`_wh/scratch/<run>/`).
+    pub async fn remove_scratch(&self, run: &str) {
+        let dir = self.scratch_dir(run);
+        let _ = std::fs::remove_dir_all(&dir);
+        // `_wh/scratch` itself, once no run has files in it.
+        if let Some(parent) = dir.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+        if let Warehouse::Remote(r) = self {
+            let prefix = Self::key(r, &format!("{SCRATCH}/{run}"));
+            let keys: Vec<_> = r.store.list(Some(&prefix)).try_collect().await.unwrap_or_default();
+            for meta in keys {
+                let _ = r.store.delete(&meta.location).await;
+            }
+        }
+    }
+
     /// Makes a staged file visible at `rel`, whole or not at all.
     pub async fn publish(&self, staged: &Staged, rel: &str) -> std::io::Result<()> {
         match self {
@@ -376,7 +420,12 @@ impl Warehouse {
     /// an unfinished multipart upload is never visible).
     pub fn remove_leftovers(&self) -> usize {
         match self {
-            Warehouse::Local(root) => publish::remove_leftovers(root),
+            Warehouse::Local(root) => {
+                // A cluster run's scratch files (runs hold the lock, so
+                // none is in use).
+                let scratch = usize::from(std::fs::remove_dir_all(root.join(SCRATCH)).is_ok());
+                publish::remove_leftovers(root) + scratch
+            }
             Warehouse::Remote(_) => 0,
         }
     }

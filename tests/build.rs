@@ -132,7 +132,7 @@ fn selected_build_reads_unselected_parents_from_the_warehouse() {
     assert_exit(&p.wh(&["build", "--vars", &golden_vars()]), 0);
     let out = p.wh(&["build", "--vars", &golden_vars(), "--select", "customer_order_summary"]);
     assert_exit(&out, 0);
-    assert!(stderr(&out).contains("Running 1 of 31 models"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Running 1 of 32 models"), "{}", stderr(&out));
     assert_eq!(p.rows("marts/customer_order_summary.parquet").len(), 2);
 
     let fresh = TempProject::example();
@@ -153,7 +153,7 @@ fn concurrent_build_equals_single_threaded_build() {
     // Snapshots record the time of the build that wrote them: the rest must
     // be the same bytes.
     let files = tables(&one.path().join("warehouse"));
-    assert_eq!(files.len(), 29);
+    assert_eq!(files.len(), 30);
     for f in files {
         let a = std::fs::read(one.path().join("warehouse").join(&f)).unwrap();
         let b = std::fs::read(many.path().join("warehouse").join(&f)).unwrap();
@@ -579,7 +579,7 @@ fn unchanged_models_are_reused_and_a_change_rebuilds_exactly_its_descendants() {
     let first = p.wh(&["build", "--vars", &vars]);
     assert_exit(&first, 0);
     let all = reported(&first, "OK");
-    assert_eq!(all.len(), 31);
+    assert_eq!(all.len(), 32);
     // rfm_segment_changes lists the changes of the build that runs it: it
     // is never up to date.
     let mut stable = all.clone();
@@ -591,7 +591,7 @@ fn unchanged_models_are_reused_and_a_change_rebuilds_exactly_its_descendants() {
     let again = p.wh(&["build", "--vars", &vars]);
     assert_exit(&again, 0);
     assert_eq!(reported(&again, "REUSE"), stable);
-    assert!(stderr(&again).contains("30 of 31 selected models are up to date"), "{}", stderr(&again));
+    assert!(stderr(&again).contains("31 of 32 selected models are up to date"), "{}", stderr(&again));
     assert_eq!(mtime("marts/customer_order_summary.parquet"), before);
 
     // A comment and new line breaks are not a change.
@@ -728,7 +728,7 @@ fn failures_and_warnings_alert_a_webhook_and_a_command() {
     assert_exit(&out, 0);
     let sent = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
     assert_eq!(sent["status"], "warning");
-    assert_eq!(sent["models"]["built"], 31);
+    assert_eq!(sent["models"]["built"], 32);
     assert!(sent["problems"].as_array().unwrap().iter().any(|p| p["assertion"] == "order_total_matches_lines"));
     let by_command: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(p.path().join("alert.json")).unwrap()).unwrap();

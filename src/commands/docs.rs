@@ -47,7 +47,7 @@ async fn read_history(settings: &Settings, compiled: &Compiled, warehouse: &Ware
     if !warehouse.exists(&dir).await.unwrap_or(false) {
         return out;
     }
-    let Ok(engine) = settings.engine(compiled, warehouse, Some(1)) else { return out };
+    let Ok(engine) = settings.engine(compiled, warehouse, Some(1)).await else { return out };
     if engine.register_published("wh_test_results", &warehouse.location(&dir)).await.is_err() {
         return out;
     }

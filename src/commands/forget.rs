@@ -80,7 +80,7 @@ pub async fn execute(mut settings: Settings, identifiers: &[String], reason: Opt
     settings.select = crate::graph::selector::parse(&carriers.iter().cloned().collect::<Vec<_>>())?;
     settings.exclude = crate::graph::selector::Selection(Vec::new());
     let code = run::execute(&settings, "build", true, None, false).await?;
-    let engine = settings.engine(&compiled, &warehouse, Some(1))?;
+    let engine = settings.engine(&compiled, &warehouse, Some(1)).await?;
     let after = row_counts(&engine, &warehouse, &compiled, &carriers).await;
     let removed: BTreeMap<&String, u64> =
         before.iter().filter_map(|(m, n)| after.get(m).filter(|a| **a < *n).map(|a| (m, n - a))).collect();
@@ -131,7 +131,7 @@ async fn find_and_add(
     wanted: &[(String, String)],
 ) -> Result<Option<Found>, Error> {
     let model = &compiled.models[&policy.model];
-    let engine = settings.engine(compiled, warehouse, Some(1))?;
+    let engine = settings.engine(compiled, warehouse, Some(1)).await?;
     let rel = model.output_path().unwrap_or_default();
     if !warehouse.exists(&rel).await.unwrap_or(false) {
         return Err(Error::Usage {

@@ -69,9 +69,20 @@ impl Settings {
             vars: vars.clone(),
             threads: shared.threads,
             profiles_dir: shared.profiles_dir.clone(),
+            engine: shared.engine,
+            scheduler: shared.scheduler.clone(),
         };
         let root = absolute(&shared.project_dir);
         let project = Project::load(&root, &overrides)?;
+        if memory_limit.is_some() && matches!(project.target.engine, crate::project::EngineChoice::Ballista { .. }) {
+            return Err(Error::Usage {
+                message: "--memory-limit bounds the local engine's operators; on Ballista the executors run them"
+                    .into(),
+                hint: Some(
+                    "leave out --memory-limit with --engine ballista (executors have their own settings)".into(),
+                ),
+            });
+        }
         let select = selector::parse(&shared.select)?;
         let exclude = selector::parse(&shared.exclude)?;
         let args = serde_json::json!({
@@ -80,6 +91,10 @@ impl Settings {
             "vars": vars,
             "threads": project.target.threads,
             "memory_limit": memory_limit,
+            "engine": match &project.target.engine {
+                crate::project::EngineChoice::Local => "local",
+                crate::project::EngineChoice::Ballista { .. } => "ballista",
+            },
             "select": select.to_string(),
             "exclude": exclude.to_string(),
         });
@@ -131,19 +146,48 @@ impl Settings {
         Ok(warehouse)
     }
 
-    /// Returns a DataFusion session that can read the warehouse and every
-    /// S3 bucket the sources name.
-    pub fn engine(
+    /// Returns a session that runs queries on the target's engine and can
+    /// read the warehouse and every S3 bucket the sources name.
+    pub async fn engine(
         &self,
         compiled: &Compiled,
         warehouse: &Warehouse,
         partitions: Option<usize>,
     ) -> Result<Engine, Error> {
-        Ok(self.session(&self.stores(compiled, warehouse)?, partitions))
+        self.executor(&self.stores(compiled, warehouse)?, warehouse, partitions).await
     }
 
-    /// Returns a DataFusion session reading these stores, with the memory
-    /// limit and the SQL dialect of the project.
+    /// Returns a session that runs queries on the target's engine: this
+    /// process, or a Ballista cluster.
+    pub async fn executor(
+        &self,
+        stores: &crate::storage::Stores,
+        warehouse: &Warehouse,
+        partitions: Option<usize>,
+    ) -> Result<Engine, Error> {
+        let crate::project::EngineChoice::Ballista { scheduler } = &self.project.target.engine else {
+            return Ok(self.session(stores, partitions));
+        };
+        let target = &self.project.target;
+        Engine::on_cluster(partitions, scheduler.as_deref(), &target.s3, stores, warehouse)
+            .await
+            .map(|e| e.with_dialect(self.dialect()))
+            .map_err(|e| {
+                self.target_error(
+                    e,
+                    Some(match scheduler {
+                        Some(_) => {
+                            "start the scheduler (ballista-scheduler) and its executors, or check --scheduler".into()
+                        }
+                        None => "run with --engine local".into(),
+                    }),
+                )
+            })
+    }
+
+    /// Returns a local DataFusion session reading these stores, with the
+    /// memory limit and the SQL dialect of the project (planning, and
+    /// queries on the local engine).
     pub fn session(&self, stores: &crate::storage::Stores, partitions: Option<usize>) -> Engine {
         Engine::with_stores(partitions, self.memory_limit, stores).with_dialect(self.dialect())
     }
@@ -156,7 +200,8 @@ impl Settings {
         graph: &Graph,
         warehouse: &Warehouse,
     ) -> Result<crate::lineage::ProjectLineage, Error> {
-        Ok(crate::lineage::project_lineage(compiled, graph, self.engine(compiled, warehouse, Some(1))?).await)
+        Ok(crate::lineage::project_lineage(compiled, graph, self.session(&self.stores(compiled, warehouse)?, Some(1)))
+            .await)
     }
 
     /// Returns an S3 client for the warehouse's bucket and each bucket the
@@ -267,7 +312,7 @@ pub fn compile_project(settings: &Settings) -> Result<(Compiled, Graph), Error> 
 /// left out (a query that needs one then names it as unknown).
 pub async fn open_warehouse(settings: &Settings, compiled: &Compiled, graph: &Graph) -> Result<Engine, Error> {
     let warehouse = settings.reachable_warehouse().await?;
-    let engine = settings.engine(compiled, &warehouse, None)?;
+    let engine = settings.engine(compiled, &warehouse, None).await?;
     // Tables come from their Parquet files; only views and ephemerals read
     // sources, so only their sources are worth a warning when missing.
     let read_by_views: std::collections::BTreeSet<&String> =

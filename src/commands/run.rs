@@ -159,6 +159,21 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
         ));
     }
 
+    // What a cluster cannot run stops the build before anything runs.
+    if matches!(settings.project.target.engine, crate::project::EngineChoice::Ballista { .. }) {
+        let refused = crate::exec::cluster::unsupported(&compiled, &graph, &selected, &lineage);
+        if !refused.is_empty() {
+            let lines: Vec<String> = refused.iter().map(|(m, why)| format!("  {m}: {why}")).collect();
+            return Err(Error::Usage {
+                message: format!(
+                    "{} selected model(s) cannot run on Ballista; nothing was built:\n{}",
+                    refused.len(),
+                    lines.join("\n")
+                ),
+                hint: Some("build them with --engine local, or leave them out (--exclude)".into()),
+            });
+        }
+    }
     let removed = warehouse.remove_leftovers();
     if removed > 0 {
         settings.log(format!("Removed {removed} temporary file(s) left by an interrupted run"));
@@ -171,12 +186,17 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
         None => settings.project.target.threads,
     };
     settings.log(format!(
-        "Running {} of {} models with {} thread(s), target `{}` -> {}",
+        "Running {} of {} models with {} thread(s), target `{}` -> {}{}",
         selected.len(),
         compiled.models.len(),
         threads,
         settings.project.target.name,
         settings.project.target.warehouse,
+        match &settings.project.target.engine {
+            crate::project::EngineChoice::Local => String::new(),
+            crate::project::EngineChoice::Ballista { scheduler: None } => ", on Ballista (in-process cluster)".into(),
+            crate::project::EngineChoice::Ballista { scheduler: Some(s) } => format!(", on Ballista at {s}"),
+        }
     ));
 
     let total = selected.len();
@@ -297,7 +317,7 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
     let mut stale_sources = std::collections::BTreeMap::new();
     let mut stale_report = Vec::new();
     if compiled.sources.values().any(|s| s.table.freshness.is_some() && s.table.loaded_at_field.is_some()) {
-        let engine = settings.session(&stores, None);
+        let engine = settings.executor(&stores, &warehouse, None).await?;
         let results = super::source::check(settings, &compiled, engine, &inv.id, clock).await?;
         for f in results.iter().filter(|f| f.status != FreshStatus::Pass) {
             let skip = settings.project.on_stale_source == StalePolicy::Skip
@@ -317,7 +337,8 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
                 .push(serde_json::json!({"source": f.source, "status": f.status.as_str(), "message": f.message}));
         }
     }
-    let engine = settings.session(&stores, None);
+    let engine = settings.executor(&stores, &warehouse, None).await?;
+    let scratch = engine.clone();
     if filters_forgotten {
         let location = forgotten.as_ref().map(|_| warehouse.location(crate::exec::policy::FORGOTTEN_FILE));
         engine.register_forgotten(location.as_deref()).await.map_err(|e| Error::Usage {
@@ -342,6 +363,7 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
         now: settings.project.run_started_at,
     };
     let output = runner::run(plan, &mut report).await;
+    scratch.remove_scratch().await;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }

@@ -2,6 +2,7 @@
 //! (register inputs, plan a model's SQL, stage and publish its result). The
 //! rest of `wh` never touches DataFusion, so another engine can stand here.
 
+pub mod cluster;
 pub mod contract;
 pub mod duckdb;
 pub mod incremental;
@@ -129,6 +130,36 @@ pub struct Engine {
     /// Inlined plan size of each registered view.
     view_sizes: Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
     memory_limit: Option<usize>,
+    /// On a cluster: where the tables the local engine would hold in
+    /// memory are written for the executors.
+    scratch: Option<Arc<Scratch>>,
+}
+
+/// A cluster session's files for its executors, under `_wh/scratch/<run>/`
+/// of the warehouse (which every executor reaches).
+struct Scratch {
+    warehouse: crate::storage::Warehouse,
+    run: String,
+    files: std::sync::atomic::AtomicUsize,
+}
+
+/// The session settings of both engines.
+fn session_config(partitions: Option<usize>) -> SessionConfig {
+    // DATAFUSION_* environment variables tune the session (e.g.
+    // DATAFUSION_EXECUTION_BATCH_SIZE); wh's own settings come after.
+    let mut config = SessionConfig::from_env().unwrap_or_default().with_information_schema(true);
+    if let Some(p) = partitions {
+        config = config.with_target_partitions(p.max(1));
+    }
+    config.options_mut().sql_parser.collect_spans = true;
+    // Strings read from Parquet as plain UTF-8, not views: window
+    // functions over view arrays gathered from many batches ran for
+    // minutes and took 20 GB at scale 30 (mart_customer_rfm), and every
+    // table is written as plain UTF-8 anyway. Ballista needs the same: its
+    // Arrow Flight frames of view arrays grow too large to send.
+    config.options_mut().execution.parquet.schema_force_view_types = false;
+    config.options_mut().sql_parser.map_string_types_to_utf8view = false;
+    config
 }
 
 impl Engine {
@@ -137,18 +168,7 @@ impl Engine {
     /// aggregations and joins spill to the system's temporary folder
     /// beyond it, or fail when they cannot.
     pub fn new(partitions: Option<usize>, memory_limit: Option<usize>) -> Engine {
-        // DATAFUSION_* environment variables tune the session (e.g.
-        // DATAFUSION_EXECUTION_BATCH_SIZE); wh's own settings come after.
-        let mut config = SessionConfig::from_env().unwrap_or_default().with_information_schema(true);
-        if let Some(p) = partitions {
-            config = config.with_target_partitions(p.max(1));
-        }
-        config.options_mut().sql_parser.collect_spans = true;
-        // Strings read from Parquet as plain UTF-8, not views: window
-        // functions over view arrays gathered from many batches ran for
-        // minutes and took 20 GB at scale 30 (mart_customer_rfm), and every
-        // table is written as plain UTF-8 anyway.
-        config.options_mut().execution.parquet.schema_force_view_types = false;
+        let config = session_config(partitions);
         let ctx = match memory_limit {
             Some(limit) => {
                 let pool = Arc::new(datafusion::execution::memory_pool::FairSpillPool::new(limit));
@@ -162,7 +182,66 @@ impl Engine {
             }
             None => SessionContext::new_with_config(config),
         };
-        Engine { ctx, view_sizes: Arc::default(), memory_limit }
+        Engine { ctx, view_sizes: Arc::default(), memory_limit, scratch: None }
+    }
+
+    /// Creates a session whose queries run on a Ballista cluster (the
+    /// scheduler at `df://host:port`, else one in this process) and read
+    /// these stores; what the local engine holds in memory it writes
+    /// under the warehouse's `_wh/scratch/<run>/` instead.
+    pub async fn on_cluster(
+        partitions: Option<usize>,
+        scheduler: Option<&str>,
+        s3: &crate::project::config::S3Settings,
+        stores: &crate::storage::Stores,
+        warehouse: &crate::storage::Warehouse,
+    ) -> Result<Engine, String> {
+        let ctx = cluster::session(session_config(partitions), scheduler, s3).await?;
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        let scratch = Scratch { warehouse: warehouse.clone(), run, files: Default::default() };
+        let engine = Engine { ctx, view_sizes: Arc::default(), memory_limit: None, scratch: Some(Arc::new(scratch)) };
+        for (bucket, store) in stores {
+            engine.register_store(bucket, store.clone());
+        }
+        Ok(engine)
+    }
+
+    /// Returns whether the queries run on a cluster.
+    pub fn on_a_cluster(&self) -> bool {
+        self.scratch.is_some()
+    }
+
+    /// Removes the files written for the cluster's executors.
+    pub async fn remove_scratch(&self) {
+        if let Some(s) = &self.scratch {
+            s.warehouse.remove_scratch(&s.run).await;
+        }
+    }
+
+    /// Writes `batches` for the executors and registers them as `name`.
+    async fn register_shared(
+        &self,
+        scratch: &Scratch,
+        name: &str,
+        schema: SchemaRef,
+        batches: &[RecordBatch],
+    ) -> Result<(), ExecError> {
+        let n = scratch.files.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let file_name = format!("{n:05}_{name}.parquet");
+        let dir = scratch.warehouse.scratch_dir(&scratch.run);
+        let io = |source| ExecError::Io { path: dir.join(&file_name), source };
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let staged = publish::stage(batches, &schema, &dir.join(&file_name)).map_err(io)?;
+        publish::publish(&staged).map_err(io)?;
+        self.register_file(name, &self.share(scratch, &dir.join(&file_name)).await?).await
+    }
+
+    /// Returns where the executors read a local file written for them.
+    async fn share(&self, scratch: &Scratch, file: &Path) -> Result<String, ExecError> {
+        let n = scratch.files.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let rel = format!("{}/{}/{n:05}_{name}", crate::storage::SCRATCH, scratch.run);
+        scratch.warehouse.share(file, &rel).await.map_err(|e| ExecError::Runtime { message: e.to_string() })
     }
 
     /// Reads the SQL of `dialect`: DuckDB's parser, function names and
@@ -514,9 +593,12 @@ impl Engine {
         let plan = df.create_physical_plan().await.map_err(runtime_error)?;
         let mut stream = datafusion::physical_plan::execute_stream(plan.clone(), task).map_err(runtime_error)?;
         let mut sink = publish::ParquetSink::create(&schema, dest).map_err(io)?;
-        // Under a memory limit nothing is held: the pool does not see it.
-        let hold_bytes = if self.memory_limit.is_some() { 0 } else { HOLD_BYTES };
-        let mut held: Option<Vec<RecordBatch>> = Some(Vec::new());
+        // Under a memory limit nothing is held: the pool does not see it;
+        // on a cluster the executors cannot see wh's memory.
+        let hold_bytes = if self.memory_limit.is_some() || self.scratch.is_some() { 0 } else { HOLD_BYTES };
+        // (On a cluster not even an empty result: a table in memory cannot
+        // be sent to the executors.)
+        let mut held: Option<Vec<RecordBatch>> = if self.scratch.is_some() { None } else { Some(Vec::new()) };
         let mut held_size = 0;
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(runtime_error)?;
@@ -538,9 +620,10 @@ impl Engine {
         drop(stream);
         let staged = sink.finish().await.map_err(io)?;
         let in_memory = held.is_some();
-        match held {
-            Some(batches) => self.register_batches(name, schema.clone(), batches)?,
-            None => self.register_file(name, &staged.temp.to_string_lossy()).await?,
+        match (held, &self.scratch) {
+            (Some(batches), _) => self.register_batches(name, schema.clone(), batches)?,
+            (None, Some(scratch)) => self.register_file(name, &self.share(scratch, &staged.temp).await?).await?,
+            (None, None) => self.register_file(name, &staged.temp.to_string_lossy()).await?,
         }
         Ok(TableOutput { staged, schema, held: in_memory, spilled_bytes: spilled_bytes(plan.as_ref()) })
     }
@@ -570,7 +653,10 @@ impl Engine {
             .map(|b| publish::to_bi(b, &schema))
             .collect::<Result<_, _>>()
             .map_err(|e| ExecError::Runtime { message: e.to_string() })?;
-        self.register_batches(name, schema.clone(), batches.clone())?;
+        match &self.scratch {
+            Some(scratch) => self.register_shared(scratch, name, schema.clone(), &batches).await?,
+            None => self.register_batches(name, schema.clone(), batches.clone())?,
+        }
         Ok((schema, batches))
     }
 
@@ -607,6 +693,15 @@ impl Engine {
     /// without data.
     pub fn register_schema_only(&self, name: &str, schema: SchemaRef) -> Result<(), ExecError> {
         self.register_batches(name, schema, Vec::new())
+    }
+
+    /// Registers an empty table with `schema` that queries may also run
+    /// over (on a cluster, an empty file).
+    pub async fn register_empty(&self, name: &str, schema: SchemaRef) -> Result<(), ExecError> {
+        match &self.scratch {
+            Some(scratch) => self.register_shared(scratch, name, schema, &[]).await,
+            None => self.register_schema_only(name, schema),
+        }
     }
 
     /// Returns the schema of a registered relation (SQL name, quoted).

@@ -165,7 +165,7 @@ impl Engine {
                     Field::new("identifier_type", DataType::Utf8, true),
                     Field::new("identifier_hash", DataType::Utf8, true),
                 ]);
-                self.register_schema_only(FORGOTTEN, std::sync::Arc::new(schema))
+                self.register_empty(FORGOTTEN, std::sync::Arc::new(schema)).await
             }
         }
     }

@@ -287,6 +287,22 @@ pub struct TargetFile {
     /// never here: they come from the AWS environment and profile files.
     #[serde(default)]
     pub s3: S3Settings,
+    /// Where the models' queries run: `local` (this process, the default)
+    /// or `ballista` (a Ballista cluster).
+    #[serde(default)]
+    pub engine: Option<EngineName>,
+    /// The Ballista scheduler, `df://host:50050`; without one, `engine:
+    /// ballista` starts a scheduler and an executor in the wh process.
+    #[serde(default)]
+    pub scheduler: Option<String>,
+}
+
+/// The engines a target can run on.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineName {
+    Local,
+    Ballista,
 }
 
 /// Connection settings for an S3 API (AWS or an S3-compatible store).

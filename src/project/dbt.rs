@@ -266,7 +266,14 @@ fn profile_targets(root: &Path, profile: Option<&str>, overrides: &Overrides) ->
         });
         let targets = BTreeMap::from([(
             target.clone(),
-            TargetFile { warehouse: "warehouse".into(), threads: None, schema: None, s3: Default::default() },
+            TargetFile {
+                warehouse: "warehouse".into(),
+                threads: None,
+                schema: None,
+                s3: Default::default(),
+                engine: None,
+                scheduler: None,
+            },
         )]);
         return Ok((target, targets, notes));
     };
@@ -365,7 +372,14 @@ fn profile_targets(root: &Path, profile: Option<&str>, overrides: &Overrides) ->
         let schema = output.other.get("schema").and_then(Json::as_str).map(str::to_string);
         targets.insert(
             out_name.clone(),
-            TargetFile { warehouse, threads: output.threads, schema, s3: Default::default() },
+            TargetFile {
+                warehouse,
+                threads: output.threads,
+                schema,
+                s3: Default::default(),
+                engine: None,
+                scheduler: None,
+            },
         );
     }
     Ok((target, targets, notes))

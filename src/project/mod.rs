@@ -83,6 +83,20 @@ pub struct Overrides {
     pub threads: Option<usize>,
     /// `--profiles-dir`: where a dbt project's `profiles.yml` is.
     pub profiles_dir: Option<PathBuf>,
+    /// `--engine`.
+    pub engine: Option<config::EngineName>,
+    /// `--scheduler`.
+    pub scheduler: Option<String>,
+}
+
+/// Where a target's queries run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineChoice {
+    /// DataFusion in the wh process.
+    Local,
+    /// A Ballista cluster: the scheduler at `df://host:port`, or with none
+    /// a scheduler and an executor started in the wh process.
+    Ballista { scheduler: Option<String> },
 }
 
 /// The resolved output environment.
@@ -95,6 +109,7 @@ pub struct Target {
     /// `target.schema` in templates.
     pub schema: String,
     pub s3: config::S3Settings,
+    pub engine: EngineChoice,
     /// Where the target is declared, for errors about its warehouse.
     pub defined_at: Location,
 }
@@ -780,9 +795,11 @@ fn resolve_target(
     overrides: &Overrides,
 ) -> Result<Target, ProjectError> {
     let name = overrides.target.clone().or_else(|| file.target.clone()).unwrap_or_else(|| "dev".into());
-    let (warehouse, threads, schema, s3) = match file.targets.get(&name) {
-        Some(t) => (t.warehouse.clone(), t.threads, t.schema.clone(), t.s3.clone()),
-        None if file.targets.is_empty() && name == "dev" => ("warehouse".to_string(), None, None, Default::default()),
+    let (warehouse, threads, schema, s3, engine, scheduler) = match file.targets.get(&name) {
+        Some(t) => (t.warehouse.clone(), t.threads, t.schema.clone(), t.s3.clone(), t.engine, t.scheduler.clone()),
+        None if file.targets.is_empty() && name == "dev" => {
+            ("warehouse".to_string(), None, None, Default::default(), None, None)
+        }
         None => {
             let (line, col) = find_in_text(text, "targets:").unwrap_or((0, 0));
             return Err(ProjectError::invalid(
@@ -805,7 +822,40 @@ fn resolve_target(
         None => Location::file(file_name),
     };
     let schema = schema.unwrap_or_else(|| "main".into());
-    Ok(Target { name, warehouse, threads, schema, s3, defined_at })
+    let engine = engine_choice(overrides, engine, scheduler, &defined_at)?;
+    Ok(Target { name, warehouse, threads, schema, s3, engine, defined_at })
+}
+
+/// Resolves the engine from `--engine`/`--scheduler` over the target's
+/// `engine:`/`scheduler:`.
+fn engine_choice(
+    overrides: &Overrides,
+    engine: Option<config::EngineName>,
+    scheduler: Option<String>,
+    defined_at: &Location,
+) -> Result<EngineChoice, ProjectError> {
+    let scheduler = overrides.scheduler.clone().or(scheduler);
+    match overrides.engine.or(engine).unwrap_or(config::EngineName::Local) {
+        config::EngineName::Local if scheduler.is_some() => Err(ProjectError::invalid(
+            "a scheduler is given, but the engine is `local`".to_string(),
+            defined_at.clone(),
+            Some("run on the cluster with --engine ballista (or `engine: ballista` in the target)".into()),
+        )),
+        config::EngineName::Local => Ok(EngineChoice::Local),
+        config::EngineName::Ballista => {
+            if let Some(url) = &scheduler {
+                let parsed = url::Url::parse(url).ok().filter(|u| u.scheme() == "df" && u.host_str().is_some());
+                if parsed.is_none() {
+                    return Err(ProjectError::invalid(
+                        format!("scheduler `{url}` is not a Ballista scheduler address"),
+                        defined_at.clone(),
+                        Some("write it as df://host:port, e.g. df://localhost:50050".into()),
+                    ));
+                }
+            }
+            Ok(EngineChoice::Ballista { scheduler })
+        }
+    }
 }
 
 /// A config tree of the project file (`models:` or `seeds:`) and how to

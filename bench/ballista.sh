@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The example warehouse built by the local engine and on Ballista, on this
+# machine: Ballista's in-process cluster (--engine ballista) and a real
+# cluster of ballista-scheduler and two ballista-executor processes on
+# loopback (the crates.io binaries in .tools/ballista, which
+# scripts/test.sh installs). Medians of RUNS runs (default 3), interleaved,
+# of `wh build --full-refresh` (no snapshots, no customer data platform,
+# as bench/compare.sh), at each of SCALES (default "10 30"). Wall time is
+# wh's; peak RSS is wh's own process (the executors' is not counted).
+#   bench/ballista.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scales="${SCALES:-10 30}"
+runs="${RUNS:-3}"
+bin="${BALLISTA_BIN:-$PWD/.tools/ballista/bin}"
+source bench/common.sh
+if [ ! -x "$bin/ballista-scheduler" ]; then
+  echo "no Ballista binaries in $bin: run scripts/install-ballista.sh" >&2
+  exit 2
+fi
+
+port=50070
+logs="$PWD/bench/data/ballista-logs"
+rm -rf "$logs"; mkdir -p "$logs"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+"$bin/ballista-scheduler" --bind-host 127.0.0.1 --bind-port "$port" >"$logs/scheduler.log" 2>&1 &
+pids+=($!)
+for i in 0 1; do
+  mkdir -p "$logs/work$i"
+  "$bin/ballista-executor" --scheduler-host 127.0.0.1 --scheduler-port "$port" --bind-host 127.0.0.1 \
+    --external-host 127.0.0.1 --bind-port $((port + 10 + i)) --bind-grpc-port $((port + 20 + i)) \
+    --bind-health-port $((port + 30 + i)) --work-dir "$logs/work$i" --vcores 2 >"$logs/executor$i.log" 2>&1 &
+  pids+=($!)
+done
+for _ in $(seq 100); do
+  n=$(curl -s "http://127.0.0.1:$port/api/executors" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' 2>/dev/null || echo 0)
+  [ "$n" -ge 2 ] && break
+  sleep 0.3
+done
+
+for scale in $scales; do
+  raw=$(raw_data "$scale")
+  vars="{raw_root: '$raw'}"
+  only=(--quiet --full-refresh --exclude "config.materialized:snapshot+" "tag:cdp" --vars "$vars")
+  declare -A project
+  for engine in local standalone cluster; do
+    project[$engine]=$(fresh_project "ballista-$engine-$scale")
+  done
+  all=$(python3 bench/measure.py "$runs" --interleave \
+    -- target/release/wh build "${only[@]}" --project-dir "${project[local]}" \
+    -- target/release/wh build "${only[@]}" --project-dir "${project[standalone]}" --engine ballista \
+    -- target/release/wh build "${only[@]}" --project-dir "${project[cluster]}" --engine ballista \
+         --scheduler "df://127.0.0.1:$port")
+  # The three warehouses hold the same tables, row for row.
+  "$venv/bin/python" bench/same_tables.py "${project[local]}/warehouse" "${project[standalone]}/warehouse" >&2
+  "$venv/bin/python" bench/same_tables.py "${project[local]}/warehouse" "${project[cluster]}/warehouse" >&2
+  python3 - "$scale" "$all" <<'PY'
+import json, sys
+scale = sys.argv[1]
+local, standalone, cluster = (json.loads(l) for l in sys.argv[2].splitlines())
+for name, r in (("local     ", local), ("in-process", standalone), ("cluster   ", cluster)):
+    print(f"scale {scale} {name} wall {r['wall_s']:.2f}s cpu {r['cpu_s']:.2f}s wh peak RSS {r['peak_rss_mb']:.0f} MB "
+          f"(x{r['wall_s'] / local['wall_s']:.2f} of local)")
+PY
+done

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs Ballista's scheduler and executor (the crates.io binaries of the
+# 55 line, with their published Cargo.lock) into .tools/ballista/bin, once:
+# the real multi-process cluster that tests/readers/test_ballista_cluster.py
+# and bench/ballista.sh start on loopback. A release build of both takes
+# about 20 minutes on 2 cores; later runs find them installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD/.tools/ballista"
+if [ -x "$root/bin/ballista-scheduler" ] && [ -x "$root/bin/ballista-executor" ]; then
+  exit 0
+fi
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/ballista-install" \
+  cargo install --locked --quiet --root "$root" --version 55.0.0 ballista-scheduler ballista-executor
