@@ -7,6 +7,7 @@
 # of `wh build --full-refresh` (no snapshots, no customer data platform,
 # as bench/compare.sh), at each of SCALES (default "10 30"). Wall time is
 # wh's; peak RSS is wh's own process (the executors' is not counted).
+# WH_BIN picks the wh binary (default target/release/wh).
 #   bench/ballista.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,7 @@ scales="${SCALES:-10 30}"
 runs="${RUNS:-3}"
 bin="${BALLISTA_BIN:-$PWD/.tools/ballista/bin}"
 source bench/common.sh
+wh="${WH_BIN:-$PWD/target/release/wh}"
 if [ ! -x "$bin/ballista-scheduler" ]; then
   echo "no Ballista binaries in $bin: run scripts/install-ballista.sh" >&2
   exit 2
@@ -31,7 +33,7 @@ for i in 0 1; do
   mkdir -p "$logs/work$i"
   "$bin/ballista-executor" --scheduler-host 127.0.0.1 --scheduler-port "$port" --bind-host 127.0.0.1 \
     --external-host 127.0.0.1 --bind-port $((port + 10 + i)) --bind-grpc-port $((port + 20 + i)) \
-    --bind-health-port $((port + 30 + i)) --work-dir "$logs/work$i" --vcores 2 >"$logs/executor$i.log" 2>&1 &
+    --bind-health-port $((port + 30 + i)) --work-dir "$logs/work$i" --vcores 32 >"$logs/executor$i.log" 2>&1 &
   pids+=($!)
 done
 for _ in $(seq 100); do
@@ -49,9 +51,9 @@ for scale in $scales; do
     project[$engine]=$(fresh_project "ballista-$engine-$scale")
   done
   all=$(python3 bench/measure.py "$runs" --interleave \
-    -- target/release/wh build "${only[@]}" --project-dir "${project[local]}" \
-    -- target/release/wh build "${only[@]}" --project-dir "${project[standalone]}" --engine ballista \
-    -- target/release/wh build "${only[@]}" --project-dir "${project[cluster]}" --engine ballista \
+    -- "$wh" build "${only[@]}" --project-dir "${project[local]}" \
+    -- "$wh" build "${only[@]}" --project-dir "${project[standalone]}" --engine ballista \
+    -- "$wh" build "${only[@]}" --project-dir "${project[cluster]}" --engine ballista \
          --scheduler "df://127.0.0.1:$port")
   # The three warehouses hold the same tables, row for row.
   "$venv/bin/python" bench/same_tables.py "${project[local]}/warehouse" "${project[standalone]}/warehouse" >&2

@@ -33,7 +33,9 @@ pytestmark = pytest.mark.skipif(
 
 class Cluster:
     """A scheduler and executors, each its own process, on 127.0.0.1. A
-    lost executor is noticed within seconds (short heartbeats)."""
+    lost executor is noticed within seconds (short heartbeats). Each
+    executor has 32 task slots: Ballista 55 never finishes a stage with
+    more tasks than the cluster has slots (see the README)."""
 
     def __init__(self, tmp, env):
         self.tmp, self.env = tmp, env
@@ -57,7 +59,7 @@ class Cluster:
                 "ballista-executor", "--scheduler-host", "127.0.0.1", "--scheduler-port", str(self.port),
                 "--bind-host", "127.0.0.1", "--external-host", "127.0.0.1",
                 "--bind-port", str(free_port()), "--bind-grpc-port", str(free_port()),
-                "--bind-health-port", str(free_port()), "--work-dir", str(work), "--vcores", "2",
+                "--bind-health-port", str(free_port()), "--work-dir", str(work), "--vcores", "32",
                 "--executor-heartbeat-interval-seconds", "1"])
         self.wait_ready(executors)
         return self
