@@ -33,7 +33,8 @@ for i in 0 1; do
   mkdir -p "$logs/work$i"
   "$bin/ballista-executor" --scheduler-host 127.0.0.1 --scheduler-port "$port" --bind-host 127.0.0.1 \
     --external-host 127.0.0.1 --bind-port $((port + 10 + i)) --bind-grpc-port $((port + 20 + i)) \
-    --bind-health-port $((port + 30 + i)) --work-dir "$logs/work$i" --vcores 32 >"$logs/executor$i.log" 2>&1 &
+    --bind-health-port $((port + 30 + i)) --work-dir "$logs/work$i" --vcores 32 \
+    --scheduler-connect-timeout-seconds 30 >"$logs/executor$i.log" 2>&1 &
   pids+=($!)
 done
 for _ in $(seq 100); do

@@ -3,10 +3,24 @@ with bounds as (
     select min(order_date) as first_day, max(order_date) as last_day
     from {{ ref('stg_orders') }}
 ),
+digits as (
+    select column1 as n from (values (0), (1), (2), (3), (4), (5), (6), (7), (8), (9))
+),
+-- Day offsets 0 .. 99,999 (273 years), from digits rather than
+-- generate_series, which Ballista's executors do not have.
+offsets as (
+    select a.n + 10 * b.n + 100 * c.n + 1000 * d.n + 10000 * e.n as n
+    from digits as a
+    cross join digits as b
+    cross join digits as c
+    cross join digits as d
+    cross join digits as e
+),
 days as (
-    select unnest(generate_series(first_day, last_day, interval '1 day')) as date_day
+    select first_day + cast(o.n as int) as date_day
     from bounds
-    where first_day is not null
+    cross join offsets as o
+    where first_day is not null and first_day + cast(o.n as int) <= last_day
 )
 select
     cast(date_part('year', date_day) * 10000

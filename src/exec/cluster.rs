@@ -133,14 +133,17 @@ mod imp {
         Ok(SessionContext::new_with_state(state))
     }
 
-    /// The names (and aliases) of the functions Ballista's executors know.
+    /// The names of the functions Ballista's executor binary decodes plans
+    /// with (its default registry: DataFusion's core scalar, aggregate and
+    /// window functions, not the nested ones such as `generate_series` or
+    /// `array_agg`'s companions `make_array`, `unnest`...).
     pub fn known_functions() -> std::collections::BTreeSet<String> {
-        let state = SessionState::new_ballista_state("http://localhost:50050".into())
-            .unwrap_or_else(|_| SessionStateBuilder::new().with_default_features().build());
+        use datafusion::execution::FunctionRegistry;
+        let registry = ballista_core::registry::BallistaFunctionRegistry::default();
         let mut out = std::collections::BTreeSet::new();
-        out.extend(state.scalar_functions().keys().cloned());
-        out.extend(state.aggregate_functions().keys().cloned());
-        out.extend(state.window_functions().keys().cloned());
+        out.extend(registry.udfs());
+        out.extend(registry.udafs());
+        out.extend(registry.udwfs());
         out
     }
 }

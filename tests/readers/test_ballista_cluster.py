@@ -8,6 +8,7 @@ partial mart."""
 
 import io
 import json
+import math
 import os
 import pathlib
 import signal
@@ -60,7 +61,7 @@ class Cluster:
                 "--bind-host", "127.0.0.1", "--external-host", "127.0.0.1",
                 "--bind-port", str(free_port()), "--bind-grpc-port", str(free_port()),
                 "--bind-health-port", str(free_port()), "--work-dir", str(work), "--vcores", "32",
-                "--executor-heartbeat-interval-seconds", "1"])
+                "--executor-heartbeat-interval-seconds", "1", "--scheduler-connect-timeout-seconds", "30"])
         self.wait_ready(executors)
         return self
 
@@ -130,6 +131,22 @@ def on_cluster(project, prefix):
     path.write_text(path.read_text().replace("s3://shop-warehouse/prod", f"s3://{BUCKET}/{prefix}"))
 
 
+def same_rows(a, b):
+    """The same rows in the same order, but for the last bits of float
+    sums, whose order of addition differs across executors."""
+    if a.num_rows != b.num_rows:
+        return False
+    for x, y in zip(a.to_pylist(), b.to_pylist()):
+        for k in x:
+            u, v = x[k], y[k]
+            if isinstance(u, float) and isinstance(v, float):
+                if not math.isclose(u, v, rel_tol=1e-9, abs_tol=1e-9):
+                    return False
+            elif u != v:
+                return False
+    return True
+
+
 def local_tables(project):
     out = {}
     for f in sorted((project / "warehouse").rglob("*.parquet")):
@@ -153,7 +170,7 @@ def test_the_example_on_a_ballista_cluster_with_s3_equals_the_local_build(s3, ra
     for rel, table in expected.items():
         remote = pq.read_table(io.BytesIO(s3.get(BUCKET, f"cluster/{rel}")))
         assert remote.schema == table.schema, rel
-        assert remote.equals(table), rel
+        assert same_rows(remote, table), rel
     keys = s3.keys(BUCKET, "cluster/")
     assert not [k for k in keys if "/_wh/scratch/" in k], "scratch files left behind"
     results = json.loads(s3.get(BUCKET, "cluster/_wh/run_results.json"))
@@ -195,7 +212,7 @@ def test_an_executor_stopped_during_a_build_never_leaves_a_wrong_or_partial_mart
     for rel, table in expected.items():
         if rel in published:
             remote = pq.read_table(io.BytesIO(s3.get(BUCKET, f"killed/{rel}")))
-            assert remote.equals(table), f"{rel} is published but differs from the local build"
+            assert same_rows(remote, table), f"{rel} is published but differs from the local build"
     assert not [k for k in s3.keys(BUCKET, "killed/") if ".wh-tmp-" in k or "/_wh/scratch/" in k]
     # The next build on the cluster that is left completes the warehouse.
     out = wh(project, "build", "--target", "prod", "--engine", "ballista", "--scheduler",
@@ -203,4 +220,4 @@ def test_an_executor_stopped_during_a_build_never_leaves_a_wrong_or_partial_mart
              check=False)
     assert out.returncode == 0, out.stderr + cluster.tail()
     for rel, table in expected.items():
-        assert pq.read_table(io.BytesIO(s3.get(BUCKET, f"killed/{rel}"))).equals(table), rel
+        assert same_rows(pq.read_table(io.BytesIO(s3.get(BUCKET, f"killed/{rel}"))), table), rel
