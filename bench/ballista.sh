@@ -21,7 +21,9 @@ if [ ! -x "$bin/ballista-scheduler" ]; then
   exit 2
 fi
 
-port=50070
+# Free ports on loopback: the scheduler's, and three per executor.
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
 logs="$PWD/bench/data/ballista-logs"
 rm -rf "$logs"; mkdir -p "$logs"
 pids=()
@@ -32,8 +34,8 @@ pids+=($!)
 for i in 0 1; do
   mkdir -p "$logs/work$i"
   "$bin/ballista-executor" --scheduler-host 127.0.0.1 --scheduler-port "$port" --bind-host 127.0.0.1 \
-    --external-host 127.0.0.1 --bind-port $((port + 10 + i)) --bind-grpc-port $((port + 20 + i)) \
-    --bind-health-port $((port + 30 + i)) --work-dir "$logs/work$i" --vcores 32 \
+    --external-host 127.0.0.1 --bind-port "$(free_port)" --bind-grpc-port "$(free_port)" \
+    --bind-health-port "$(free_port)" --work-dir "$logs/work$i" --vcores 32 \
     --scheduler-connect-timeout-seconds 30 >"$logs/executor$i.log" 2>&1 &
   pids+=($!)
 done

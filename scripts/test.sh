@@ -25,11 +25,21 @@ fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/readers/requirements.txt
 
 # Ballista's scheduler and executor binaries (crates.io) for the test of a
-# real cluster on loopback; built once into .tools/ballista.
-scripts/install-ballista.sh
+# real cluster on loopback; built once into .tools/ballista, alongside the
+# Rust tests (two builds keep both cores busy where one waits on a crate).
+# At opt-level 1, which builds faster: the tests' data is small
+# (bench/ballista.sh wants them at the default 3).
+BALLISTA_OPT_LEVEL="${BALLISTA_OPT_LEVEL:-1}" scripts/install-ballista.sh > .tools-install.log 2>&1 &
+install_pid=$!
 
 # cargo test also builds target/debug/wh and wh-datagen, which the reader tests use.
 cargo test --all-targets
+
+if ! wait "$install_pid"; then
+  cat .tools-install.log >&2
+  echo "error: installing Ballista's binaries failed (scripts/install-ballista.sh)" >&2
+  exit 1
+fi
 
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 WH_BIN="$target_dir/debug/wh" WH_REQUIRE_BALLISTA=1 "$venv/bin/python" -m pytest -q tests/readers
