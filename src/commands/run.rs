@@ -163,7 +163,10 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
     if matches!(settings.project.target.engine, crate::project::EngineChoice::Ballista { .. }) {
         let refused = crate::exec::cluster::unsupported(&compiled, &graph, &selected, &lineage);
         if !refused.is_empty() {
-            let lines: Vec<String> = refused.iter().map(|(m, why)| format!("  {m}: {why}")).collect();
+            let lines: Vec<String> = refused
+                .iter()
+                .map(|(m, why)| format!("  {m}: {why}\n    --> {}", compiled.models[m].path.display()))
+                .collect();
             return Err(Error::Usage {
                 message: format!(
                     "{} selected model(s) cannot run on Ballista; nothing was built:\n{}",

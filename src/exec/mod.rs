@@ -206,11 +206,6 @@ impl Engine {
         Ok(engine)
     }
 
-    /// Returns whether the queries run on a cluster.
-    pub fn on_a_cluster(&self) -> bool {
-        self.scratch.is_some()
-    }
-
     /// Removes the files written for the cluster's executors.
     pub async fn remove_scratch(&self) {
         if let Some(s) = &self.scratch {
@@ -236,11 +231,11 @@ impl Engine {
         self.register_file(name, &self.share(scratch, &dir.join(&file_name)).await?).await
     }
 
-    /// Returns where the executors read a local file written for them.
+    /// Returns where the executors read a local file written for them
+    /// (its name is unique: a staged temporary file, or a numbered one).
     async fn share(&self, scratch: &Scratch, file: &Path) -> Result<String, ExecError> {
-        let n = scratch.files.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let rel = format!("{}/{}/{n:05}_{name}", crate::storage::SCRATCH, scratch.run);
+        let rel = format!("{}/{}/{name}", crate::storage::SCRATCH, scratch.run);
         scratch.warehouse.share(file, &rel).await.map_err(|e| ExecError::Runtime { message: e.to_string() })
     }
 
