@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # The example warehouse built by the local engine and on Ballista, on this
 # machine: Ballista's in-process cluster (--engine ballista) and a real
-# cluster of ballista-scheduler and two ballista-executor processes on
-# loopback (the crates.io binaries in .tools/ballista, which
-# scripts/test.sh installs). Medians of RUNS runs (default 3), interleaved,
+# cluster of wh's own nodes on loopback (`wh cluster scheduler` and two
+# `wh cluster executor` processes, the same release binary). Medians of RUNS runs (default 3), interleaved,
 # of `wh build --full-refresh` (no snapshots, no customer data platform,
 # as bench/compare.sh), at each of SCALES (default "10 30"). Wall time is
 # wh's; peak RSS is wh's own process (the executors' is not counted).
@@ -13,13 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scales="${SCALES:-10 30}"
 runs="${RUNS:-3}"
-bin="${BALLISTA_BIN:-$PWD/.tools/ballista/bin}"
+WH_FEATURES="${WH_FEATURES:-ballista}"
 source bench/common.sh
 wh="${WH_BIN:-$PWD/target/release/wh}"
-if [ ! -x "$bin/ballista-scheduler" ]; then
-  echo "no Ballista binaries in $bin: run scripts/install-ballista.sh" >&2
-  exit 2
-fi
 
 # Free ports on loopback: the scheduler's, and three per executor.
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -29,20 +24,18 @@ rm -rf "$logs"; mkdir -p "$logs"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
-"$bin/ballista-scheduler" --bind-host 127.0.0.1 --bind-port "$port" >"$logs/scheduler.log" 2>&1 &
+"$wh" cluster scheduler --bind "127.0.0.1:$port" >"$logs/scheduler.log" 2>&1 &
 pids+=($!)
 for i in 0 1; do
-  mkdir -p "$logs/work$i"
-  "$bin/ballista-executor" --scheduler-host 127.0.0.1 --scheduler-port "$port" --bind-host 127.0.0.1 \
-    --external-host 127.0.0.1 --bind-port "$(free_port)" --bind-grpc-port "$(free_port)" \
-    --bind-health-port "$(free_port)" --work-dir "$logs/work$i" --vcores 32 \
-    --scheduler-connect-timeout-seconds 30 >"$logs/executor$i.log" 2>&1 &
+  "$wh" cluster executor --scheduler "df://127.0.0.1:$port" --slots 32 --work-dir "$logs/work$i" \
+    --port "$(free_port)" --grpc-port "$(free_port)" >"$logs/executor$i.log" 2>&1 &
   pids+=($!)
 done
-for _ in $(seq 100); do
-  n=$(curl -s "http://127.0.0.1:$port/api/executors" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' 2>/dev/null || echo 0)
-  [ "$n" -ge 2 ] && break
-  sleep 0.3
+for i in 0 1; do
+  for _ in $(seq 300); do
+    grep -q "wh cluster executor: registered" "$logs/executor$i.log" && break
+    sleep 0.2
+  done
 done
 
 for scale in $scales; do

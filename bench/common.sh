@@ -6,8 +6,9 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check duckdb==2.0.0
+# WH_FEATURES: optional features to build in (bench/ballista.sh: ballista).
 if [ -z "${WH_BIN:-}" ]; then
-  cargo build --release --bins --quiet
+  cargo build --release --bins --quiet ${WH_FEATURES:+--features "$WH_FEATURES"}
 fi
 
 # raw_data SCALE: prints the folder of the raw data at SCALE (seed 42), made once.

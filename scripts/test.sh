@@ -1,45 +1,61 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: installs what the tests need (Debian's
 # Chromium; a Python virtual environment with DuckDB, pyarrow, pandas,
-# pytest and Playwright; Ballista's scheduler and executor), runs the Rust
-# tests, then opens the marts with those real Parquet readers, the docs
-# site in the real browser, and builds on a real Ballista cluster.
+# pytest, Playwright, moto's S3 server...), builds wh once with every
+# feature in the test profile (dependencies at opt-level 1, see
+# Cargo.toml), runs the Rust tests (one integration-test binary), then
+# opens the marts with those real Parquet readers, the docs site in the
+# real browser, and builds on a real Ballista cluster of wh's own nodes.
+#
+# In CI (CI=true) the build and the virtual environment live outside the
+# clone, in ~/.cache/wh/, so that a second run on the same machine reuses
+# them; elsewhere they are ./target (or $CARGO_TARGET_DIR) and ./.venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# A real browser for the docs-site test: Debian's Chromium.
-if ! command -v chromium >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else
-    sudo apt-get update -qq
-    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  fi
-fi
-
 venv=.venv
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
+if [ "${CI:-}" = true ]; then
+  cache="${XDG_CACHE_HOME:-$HOME/.cache}/wh"
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
+  venv="$cache/venv"
 fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/readers/requirements.txt
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+started=$(date +%s)
+took() { echo "scripts/test.sh: $1 took $(($(date +%s) - $2)) s" >&2; }
 
-# Ballista's scheduler and executor binaries (crates.io) for the test of a
-# real cluster on loopback; built once into .tools/ballista, alongside the
-# Rust tests (two builds keep both cores busy where one waits on a crate).
-# At opt-level 1, which builds faster: the tests' data is small
-# (bench/ballista.sh wants them at the default 3).
-BALLISTA_OPT_LEVEL="${BALLISTA_OPT_LEVEL:-1}" scripts/install-ballista.sh > .tools-install.log 2>&1 &
-install_pid=$!
+# The test tools install while cargo builds (they wait on the network and
+# the disk, cargo on the cores).
+install_tools() {
+  if ! command -v chromium >/dev/null 2>&1; then
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+  fi
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/readers/requirements.txt
+}
+install_tools > .test-tools.log 2>&1 &
+tools=$!
 
-# cargo test also builds target/debug/wh and wh-datagen, which the reader tests use.
-cargo test --all-targets
+# One build: wh, wh-datagen and the test binaries.
+step=$(date +%s)
+cargo test --all-features --no-run
+took "the build" "$step"
 
-if ! wait "$install_pid"; then
-  cat .tools-install.log >&2
-  echo "error: installing Ballista's binaries failed (scripts/install-ballista.sh)" >&2
+step=$(date +%s)
+cargo test --all-features
+took "the Rust tests" "$step"
+
+if ! wait "$tools"; then
+  cat .test-tools.log >&2
+  echo "error: installing the test tools failed (see above)" >&2
   exit 1
 fi
 
-target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
-WH_BIN="$target_dir/debug/wh" WH_REQUIRE_BALLISTA=1 "$venv/bin/python" -m pytest -q tests/readers
+step=$(date +%s)
+WH_BIN="$target_dir/debug/wh" "$venv/bin/python" -m pytest -q --durations=15 tests/readers
+took "the Python tests" "$step"
+took "everything" "$started"

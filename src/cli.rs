@@ -7,12 +7,30 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// wh builds a data warehouse from templated SQL models: renders them,
 /// runs them on DataFusion in dependency order and publishes Parquet.
 #[derive(Debug, Parser)]
-#[command(name = "wh", version, about, propagate_version = true)]
+#[command(name = "wh", version, about, propagate_version = true, after_help = features_help())]
 pub struct Cli {
     #[command(flatten)]
     pub shared: SharedArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Which optional features this wh has, and how to get the others.
+pub fn features_help() -> String {
+    let has = |on: bool| if on { "built in" } else { "not built in" };
+    let mut text = format!(
+        "Optional features:\n  ballista  --engine ballista and `wh cluster` (a Ballista cluster): {}\n  \
+         delta     Delta Lake tables (format='delta'): {}",
+        has(cfg!(feature = "ballista")),
+        has(cfg!(feature = "delta")),
+    );
+    if !(cfg!(feature = "ballista") && cfg!(feature = "delta")) {
+        text.push_str(
+            "\nBuild wh with all of them: cargo build --release --all-features \
+             (or --features ballista,delta; scripts/test.sh builds them all)",
+        );
+    }
+    text
 }
 
 /// Flags every command accepts, before or after the command name.
@@ -46,6 +64,10 @@ pub struct SharedArgs {
     /// without it, a scheduler and an executor run inside wh).
     #[arg(long, global = true, env = "WH_SCHEDULER")]
     pub scheduler: Option<String>,
+    /// How long one query may run on a Ballista cluster before its model
+    /// fails, e.g. 20m (default: the target's `job_timeout:`, else 30m).
+    #[arg(long, global = true, env = "WH_JOB_TIMEOUT")]
+    pub job_timeout: Option<String>,
     /// Models to include: name, +name, name+, +name+, @name, tag:x, path:models/marts, source:x.
     #[arg(short = 's', long = "select", global = true, num_args = 1..)]
     pub select: Vec<String>,
@@ -199,6 +221,61 @@ pub enum Command {
     Init {
         /// The folder to create.
         dir: PathBuf,
+    },
+    /// Run a node of a Ballista cluster for `--engine ballista`: a
+    /// scheduler, or an executor, with every function wh plans with.
+    Cluster {
+        #[command(subcommand)]
+        role: ClusterRole,
+    },
+}
+
+/// `wh cluster` roles.
+#[derive(Debug, Subcommand)]
+pub enum ClusterRole {
+    /// The scheduler: wh submits queries to it (`--scheduler df://HOST:PORT`)
+    /// and it splits them into tasks on its executors.
+    Scheduler {
+        /// Address to listen on (port 0: any free port, printed at start).
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        bind: std::net::SocketAddr,
+        /// Host name executors and wh reach it by (default: the bind address).
+        #[arg(long)]
+        external_host: Option<String>,
+        /// An executor silent this long is lost and its tasks run again
+        /// elsewhere, e.g. 30s.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        executor_timeout: std::time::Duration,
+    },
+    /// An executor: runs tasks for the scheduler; reads sources and the
+    /// warehouse with its own credentials (AWS_* variables or profile).
+    Executor {
+        /// The scheduler, df://HOST:PORT.
+        #[arg(long)]
+        scheduler: String,
+        /// Tasks run at once. Ballista 55 waits forever on a stage with more
+        /// tasks than the cluster has slots: keep slots x executors at least
+        /// the session's partitions (wh's default: the cores of its machine).
+        #[arg(long, default_value_t = 32)]
+        slots: usize,
+        /// Folder for shuffle files and spills (default: a temporary one).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// Address its services listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind_host: String,
+        /// Host name other executors and wh fetch results from (default: the bind host).
+        #[arg(long)]
+        external_host: Option<String>,
+        /// Arrow Flight port (results and shuffle data).
+        #[arg(long, default_value_t = 50051)]
+        port: u16,
+        /// gRPC port (tasks from the scheduler).
+        #[arg(long, default_value_t = 50052)]
+        grpc_port: u16,
+        /// How often it tells the scheduler it is alive, e.g. 5s.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        heartbeat: std::time::Duration,
     },
 }
 

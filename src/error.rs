@@ -35,7 +35,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Io { .. } | Error::Internal(_) => 1,
-            Error::Query(ExecError::Runtime { .. }) => 1,
+            Error::Query(ExecError::Runtime { .. } | ExecError::Timeout { .. }) => 1,
             _ => 2,
         }
     }

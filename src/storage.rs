@@ -431,6 +431,33 @@ impl Warehouse {
     }
 }
 
+/// What a build without Delta Lake says when a model needs it.
+pub const NO_DELTA: &str = "this wh was built without the `delta` feature (Delta Lake tables)";
+
+/// How to get a wh with every feature.
+pub const ALL_FEATURES_HINT: &str =
+    "build wh with every feature: cargo build --release --all-features (see `wh --help`)";
+
+#[cfg(not(feature = "delta"))]
+impl Warehouse {
+    /// Delta tables need the `delta` feature.
+    pub async fn write_delta(
+        &self,
+        _rel: &str,
+        _schema: datafusion::arrow::datatypes::SchemaRef,
+        _batches: Vec<datafusion::arrow::array::RecordBatch>,
+        _partition_by: &[String],
+    ) -> Result<i64, String> {
+        Err(format!("{NO_DELTA}; {ALL_FEATURES_HINT}"))
+    }
+
+    /// Delta tables need the `delta` feature.
+    pub async fn delta_provider(&self, _rel: &str) -> Result<Arc<dyn datafusion::catalog::TableProvider>, String> {
+        Err(format!("{NO_DELTA}; {ALL_FEATURES_HINT}"))
+    }
+}
+
+#[cfg(feature = "delta")]
 impl Warehouse {
     /// Returns the URL of the Delta table at `rel`.
     fn delta_url(&self, rel: &str) -> Result<Url, String> {
@@ -520,6 +547,7 @@ impl Warehouse {
     }
 }
 
+#[cfg(feature = "delta")]
 static DELTA_S3: std::sync::Once = std::sync::Once::new();
 
 /// Where the lock lives, relative to the warehouse.

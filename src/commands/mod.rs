@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod check;
+pub mod cluster;
 pub mod compile;
 pub mod debug;
 pub mod docs;
@@ -71,6 +72,7 @@ impl Settings {
             profiles_dir: shared.profiles_dir.clone(),
             engine: shared.engine,
             scheduler: shared.scheduler.clone(),
+            job_timeout: shared.job_timeout.clone(),
         };
         let root = absolute(&shared.project_dir);
         let project = Project::load(&root, &overrides)?;
@@ -165,11 +167,16 @@ impl Settings {
         warehouse: &Warehouse,
         partitions: Option<usize>,
     ) -> Result<Engine, Error> {
-        let crate::project::EngineChoice::Ballista { scheduler } = &self.project.target.engine else {
+        let crate::project::EngineChoice::Ballista { scheduler, job_timeout } = &self.project.target.engine else {
             return Ok(self.session(stores, partitions));
         };
         let target = &self.project.target;
-        Engine::on_cluster(partitions, scheduler.as_deref(), &target.s3, stores, warehouse)
+        let cluster = crate::exec::cluster::Cluster {
+            scheduler: scheduler.as_deref(),
+            s3: &target.s3,
+            job_timeout: *job_timeout,
+        };
+        Engine::on_cluster(partitions, &cluster, stores, warehouse)
             .await
             .map(|e| e.with_dialect(self.dialect()))
             .map_err(|e| {
@@ -177,7 +184,7 @@ impl Settings {
                     e,
                     Some(match scheduler {
                         Some(_) => {
-                            "start the scheduler (ballista-scheduler) and its executors, or check --scheduler".into()
+                            "start the scheduler (`wh cluster scheduler`) and its executors (`wh cluster executor`), or check --scheduler".into()
                         }
                         None => "run with --engine local".into(),
                     }),
@@ -358,6 +365,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
     let shared = &cli.shared;
     match cli.command {
         Command::Init { dir } => init::execute(&dir),
+        // A cluster node runs on a runtime of its own.
+        Command::Cluster { role } => cluster::execute(role),
         Command::Docs { action: crate::cli::DocsAction::Generate { out } } => {
             runtime.block_on(docs::generate(&Settings::resolve(shared, "docs")?, &out))
         }

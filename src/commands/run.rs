@@ -159,9 +159,29 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
         ));
     }
 
+    // Delta tables need the `delta` feature: without it, nothing runs.
+    if !cfg!(feature = "delta") {
+        let delta: Vec<String> = selected
+            .iter()
+            .filter(|m| compiled.models[*m].is_delta())
+            .map(|m| format!("  {m}: writes a Delta table\n    --> {}", compiled.models[m].path.display()))
+            .collect();
+        if !delta.is_empty() {
+            return Err(Error::Usage {
+                message: format!(
+                    "{} selected model(s) need Delta Lake, and {}; nothing was built:\n{}",
+                    delta.len(),
+                    crate::storage::NO_DELTA,
+                    delta.join("\n")
+                ),
+                hint: Some(crate::storage::ALL_FEATURES_HINT.into()),
+            });
+        }
+    }
+
     // What a cluster cannot run stops the build before anything runs.
     if matches!(settings.project.target.engine, crate::project::EngineChoice::Ballista { .. }) {
-        let refused = crate::exec::cluster::unsupported(&compiled, &graph, &selected, &lineage);
+        let refused = crate::exec::cluster::unsupported(&compiled, &selected, &lineage);
         if !refused.is_empty() {
             let lines: Vec<String> = refused
                 .iter()
@@ -197,8 +217,9 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, p: Prepa
         settings.project.target.warehouse,
         match &settings.project.target.engine {
             crate::project::EngineChoice::Local => String::new(),
-            crate::project::EngineChoice::Ballista { scheduler: None } => ", on Ballista (in-process cluster)".into(),
-            crate::project::EngineChoice::Ballista { scheduler: Some(s) } => format!(", on Ballista at {s}"),
+            crate::project::EngineChoice::Ballista { scheduler: None, .. } =>
+                ", on Ballista (in-process cluster)".into(),
+            crate::project::EngineChoice::Ballista { scheduler: Some(s), .. } => format!(", on Ballista at {s}"),
         }
     ));
 

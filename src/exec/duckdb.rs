@@ -46,24 +46,33 @@ pub fn configure(config: &mut SessionConfig) {
 
 /// Registers DuckDB's function names and arithmetic on a session.
 pub fn register(ctx: &SessionContext) {
-    use datafusion::functions::datetime;
-    // Same functions, DuckDB's names: strftime(ts, fmt) is to_char(ts, fmt)
-    // (chrono's % formats are strftime's); strptime(text, fmt) is
-    // to_timestamp(text, fmt).
-    ctx.register_udf(datetime::to_char().as_ref().clone().with_aliases(["strftime"]));
-    let options = ctx.copied_config();
-    ctx.register_udf(datetime::to_timestamp(options.options()).as_ref().clone().with_aliases(["strptime"]));
-    ctx.register_udf(datafusion::functions::unicode::character_length().as_ref().clone().with_aliases(["len"]));
-    ctx.register_udf(datafusion::functions::regex::regexp_like().as_ref().clone().with_aliases(["regexp_matches"]));
-    for udf in date_udfs() {
+    let (scalars, aggregates) = functions(&ctx.copied_config());
+    for udf in scalars {
         ctx.register_udf(udf);
     }
-    for udaf in aggregate_udfs() {
+    for udaf in aggregates {
         ctx.register_udaf(udaf);
     }
     let state = ctx.state_ref();
     let mut state = state.write();
     let _ = datafusion::execution::FunctionRegistry::register_expr_planner(&mut *state, Arc::new(DuckDbArithmetic));
+}
+
+/// DuckDB's functions: its names for DataFusion's functions
+/// (`strftime(ts, fmt)` is `to_char(ts, fmt)`, chrono's % formats being
+/// strftime's; `strptime(text, fmt)` is `to_timestamp(text, fmt)`), its
+/// date functions and its aggregates. wh's cluster executors register
+/// them too, so that what a dbt project plans locally runs there.
+pub fn functions(config: &SessionConfig) -> (Vec<ScalarUDF>, Vec<AggregateUDF>) {
+    use datafusion::functions::datetime;
+    let mut scalars = vec![
+        datetime::to_char().as_ref().clone().with_aliases(["strftime"]),
+        datetime::to_timestamp(config.options()).as_ref().clone().with_aliases(["strptime"]),
+        datafusion::functions::unicode::character_length().as_ref().clone().with_aliases(["len"]),
+        datafusion::functions::regex::regexp_like().as_ref().clone().with_aliases(["regexp_matches"]),
+    ];
+    scalars.extend(date_udfs());
+    (scalars, aggregate_udfs())
 }
 
 /// DuckDB's division: `/` on numbers gives a DOUBLE (DuckDB 0.8 and later),

@@ -41,6 +41,9 @@ pub enum ExecError {
     /// The query needed more memory than `--memory-limit` gives it.
     #[error("{message}")]
     Memory { message: String },
+    /// A query on a cluster did not finish within the job timeout.
+    #[error("{message}")]
+    Timeout { message: String },
     /// A source's files cannot be read.
     #[error("{message}")]
     Source { message: String, location: Location, hint: Option<String> },
@@ -66,6 +69,10 @@ impl ExecError {
             ExecError::Memory { .. } => {
                 Some("raise --memory-limit, or run fewer models at once (--threads) so that each gets a larger share")
             }
+            ExecError::Timeout { .. } => Some(
+                "check that the cluster's executors are alive (their logs say why one stopped); \
+                 a query that needs longer needs a larger --job-timeout (or the target's `job_timeout:`)",
+            ),
             _ => None,
         }
     }
@@ -133,6 +140,9 @@ pub struct Engine {
     /// On a cluster: where the tables the local engine would hold in
     /// memory are written for the executors.
     scratch: Option<Arc<Scratch>>,
+    /// On a cluster: how long one query may run (a lost executor can leave
+    /// a Ballista job waiting forever).
+    job_timeout: Option<std::time::Duration>,
 }
 
 /// A cluster session's files for its executors, under `_wh/scratch/<run>/`
@@ -182,7 +192,7 @@ impl Engine {
             }
             None => SessionContext::new_with_config(config),
         };
-        Engine { ctx, view_sizes: Arc::default(), memory_limit, scratch: None }
+        Engine { ctx, view_sizes: Arc::default(), memory_limit, scratch: None, job_timeout: None }
     }
 
     /// Creates a session whose queries run on a Ballista cluster (the
@@ -191,15 +201,20 @@ impl Engine {
     /// under the warehouse's `_wh/scratch/<run>/` instead.
     pub async fn on_cluster(
         partitions: Option<usize>,
-        scheduler: Option<&str>,
-        s3: &crate::project::config::S3Settings,
+        cluster: &cluster::Cluster<'_>,
         stores: &crate::storage::Stores,
         warehouse: &crate::storage::Warehouse,
     ) -> Result<Engine, String> {
-        let ctx = cluster::session(session_config(partitions), scheduler, s3).await?;
+        let ctx = cluster::session(session_config(partitions), cluster.scheduler, cluster.s3).await?;
         let run = uuid::Uuid::new_v4().simple().to_string();
         let scratch = Scratch { warehouse: warehouse.clone(), run, files: Default::default() };
-        let engine = Engine { ctx, view_sizes: Arc::default(), memory_limit: None, scratch: Some(Arc::new(scratch)) };
+        let engine = Engine {
+            ctx,
+            view_sizes: Arc::default(),
+            memory_limit: None,
+            scratch: Some(Arc::new(scratch)),
+            job_timeout: Some(cluster.job_timeout),
+        };
         for (bucket, store) in stores {
             engine.register_store(bucket, store.clone());
         }
@@ -210,6 +225,24 @@ impl Engine {
     pub async fn remove_scratch(&self) {
         if let Some(s) = &self.scratch {
             s.warehouse.remove_scratch(&s.run).await;
+        }
+    }
+
+    /// Runs `work` (queries on the engine) within the job timeout, if any.
+    /// Dropping a Ballista query's stream abandons its job.
+    async fn bounded<T>(&self, work: impl std::future::Future<Output = Result<T, ExecError>>) -> Result<T, ExecError> {
+        let Some(limit) = self.job_timeout else {
+            return work.await;
+        };
+        match tokio::time::timeout(limit, work).await {
+            Ok(result) => result,
+            Err(_) => Err(ExecError::Timeout {
+                message: format!(
+                    "the query did not finish within the job timeout of {} on the Ballista cluster \
+                     (an executor may have been lost while it ran)",
+                    humantime::format_duration(limit)
+                ),
+            }),
         }
     }
 
@@ -581,6 +614,10 @@ impl Engine {
     /// read back from its file (in the page cache), so that the largest
     /// tables are not held while the models after them run.
     pub async fn stage_table(&self, name: &str, df: DataFrame, dest: &Path) -> Result<TableOutput, ExecError> {
+        self.bounded(self.stage_table_unbounded(name, df, dest)).await
+    }
+
+    async fn stage_table_unbounded(&self, name: &str, df: DataFrame, dest: &Path) -> Result<TableOutput, ExecError> {
         use futures::StreamExt;
         let io = |source| ExecError::Io { path: dest.to_path_buf(), source };
         let schema = publish::bi_schema(df.schema().as_arrow());
@@ -641,7 +678,7 @@ impl Engine {
     /// as its previous version) for downstream models.
     pub async fn materialize(&self, name: &str, df: DataFrame) -> Result<(SchemaRef, Vec<RecordBatch>), ExecError> {
         let schema = publish::bi_schema(df.schema().as_arrow());
-        let batches = df.collect().await.map_err(runtime_error)?;
+        let batches = self.bounded(async { df.collect().await.map_err(runtime_error) }).await?;
         let batches: Vec<RecordBatch> = batches
             .iter()
             .filter(|b| b.num_rows() > 0)
@@ -675,7 +712,7 @@ impl Engine {
     pub async fn query(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), ExecError> {
         let df = self.plan(sql).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await.map_err(runtime_error)?;
+        let batches = self.bounded(async { df.collect().await.map_err(runtime_error) }).await?;
         Ok((schema, batches))
     }
 
@@ -708,7 +745,7 @@ impl Engine {
     /// Returns the number of rows of a registered relation.
     pub async fn row_count(&self, name: &str) -> Result<usize, ExecError> {
         let df = self.ctx.table(TableReference::bare(name)).await.map_err(runtime_error)?;
-        df.count().await.map_err(runtime_error)
+        self.bounded(async { df.count().await.map_err(runtime_error) }).await
     }
 
     /// Returns whether a relation named `name` is registered.

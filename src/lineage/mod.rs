@@ -42,10 +42,6 @@ pub struct ProjectLineage {
     pub unresolved: BTreeMap<String, String>,
     /// Source columns, by `source.table`.
     pub sources: BTreeMap<String, Vec<(String, String)>>,
-    /// The functions each model's own SQL calls (for engines that know
-    /// fewer than DataFusion).
-    #[serde(skip)]
-    pub functions: BTreeMap<String, BTreeSet<String>>,
     /// The depth of each model's own plan (its views not inlined).
     #[serde(skip)]
     pub depths: BTreeMap<String, usize>,
@@ -89,7 +85,6 @@ pub async fn project_lineage(compiled: &Compiled, graph: &Graph, engine: Engine)
             out.unresolved.insert(name.clone(), short(&e));
             continue;
         }
-        out.functions.insert(name.clone(), plan::functions(&plan));
         out.depths.insert(name.clone(), plan::depth(&plan));
         let relation_of = |table: &str| table.trim_matches('"').replace("\".\"", ".");
         let lin = plan::lineage(&plan, &relation_of);

@@ -334,37 +334,6 @@ fn window_origins(
     Some(out)
 }
 
-/// The names of the scalar, aggregate and window functions a plan calls,
-/// subqueries included.
-pub fn functions(plan: &LogicalPlan) -> BTreeSet<String> {
-    use datafusion::logical_expr::expr::WindowFunctionDefinition;
-    let mut out = BTreeSet::new();
-    let _ = plan.apply_with_subqueries(|node| {
-        node.apply_expressions(|e| {
-            e.apply(|e| {
-                match e {
-                    Expr::ScalarFunction(f) => {
-                        out.insert(f.func.name().to_string());
-                    }
-                    Expr::AggregateFunction(f) => {
-                        out.insert(f.func.name().to_string());
-                    }
-                    Expr::WindowFunction(w) => {
-                        out.insert(match &w.fun {
-                            WindowFunctionDefinition::AggregateUDF(f) => f.name().to_string(),
-                            WindowFunctionDefinition::WindowUDF(f) => f.name().to_string(),
-                        });
-                    }
-                    _ => {}
-                }
-                Ok(TreeNodeRecursion::Continue)
-            })
-        })?;
-        Ok(TreeNodeRecursion::Continue)
-    });
-    out
-}
-
 /// The number of plan nodes on the longest path from the root to a leaf.
 pub fn depth(plan: &LogicalPlan) -> usize {
     1 + plan.inputs().into_iter().map(depth).max().unwrap_or(0)

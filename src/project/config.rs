@@ -273,7 +273,7 @@ pub(crate) fn default_target_path() -> String {
 }
 
 /// One output environment (`targets: {dev: {warehouse: warehouse}}`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetFile {
     /// Local folder (relative to the project) or URL of the warehouse.
@@ -295,6 +295,10 @@ pub struct TargetFile {
     /// ballista` starts a scheduler and an executor in the wh process.
     #[serde(default)]
     pub scheduler: Option<String>,
+    /// How long one query may run on the cluster before its model fails,
+    /// e.g. `20m` (default 30m).
+    #[serde(default)]
+    pub job_timeout: Option<String>,
 }
 
 /// The engines a target can run on.

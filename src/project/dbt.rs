@@ -264,17 +264,8 @@ fn profile_targets(root: &Path, profile: Option<&str>, overrides: &Overrides) ->
             ),
             location: None,
         });
-        let targets = BTreeMap::from([(
-            target.clone(),
-            TargetFile {
-                warehouse: "warehouse".into(),
-                threads: None,
-                schema: None,
-                s3: Default::default(),
-                engine: None,
-                scheduler: None,
-            },
-        )]);
+        let targets =
+            BTreeMap::from([(target.clone(), TargetFile { warehouse: "warehouse".into(), ..Default::default() })]);
         return Ok((target, targets, notes));
     };
     let shown = path.strip_prefix(root).map(Path::to_path_buf).unwrap_or_else(|_| path.clone());
@@ -370,17 +361,8 @@ fn profile_targets(root: &Path, profile: Option<&str>, overrides: &Overrides) ->
             }
         }
         let schema = output.other.get("schema").and_then(Json::as_str).map(str::to_string);
-        targets.insert(
-            out_name.clone(),
-            TargetFile {
-                warehouse,
-                threads: output.threads,
-                schema,
-                s3: Default::default(),
-                engine: None,
-                scheduler: None,
-            },
-        );
+        targets
+            .insert(out_name.clone(), TargetFile { warehouse, threads: output.threads, schema, ..Default::default() });
     }
     Ok((target, targets, notes))
 }

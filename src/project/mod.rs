@@ -87,6 +87,8 @@ pub struct Overrides {
     pub engine: Option<config::EngineName>,
     /// `--scheduler`.
     pub scheduler: Option<String>,
+    /// `--job-timeout`.
+    pub job_timeout: Option<String>,
 }
 
 /// Where a target's queries run.
@@ -96,7 +98,7 @@ pub enum EngineChoice {
     Local,
     /// A Ballista cluster: the scheduler at `df://host:port`, or with none
     /// a scheduler and an executor started in the wh process.
-    Ballista { scheduler: Option<String> },
+    Ballista { scheduler: Option<String>, job_timeout: std::time::Duration },
 }
 
 /// The resolved output environment.
@@ -795,23 +797,20 @@ fn resolve_target(
     overrides: &Overrides,
 ) -> Result<Target, ProjectError> {
     let name = overrides.target.clone().or_else(|| file.target.clone()).unwrap_or_else(|| "dev".into());
-    let (warehouse, threads, schema, s3, engine, scheduler) = match file.targets.get(&name) {
-        Some(t) => (t.warehouse.clone(), t.threads, t.schema.clone(), t.s3.clone(), t.engine, t.scheduler.clone()),
-        None if file.targets.is_empty() && name == "dev" => {
-            ("warehouse".to_string(), None, None, Default::default(), None, None)
-        }
-        None => {
-            let (line, col) = find_in_text(text, "targets:").unwrap_or((0, 0));
-            return Err(ProjectError::invalid(
-                format!("target `{name}` is not declared in `targets:`"),
-                Location::at(file_name, line, col),
-                did_you_mean(&name, file.targets.keys().map(String::as_str)).or_else(|| {
-                    Some(format!("declared targets: {}", file.targets.keys().cloned().collect::<Vec<_>>().join(", ")))
-                }),
-            ));
-        }
+    let Some(t) = file.targets.get(&name).cloned().or_else(|| {
+        (file.targets.is_empty() && name == "dev")
+            .then(|| config::TargetFile { warehouse: "warehouse".to_string(), ..Default::default() })
+    }) else {
+        let (line, col) = find_in_text(text, "targets:").unwrap_or((0, 0));
+        return Err(ProjectError::invalid(
+            format!("target `{name}` is not declared in `targets:`"),
+            Location::at(file_name, line, col),
+            did_you_mean(&name, file.targets.keys().map(String::as_str)).or_else(|| {
+                Some(format!("declared targets: {}", file.targets.keys().cloned().collect::<Vec<_>>().join(", ")))
+            }),
+        ));
     };
-    let threads = overrides.threads.or(threads).unwrap_or(4).max(1);
+    let threads = overrides.threads.or(t.threads).unwrap_or(4).max(1);
     // The target's own line under `targets:`, else the file.
     let declared = text.lines().enumerate().skip_while(|(_, l)| !l.starts_with("targets:")).find_map(|(i, l)| {
         let key = l.trim_start();
@@ -821,21 +820,20 @@ fn resolve_target(
         Some((line, col)) => Location::at(file_name, line, col),
         None => Location::file(file_name),
     };
-    let schema = schema.unwrap_or_else(|| "main".into());
-    let engine = engine_choice(overrides, engine, scheduler, &defined_at)?;
-    Ok(Target { name, warehouse, threads, schema, s3, engine, defined_at })
+    let schema = t.schema.clone().unwrap_or_else(|| "main".into());
+    let engine = engine_choice(overrides, &t, &defined_at)?;
+    Ok(Target { name, warehouse: t.warehouse, threads, schema, s3: t.s3, engine, defined_at })
 }
 
 /// Resolves the engine from `--engine`/`--scheduler` over the target's
 /// `engine:`/`scheduler:`.
 fn engine_choice(
     overrides: &Overrides,
-    engine: Option<config::EngineName>,
-    scheduler: Option<String>,
+    target: &config::TargetFile,
     defined_at: &Location,
 ) -> Result<EngineChoice, ProjectError> {
-    let scheduler = overrides.scheduler.clone().or(scheduler);
-    match overrides.engine.or(engine).unwrap_or(config::EngineName::Local) {
+    let scheduler = overrides.scheduler.clone().or(target.scheduler.clone());
+    match overrides.engine.or(target.engine).unwrap_or(config::EngineName::Local) {
         config::EngineName::Local if scheduler.is_some() => Err(ProjectError::invalid(
             "a scheduler is given, but the engine is `local`".to_string(),
             defined_at.clone(),
@@ -853,8 +851,28 @@ fn engine_choice(
                     ));
                 }
             }
-            Ok(EngineChoice::Ballista { scheduler })
+            let job_timeout = job_timeout(overrides, target, defined_at)?;
+            Ok(EngineChoice::Ballista { scheduler, job_timeout })
         }
+    }
+}
+
+/// `--job-timeout`, else the target's `job_timeout:`, else the default.
+fn job_timeout(
+    overrides: &Overrides,
+    target: &config::TargetFile,
+    defined_at: &Location,
+) -> Result<std::time::Duration, ProjectError> {
+    let Some(text) = overrides.job_timeout.as_ref().or(target.job_timeout.as_ref()) else {
+        return Ok(crate::exec::cluster::DEFAULT_JOB_TIMEOUT);
+    };
+    match humantime::parse_duration(text.trim()) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(ProjectError::invalid(
+            format!("job timeout `{text}` is not a duration"),
+            defined_at.clone(),
+            Some("write it as a number with a unit, e.g. 90s, 20m or 2h".into()),
+        )),
     }
 }
 

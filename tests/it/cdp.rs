@@ -2,12 +2,10 @@
 //! measured against the generator's answer file, on the hand-made fixture,
 //! at scale 1 and at scale 10.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 /// Pairwise precision and recall of the resolved profiles against the
 /// answer file: over every pair of records, "same profile" against "same

@@ -6,6 +6,12 @@
 //!
 //! Without a scheduler address, the cluster is Ballista's standalone one:
 //! a scheduler and an executor started in the wh process, on loopback.
+//! A real cluster is wh's own processes (`wh cluster scheduler`, `wh
+//! cluster executor`, see [`node`]), which know every function wh plans
+//! with.
+
+#[cfg(feature = "ballista")]
+pub mod node;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -17,17 +23,15 @@ use datafusion::prelude::SessionConfig;
 use crate::project::config::S3Settings;
 
 datafusion::common::extensions_options! {
-    /// The `s3.*` settings that Ballista's scheduler and executor binaries
-    /// build their S3 stores from (their `S3Options`), sent with every job.
-    /// Credentials are not sent: executors take theirs from their own
-    /// environment (`AWS_ACCESS_KEY_ID`, ...).
+    /// The `s3.*` settings that wh's scheduler and executors build their
+    /// S3 stores from, sent with every job. Credentials are never sent:
+    /// each process takes its own from its environment
+    /// (`AWS_ACCESS_KEY_ID`, ...).
     pub struct S3Options {
-        pub access_key_id: Option<String>, default = None
-        pub secret_access_key: Option<String>, default = None
-        pub session_token: Option<String>, default = None
         pub region: Option<String>, default = None
         pub endpoint: Option<String>, default = None
         pub allow_http: Option<bool>, default = None
+        pub path_style: Option<bool>, default = None
     }
 }
 
@@ -49,9 +53,31 @@ impl S3Options {
                 .or_else(|| Some("us-east-1".into())),
             endpoint: s3.endpoint.clone().or_else(|| env("AWS_ENDPOINT_URL")).or_else(|| env("AWS_ENDPOINT")),
             allow_http: s3.allow_http.or_else(|| env("AWS_ALLOW_HTTP").map(|v| v == "true")),
-            ..Default::default()
+            path_style: s3.path_style,
         }
     }
+
+    /// The settings a cluster process builds its S3 stores from.
+    pub fn settings(&self) -> S3Settings {
+        S3Settings {
+            region: self.region.clone(),
+            endpoint: self.endpoint.clone(),
+            path_style: self.path_style,
+            allow_http: self.allow_http,
+        }
+    }
+}
+
+/// Splits a scheduler address, `df://host:port`, into host and port.
+pub fn scheduler_host_port(address: &str) -> Result<(String, u16), String> {
+    let bad = || format!("`{address}` is not a scheduler address: expected df://host:port");
+    let rest = address.strip_prefix("df://").ok_or_else(bad)?;
+    let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
+    let port = port.parse().map_err(|_| bad())?;
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok((host.to_string(), port))
 }
 
 /// Every session on a cluster shares one runtime: the in-process
@@ -67,7 +93,7 @@ mod imp {
 
     use ballista_core::extension::{SessionConfigExt, SessionStateExt};
     use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
-    use datafusion::execution::{SessionState, SessionStateBuilder};
+    use datafusion::execution::SessionState;
     use datafusion::prelude::{SessionConfig, SessionContext};
 
     /// Task slots of the in-process executor (see [`start_standalone`]).
@@ -77,11 +103,7 @@ mod imp {
     static STANDALONE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
 
     fn state(config: SessionConfig) -> SessionState {
-        SessionStateBuilder::new()
-            .with_config(config)
-            .with_runtime_env(super::shared_runtime())
-            .with_default_features()
-            .build()
+        super::node::cluster_state(config, super::shared_runtime())
     }
 
     /// Starts Ballista's standalone scheduler and one executor; returns the
@@ -132,21 +154,21 @@ mod imp {
         let state = state(config).upgrade_for_ballista(url).map_err(|e| e.strip_backtrace())?;
         Ok(SessionContext::new_with_state(state))
     }
-
-    /// The names of the functions Ballista's executor binary decodes plans
-    /// with (its default registry: DataFusion's core scalar, aggregate and
-    /// window functions, not the nested ones such as `generate_series` or
-    /// `array_agg`'s companions `make_array`, `unnest`...).
-    pub fn known_functions() -> std::collections::BTreeSet<String> {
-        use datafusion::execution::FunctionRegistry;
-        let registry = ballista_core::registry::BallistaFunctionRegistry::default();
-        let mut out = std::collections::BTreeSet::new();
-        out.extend(registry.udfs());
-        out.extend(registry.udafs());
-        out.extend(registry.udwfs());
-        out
-    }
 }
+
+/// Where and how a build's queries run on a cluster.
+#[derive(Debug, Clone)]
+pub struct Cluster<'a> {
+    /// The scheduler, `df://host:port`; `None` starts one in this process.
+    pub scheduler: Option<&'a str>,
+    pub s3: &'a S3Settings,
+    /// How long one query may run before its model fails.
+    pub job_timeout: std::time::Duration,
+}
+
+/// The job timeout when neither `--job-timeout` nor the target's
+/// `job_timeout:` gives one.
+pub const DEFAULT_JOB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// Returns a session on the cluster (see [`imp::session`]).
 pub async fn session(
@@ -162,43 +184,32 @@ pub async fn session(
     #[cfg(not(feature = "ballista"))]
     {
         let _ = (config, scheduler);
-        Err("this wh was built without the `ballista` feature".into())
-    }
-}
-
-/// The functions the executors know, by name and alias; `None` when wh is
-/// built without Ballista.
-pub fn known_functions() -> Option<BTreeSet<String>> {
-    #[cfg(feature = "ballista")]
-    {
-        Some(imp::known_functions())
-    }
-    #[cfg(not(feature = "ballista"))]
-    {
-        None
+        Err(format!("this wh was built without the `ballista` feature; {}", crate::storage::ALL_FEATURES_HINT))
     }
 }
 
 /// What the selected models need that a Ballista cluster cannot give, one
 /// `(model, why)` each, found before anything runs: Delta tables (their
-/// delta-rs table provider cannot be sent to executors) and functions the
-/// executors do not know (wh's DuckDB functions for dbt projects).
-/// Views and ephemerals read by a selected model run inside its query, so
-/// their functions count too.
+/// delta-rs table provider cannot be sent to executors) and plans nested
+/// deeper than the scheduler decodes. (Functions are no concern: wh's
+/// executors know every function wh plans with.)
 pub fn unsupported(
     compiled: &crate::compile::Compiled,
-    graph: &crate::graph::Graph,
     selected: &BTreeSet<String>,
     lineage: &crate::lineage::ProjectLineage,
 ) -> Vec<(String, String)> {
-    let functions = &lineage.functions;
-    let Some(known) = known_functions() else {
+    if cfg!(not(feature = "ballista")) {
         return selected
             .iter()
             .take(1)
-            .map(|m| (m.clone(), "this wh was built without the `ballista` feature".to_string()))
+            .map(|m| {
+                (
+                    m.clone(),
+                    format!("this wh was built without the `ballista` feature; {}", crate::storage::ALL_FEATURES_HINT),
+                )
+            })
             .collect();
-    };
+    }
     let mut out = Vec::new();
     for name in selected {
         let model = &compiled.models[name];
@@ -213,23 +224,6 @@ pub fn unsupported(
                 name.clone(),
                 format!("reads the Delta table `{delta}`, which Ballista's executors cannot open"),
             ));
-        }
-        // Its own SQL and the inlined views and ephemerals upstream of it.
-        let inlined = graph
-            .ancestors(name, None)
-            .into_iter()
-            .filter(|a| compiled.models.get(a).is_some_and(|m| !m.config.materialized.writes_table()));
-        let mut missing = BTreeSet::new();
-        for m in std::iter::once(name.clone()).chain(inlined) {
-            for f in functions.get(&m).into_iter().flatten() {
-                if !known.contains(f) {
-                    missing.insert(f.clone());
-                }
-            }
-        }
-        if !missing.is_empty() {
-            let list: Vec<String> = missing.into_iter().collect();
-            out.push((name.clone(), format!("calls {}, which Ballista's executors do not have", list.join(", "))));
         }
         let depth = inlined_depth(compiled, lineage, name);
         if depth > MAX_PLAN_DEPTH {

@@ -1,11 +1,9 @@
 //! Assertions and write-audit-publish: warnings publish, failures keep the
 //! previous version, history is append-only, contracts, `wh test`.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
 
 fn history_files(p: &TempProject) -> Vec<std::path::PathBuf> {
@@ -87,7 +85,7 @@ fn history_grows_by_one_row_per_assertion_and_never_changes() {
 
 fn write_dirty_customers(dir: &std::path::Path) {
     // The golden data, but customer 1 appears twice with different names.
-    common::copy(&repo().join("tests/fixtures/golden/raw"), dir);
+    crate::common::copy(&repo().join("tests/fixtures/golden/raw"), dir);
     let s = |v: &[&str]| Arc::new(StringArray::from(v.to_vec())) as ArrayRef;
     wh::datagen::write_table(
         &dir.join("customers.parquet"),
@@ -289,7 +287,7 @@ fn generic_custom_singular_thresholds_and_where() {
 fn failed_source_assertion_blocks_its_readers() {
     let p = TempProject::example();
     let raw = tempfile::tempdir().unwrap();
-    common::copy(&repo().join("tests/fixtures/golden/raw"), raw.path());
+    crate::common::copy(&repo().join("tests/fixtures/golden/raw"), raw.path());
     // An empty orders feed breaks `row_count: {min: 1}` on the source.
     wh::datagen::write_table(
         &raw.path().join("orders.parquet"),

@@ -1,9 +1,7 @@
 //! Bad input gets a clear error: file, line, hint, exit code 2 (project) or
 //! 1 (a model failed).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn cycle_prints_its_path() {

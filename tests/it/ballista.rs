@@ -1,12 +1,11 @@
 //! `--engine ballista` on Ballista's in-process cluster (its scheduler and
 //! an executor inside the wh process): the whole example warehouse equals
 //! the local engine's, table by table and row by row, over a full build
-//! and an incremental one; a failing model fails as it does locally; what
+//! and an incremental one; a dbt project calling wh's DuckDB functions
+//! runs there as locally; a failing model fails as it does locally; what
 //! the executors cannot run is refused before anything is built.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// Builds the example on both engines from `vars`, then compares every
 /// table; returns the cluster build's stderr.
@@ -122,18 +121,30 @@ fn a_failing_model_fails_on_ballista_as_it_does_locally() {
 }
 
 #[test]
-fn what_ballista_cannot_run_is_refused_before_the_build_starts() {
-    // wh's DuckDB functions (a dbt project) are not in Ballista's executors.
-    let p = TempProject::empty();
-    copy(&repo().join("tests/fixtures/dbt/duckdb_sql"), p.path());
-    let out = p.wh(&["build", "--engine", "ballista"]);
-    assert_exit(&out, 2);
-    let err = stderr(&out);
-    assert!(err.contains("cannot run on Ballista; nothing was built"), "{err}");
-    assert!(err.contains("which Ballista's executors do not have"), "{err}");
-    assert!(err.contains("hint: build them with --engine local"), "{err}");
-    assert!(tables(p.path()).iter().all(|t| t.starts_with("target")), "{:?}", tables(p.path()));
+fn a_dbt_project_calling_duckdb_functions_runs_on_ballista_as_it_does_locally() {
+    // date_diff, dayname, count_if, arg_max, strftime...: wh's functions,
+    // which wh's executors (in-process here) decode plans with.
+    let mut built = Vec::new();
+    for engine in ["local", "ballista"] {
+        let p = TempProject::empty();
+        copy(&repo().join("tests/fixtures/dbt/duckdb_sql"), p.path());
+        assert_exit(&p.wh(&["build", "--engine", engine]), 0);
+        let files = tables(&p.path().join("warehouse"));
+        // Rows as sets: group-bys without an `order by` come back in any order.
+        let sorted = |mut rows: Vec<Vec<String>>| {
+            rows.sort();
+            rows
+        };
+        let rows: Vec<_> = files.iter().map(|f| (f.clone(), sorted(p.rows(f)))).collect();
+        built.push(rows);
+    }
+    let names: Vec<&str> = built[1].iter().map(|(f, _)| f.as_str()).collect();
+    assert!(names.contains(&"duckdb_aggregates.parquet") && names.contains(&"date_functions.parquet"), "{names:?}");
+    assert_eq!(built[0], built[1]);
+}
 
+#[test]
+fn what_ballista_cannot_run_is_refused_before_the_build_starts() {
     // A Delta table, and the models reading it.
     let p = TempProject::example();
     p.write(
@@ -163,6 +174,9 @@ fn what_ballista_cannot_run_is_refused_before_the_build_starts() {
     let out = p.wh(&["build", "--engine", "ballista", "--scheduler", "localhost:50050"]);
     assert_exit(&out, 2);
     assert!(stderr(&out).contains("write it as df://host:port"), "{}", stderr(&out));
+    let out = p.wh(&["build", "--engine", "ballista", "--job-timeout", "soon"]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("job timeout `soon` is not a duration"), "{}", stderr(&out));
     // A scheduler that is not there stops the build before any work.
     let out = p.wh(&[
         "build",
@@ -182,4 +196,25 @@ fn what_ballista_cannot_run_is_refused_before_the_build_starts() {
     assert!(err.contains("cannot reach the Ballista scheduler at http://127.0.0.1:9"), "{err}");
     assert!(err.contains("hint: start the scheduler"), "{err}");
     assert!(!p.path().join("warehouse/star").exists(), "a model was built");
+}
+
+#[test]
+fn a_query_past_the_job_timeout_fails_its_model_and_publishes_nothing() {
+    let p = TempProject::example();
+    let vars = golden_vars();
+    assert_exit(&p.wh(&["build", "--vars", &vars, "--select", "+stg_orders"]), 0);
+    let published = p.path().join("warehouse/staging/stg_orders.parquet");
+    let before = std::fs::read(&published).unwrap();
+    // No job on a cluster finishes within a millisecond: the first one,
+    // the source's own assertions, fails, and the model with it.
+    let args = ["build", "--vars", &vars, "--select", "stg_orders", "--full-refresh", "--engine", "ballista"];
+    let out = p.wh(&[&args[..], &["--job-timeout", "1ms"]].concat());
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("1 of 1 ERROR stg_orders"), "{err}");
+    assert!(err.contains("did not finish within the job timeout of 1ms on the Ballista cluster"), "{err}");
+    assert_eq!(std::fs::read(&published).unwrap(), before, "the published table changed");
+    assert!(!p.path().join("warehouse/_wh/scratch").exists(), "scratch files left behind");
+    // With room to run, the same build succeeds.
+    assert_exit(&p.wh(&[&args[..], &["--job-timeout", "5m"]].concat()), 0);
 }

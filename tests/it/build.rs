@@ -1,12 +1,9 @@
 //! Building: publishing, failure isolation, selection, concurrency,
 //! materializations, artifacts and the other commands.
 
-mod common;
-
 use std::sync::Arc;
 
-use assert_cmd::Command;
-use common::*;
+use crate::common::*;
 use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
 
 #[test]
@@ -317,13 +314,13 @@ fn compile_reads_no_data_and_artifacts_are_deterministic() {
 fn init_scaffolds_a_project_that_builds() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("new_proj");
-    let out = assert_cmd::Command::cargo_bin("wh").unwrap().arg("init").arg(&dir).output().unwrap();
+    let out = wh_command().arg("init").arg(&dir).output().unwrap();
     assert_exit(&out, 0);
-    let out = assert_cmd::Command::cargo_bin("wh").unwrap().current_dir(&dir).arg("build").output().unwrap();
+    let out = wh_command().current_dir(&dir).arg("build").output().unwrap();
     assert_exit(&out, 0);
     let rows = read_rows(&dir.join("warehouse/marts/people_by_city.parquet"));
     assert_eq!(rows, table(&[&["Helsinki", "1"], &["London", "2"], &["New York", "1"]]));
-    let again = assert_cmd::Command::cargo_bin("wh").unwrap().arg("init").arg(&dir).output().unwrap();
+    let again = wh_command().arg("init").arg(&dir).output().unwrap();
     assert_exit(&again, 2);
 }
 
@@ -351,7 +348,7 @@ fn killed_build_leaves_every_published_file_whole() {
     let old: Vec<_> = files.iter().map(|f| p.rows(f)).collect();
     let new: Vec<_> = files.iter().map(|f| reference.rows(f)).collect();
 
-    let bin = assert_cmd::cargo::cargo_bin("wh");
+    let bin = wh_bin();
     let mut interrupted = 0;
     for delay_ms in [30, 120, 250, 400] {
         // Incremental facts merge to the same rows as a full build, so every
@@ -471,7 +468,7 @@ fn a_second_build_is_refused_while_the_warehouse_is_locked() {
     let vars = format!("{{raw_root: '{}'}}", raw.path().display());
     let p = TempProject::example();
     let lock = p.path().join("warehouse/_wh/lock");
-    let bin = assert_cmd::cargo::cargo_bin("wh");
+    let bin = wh_bin();
     let mut first = std::process::Command::new(&bin)
         .current_dir(p.path())
         .args(["build", "--quiet", "--threads", "1", "--vars", &vars])
@@ -503,7 +500,7 @@ fn two_builds_started_at_once_never_corrupt_the_warehouse() {
     wh::datagen::generate(raw.path(), 0.5, 9).unwrap();
     let vars = format!("{{raw_root: '{}'}}", raw.path().display());
     let p = TempProject::example();
-    let bin = assert_cmd::cargo::cargo_bin("wh");
+    let bin = wh_bin();
     let start = || {
         std::process::Command::new(&bin)
             .current_dir(p.path())
@@ -715,8 +712,7 @@ fn failures_and_warnings_alert_a_webhook_and_a_command() {
         ),
     );
     let build = || {
-        Command::cargo_bin("wh")
-            .unwrap()
+        wh_command()
             .current_dir(p.path())
             .env("TEST_ALERT_URL", format!("http://127.0.0.1:{port}/hook"))
             .args(["build", "--vars", &golden_vars()])

@@ -1,12 +1,10 @@
 //! Incremental models, snapshots and the segment-changes feed, run by the
 //! real binary and checked by reading the published tables back.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
 
 fn s(v: &[&str]) -> ArrayRef {

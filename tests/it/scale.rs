@@ -1,8 +1,6 @@
 //! Builds under a memory limit, progress output, and sizes on the command line.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn a_build_under_a_small_memory_limit_spills_and_writes_the_same_tables() {

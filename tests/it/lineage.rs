@@ -1,8 +1,6 @@
 //! Table and column lineage from logical plans, and exposures.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn lineage(p: &TempProject, args: &[&str]) -> String {
     let vars = golden_vars();
@@ -172,7 +170,7 @@ fn docs_generate_then_serve_on_loopback() {
     assert_eq!(recon["history"][0]["status"], "warn");
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = std::process::Command::new(assert_cmd::cargo::cargo_bin("wh"))
+    let mut server = std::process::Command::new(wh_bin())
         .current_dir(p.path())
         .args(["docs", "serve", "--port", &port.to_string()])
         .stderr(std::process::Stdio::null())

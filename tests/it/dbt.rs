@@ -3,9 +3,7 @@
 //! do. (tests/readers/test_dbt_projects.py compares whole projects with
 //! DuckDB's results.)
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// A one-model dbt project with a seed.
 fn dbt_project(project_yml: &str) -> TempProject {

@@ -1,8 +1,6 @@
 //! The golden example of SPEC §2: every model's exact rows.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn build_golden(extra: &[&str]) -> TempProject {
     let p = TempProject::example();

@@ -7,11 +7,20 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use assert_cmd::Command;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::Schema;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// The `wh` binary cargo built for these tests.
+pub fn wh_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_wh"))
+}
+
+/// A command running the `wh` binary.
+pub fn wh_command() -> std::process::Command {
+    std::process::Command::new(wh_bin())
+}
 
 /// The repository root (the example project).
 pub fn repo() -> PathBuf {
@@ -56,7 +65,7 @@ impl TempProject {
 
     /// Runs `wh` in the project with `args`.
     pub fn wh(&self, args: &[&str]) -> Output {
-        Command::cargo_bin("wh").unwrap().current_dir(self.path()).env("NO_COLOR", "1").args(args).output().unwrap()
+        wh_command().current_dir(self.path()).env("NO_COLOR", "1").args(args).output().unwrap()
     }
 
     /// Reads the OpenLineage events the last run wrote.

@@ -1,0 +1,18 @@
+//! wh's integration tests: one binary (each test binary links DataFusion,
+//! so one link instead of ten), a module per area. They run the real `wh`
+//! binary on copies of the example project and fixture projects, and read
+//! the Parquet it publishes back.
+
+mod common;
+
+#[cfg(feature = "ballista")]
+mod ballista;
+mod build;
+mod cdp;
+mod dbt;
+mod errors;
+mod golden;
+mod incremental;
+mod lineage;
+mod quality;
+mod scale;
