@@ -40,9 +40,10 @@ install_tools() {
 install_tools > .test-tools.log 2>&1 &
 tools=$!
 
-# One build: wh, wh-datagen and the test binaries.
+# One build: wh, wh-datagen and the test binaries (where its time goes:
+# cargo-timings/cargo-timing.html in the target directory).
 step=$(date +%s)
-cargo test --all-features --no-run
+cargo test --all-features --no-run --timings
 took "the build" "$step"
 
 step=$(date +%s)
