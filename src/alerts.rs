@@ -11,10 +11,10 @@ use std::process::{Command, Stdio};
 use serde_json::{json, Value as Json};
 
 use crate::artifacts::Invocation;
-use crate::exec::runner::{NodeResult, Status};
 use crate::project::config::{AlertOn, AlertsFile};
 use crate::quality::run::Outcome;
 use crate::quality::Status as TestStatus;
+use crate::results::{NodeResult, Status};
 
 /// Returns how the run went: failure (a model failed, or an assertion
 /// failed or could not run), warning (an assertion warned), or success.

@@ -27,7 +27,7 @@ use parquet::arrow::ArrowWriter;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::exec::publish::writer_properties;
+use crate::storage::publish::writer_properties;
 
 /// Row counts of one generated data set.
 #[derive(Debug, Clone, Copy, Default)]

@@ -1,5 +1,10 @@
-//! wh: a declarative data-warehouse build tool. Project files flow one way:
-//! project -> compile -> graph -> exec -> artifacts.
+//! wh: a declarative data-warehouse build tool. Each module imports only
+//! from the layers below it (docs/architecture.md draws them; the
+//! `architecture` integration test keeps the drawing true):
+//!
+//! project -> compile -> graph -> storage -> exec -> quality -> results ->
+//! lineage -> policy, state -> pipeline -> artifacts and reports ->
+//! commands.
 
 pub mod alerts;
 pub mod artifacts;
@@ -15,7 +20,10 @@ pub mod exec;
 pub mod freshness;
 pub mod graph;
 pub mod lineage;
+pub mod pipeline;
+pub mod policy;
 pub mod project;
 pub mod quality;
+pub mod results;
 pub mod state;
 pub mod storage;

@@ -97,9 +97,9 @@ pub async fn execute(settings: &Settings) -> Result<ExitCode, Error> {
     if rules.classified_column_public != CheckLevel::Off {
         let lineage = settings.lineage(&compiled, &graph, &settings.warehouse()?).await?;
         let policies = &settings.project.classification;
-        let classes = crate::lineage::classify::propagate(&compiled, &graph, &lineage, policies);
+        let classes = crate::policy::classify::propagate(&compiled, &graph, &lineage, policies);
         let target = &settings.project.target.name;
-        for e in crate::lineage::classify::public_exposures(&compiled, &classes, policies, target) {
+        for e in crate::policy::classify::public_exposures(&compiled, &classes, policies, target) {
             let at = compiled.models[&e.model]
                 .props_at
                 .clone()

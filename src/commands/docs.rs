@@ -10,7 +10,7 @@ use super::{compile_project, Settings};
 use crate::compile::Compiled;
 use crate::docs::{site_data, History, INDEX_HTML};
 use crate::error::Error;
-use crate::exec::publish::write_atomic;
+use crate::storage::publish::write_atomic;
 use crate::storage::Warehouse;
 
 /// How many recent runs of each assertion the site shows.

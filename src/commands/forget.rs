@@ -20,9 +20,10 @@ use crate::artifacts::Invocation;
 use crate::compile::Compiled;
 use crate::diagnostic::Location;
 use crate::error::Error;
-use crate::exec::policy::{self, FORGOTTEN_FILE};
-use crate::exec::{publish, Engine};
+use crate::exec::Engine;
+use crate::policy::{self, FORGOTTEN_FILE};
 use crate::project::ProjectError;
+use crate::storage::publish;
 use crate::storage::Warehouse;
 
 /// Folder of the audit records in the warehouse.

@@ -338,7 +338,7 @@ pub async fn open_warehouse(settings: &Settings, compiled: &Compiled, graph: &Gr
                 if !warehouse.exists(&rel).await.unwrap_or(false) {
                     continue;
                 }
-                crate::exec::runner::register_output(&engine, &warehouse, model).await
+                crate::pipeline::register_output(&engine, &warehouse, model).await
             }
             None => engine.register_view(name, &model.sql).await,
         };

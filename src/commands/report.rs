@@ -14,7 +14,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::{compile_project, open_warehouse, Settings};
 use crate::error::Error;
-use crate::exec::publish::write_atomic;
+use crate::storage::publish::write_atomic;
 
 /// Rows shown from each failing-row sample.
 const SAMPLE_PREVIEW: usize = 10;

@@ -10,10 +10,10 @@ use super::{compile_project, open_warehouse, Settings};
 use crate::artifacts::{self, Invocation};
 use crate::compile::Compiled;
 use crate::error::Error;
-use crate::exec::runner::NodeResult;
 use crate::quality::history::{self, owners_from_meta, RunInfo};
 use crate::quality::run::{run_all, Outcome, Samples};
 use crate::quality::{Assertion, Status, Subject};
+use crate::results::NodeResult;
 use crate::storage::Warehouse;
 
 /// Tests the published warehouse; exit code 1 if an error-severity
@@ -132,7 +132,7 @@ pub fn summarize(settings: &Settings, outcomes: &[&Outcome]) -> usize {
 /// Writes JUnit XML for CI systems.
 pub fn write_junit(path: &Path, inv: &Invocation, models: &[NodeResult], outcomes: &[&Outcome]) -> Result<(), Error> {
     let stamp = inv.started_at.format("%Y-%m-%dT%H:%M:%S").to_string();
-    let xml = crate::quality::junit::render(&inv.project, &inv.command, &stamp, models, outcomes);
-    crate::exec::publish::write_atomic(path, xml.as_bytes())
+    let xml = crate::artifacts::junit::render(&inv.project, &inv.command, &stamp, models, outcomes);
+    crate::storage::publish::write_atomic(path, xml.as_bytes())
         .map_err(|source| Error::Io { path: path.to_path_buf(), source })
 }

@@ -13,10 +13,13 @@ use serde_json::Value as Json;
 use crate::diagnostic::{did_you_mean, find_in_text, Location};
 use crate::project::config::{ColumnDef, ConfigPatch, Materialization, ModelConfig, TableFormat, CONFIG_KEYS};
 use crate::project::{CompatNote, Project, SourceTable};
-use crate::quality::sql::{self as test_sql, Declared, Parsed};
-use crate::quality::{Assertion, Subject};
 
+pub mod assertions;
+pub mod checksum;
 mod dbt_context;
+
+use assertions::sql::{self as test_sql, Declared, Parsed};
+use assertions::{Assertion, Subject};
 use dbt_context::Relation;
 
 /// A template or config problem found while rendering: exit code 2.
@@ -773,18 +776,19 @@ fn singular_tests(
             err
         })?;
         let recorded = std::mem::take(&mut *lock(rec));
-        let severity = recorded
-            .configs
-            .iter()
-            .find_map(|c| c.get("severity").and_then(Json::as_str))
-            .map(|s| {
-                if s.eq_ignore_ascii_case("warn") {
-                    crate::quality::Severity::Warn
-                } else {
-                    crate::quality::Severity::Error
-                }
-            })
-            .unwrap_or(crate::quality::Severity::Error);
+        let severity =
+            recorded
+                .configs
+                .iter()
+                .find_map(|c| c.get("severity").and_then(Json::as_str))
+                .map(|s| {
+                    if s.eq_ignore_ascii_case("warn") {
+                        assertions::Severity::Warn
+                    } else {
+                        assertions::Severity::Error
+                    }
+                })
+                .unwrap_or(assertions::Severity::Error);
         let subject = match recorded.refs.iter().rfind(|r| models.contains_key(*r)) {
             Some(m) => Subject::Model(m.clone()),
             None => match recorded.sources.iter().next() {
@@ -812,8 +816,8 @@ fn singular_tests(
             column: None,
             params: serde_json::Map::new(),
             severity,
-            warn_if: crate::quality::Threshold::ANY,
-            error_if: crate::quality::Threshold::ANY,
+            warn_if: assertions::Threshold::ANY,
+            error_if: assertions::Threshold::ANY,
             filter: None,
             failing_sql: sql.trim().trim_end_matches(';').to_string(),
             row_predicate: None,

@@ -7,9 +7,6 @@ pub mod contract;
 pub mod duckdb;
 pub mod incremental;
 pub mod partitioned;
-pub mod policy;
-pub mod publish;
-pub mod runner;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,8 +23,8 @@ use datafusion::prelude::{CsvReadOptions, DataFrame, ParquetReadOptions, Session
 use crate::compile::CompiledSource;
 use crate::diagnostic::Location;
 use crate::project::config::FileFormat;
+use crate::storage::publish::{self, Staged};
 pub use incremental::Mode;
-use publish::Staged;
 
 /// A failure while planning or running SQL, or reading inputs.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +90,7 @@ fn sql_error(err: DataFusionError) -> ExecError {
     ExecError::Sql { message, location, hint }
 }
 
-fn runtime_error(err: DataFusionError) -> ExecError {
+pub fn runtime_error(err: DataFusionError) -> ExecError {
     if matches!(err.find_root(), DataFusionError::ResourcesExhausted(_)) {
         return ExecError::Memory { message: err.strip_backtrace() };
     }
@@ -749,6 +746,11 @@ impl Engine {
     }
 
     /// Returns whether a relation named `name` is registered.
+    /// The registered relation `name`, to build on with DataFrame calls.
+    pub async fn table(&self, name: &str) -> Result<DataFrame, DataFusionError> {
+        self.ctx.table(name).await
+    }
+
     pub fn has_table(&self, name: &str) -> bool {
         self.ctx.table_exist(TableReference::bare(name)).unwrap_or(false)
     }

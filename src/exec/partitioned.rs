@@ -25,7 +25,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use serde_json::{json, Value as Json};
 
-use super::publish;
+use crate::storage::publish;
 use crate::storage::Warehouse;
 
 /// The pointer file inside the table's folder.

@@ -301,7 +301,10 @@ fn from_previous(compiled: &Compiled, method: &Method, previous: &Previous) -> R
                     let old = &manifest["nodes"][&m.unique_id];
                     match kind.as_str() {
                         "new" => old.is_null(),
-                        _ => old.is_null() || old["checksum"]["checksum"] != crate::state::checksum(m).as_str(),
+                        _ => {
+                            old.is_null()
+                                || old["checksum"]["checksum"] != crate::compile::checksum::checksum(m).as_str()
+                        }
                     }
                 })
                 .map(|m| m.name.clone())

@@ -2,7 +2,6 @@
 //! the compiled models (no data is read: sources contribute their schemas
 //! from Parquet footers or CSV headers, models their planned schemas).
 
-pub mod classify;
 pub mod openlineage;
 pub mod plan;
 
@@ -123,7 +122,7 @@ fn short(e: &ExecError) -> String {
 
 /// Returns a readable SQL-ish type name.
 pub fn type_name(dt: &DataType) -> String {
-    crate::exec::contract::sql_name(&crate::exec::publish::bi_type(dt))
+    crate::exec::contract::sql_name(&crate::storage::publish::bi_type(dt))
 }
 
 /// A node of the column graph: a relation (model, or `source.table`) and a

@@ -11,11 +11,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value as Json};
 
 use super::ProjectLineage;
+use crate::compile::assertions::Subject;
 use crate::compile::Compiled;
-use crate::exec::runner::{NodeResult, Status};
 use crate::quality::run::Outcome;
-use crate::quality::spec::Subject;
 use crate::quality::Status as TestStatus;
+use crate::results::{NodeResult, Status};
 use crate::storage::Warehouse;
 
 const SPEC: &str = "https://openlineage.io/spec/2-0-2/OpenLineage.json";
@@ -280,7 +280,7 @@ pub fn emit(events: &[Json], path: &Path) -> std::io::Result<usize> {
         text.push_str(&serde_json::to_string(e).map_err(std::io::Error::other)?);
         text.push('\n');
     }
-    crate::exec::publish::write_atomic(path, text.as_bytes())?;
+    crate::storage::publish::write_atomic(path, text.as_bytes())?;
     let Ok(url) = std::env::var("OPENLINEAGE_URL") else { return Ok(0) };
     let endpoint = format!("{}/api/v1/lineage", url.trim_end_matches('/'));
     let mut sent = 0;

@@ -7,6 +7,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
+/// The job timeout when neither `--job-timeout` nor the target's
+/// `job_timeout:` gives one
+/// (a query on a Ballista cluster that runs longer fails its model).
+pub const DEFAULT_JOB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
 /// `wh_project.yml`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]

@@ -864,7 +864,7 @@ fn job_timeout(
     defined_at: &Location,
 ) -> Result<std::time::Duration, ProjectError> {
     let Some(text) = overrides.job_timeout.as_ref().or(target.job_timeout.as_ref()) else {
-        return Ok(crate::exec::cluster::DEFAULT_JOB_TIMEOUT);
+        return Ok(config::DEFAULT_JOB_TIMEOUT);
     };
     match humantime::parse_duration(text.trim()) {
         Ok(d) if !d.is_zero() => Ok(d),

@@ -17,7 +17,7 @@ use serde_json::{Map, Value as Json};
 
 use super::run::Outcome;
 use super::Subject;
-use crate::exec::publish;
+use crate::storage::publish;
 
 /// The history folder inside a warehouse.
 pub const DIR: &str = "_wh/test_results";

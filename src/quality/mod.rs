@@ -1,11 +1,8 @@
-//! Data quality assertions: parsed from YAML (dbt's `data_tests:`/`tests:`
-//! syntax) and from singular test files, compiled to SQL, run against
-//! staged or published data, and recorded in an append-only history.
+//! Data quality assertions at run time: run against staged or published
+//! data, and recorded in an append-only history. What an assertion is and
+//! the SQL that checks it are `crate::compile::assertions`.
 
 pub mod history;
-pub mod junit;
 pub mod run;
-pub mod spec;
-pub mod sql;
 
-pub use spec::{Assertion, Severity, Status, Subject, Threshold};
+pub use crate::compile::assertions::{Assertion, Severity, Status, Subject, Threshold};

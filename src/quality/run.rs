@@ -10,8 +10,9 @@ use datafusion::arrow::array::{Array, Int64Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 
-use super::spec::{Assertion, Status};
-use crate::exec::{publish, Engine};
+use crate::compile::assertions::{Assertion, Status};
+use crate::exec::Engine;
+use crate::storage::publish;
 
 /// How many failing rows a sample keeps.
 pub const SAMPLE_ROWS: usize = 100;

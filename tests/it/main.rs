@@ -5,6 +5,7 @@
 
 mod common;
 
+mod architecture;
 #[cfg(feature = "ballista")]
 mod ballista;
 mod build;

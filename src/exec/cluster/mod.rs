@@ -13,7 +13,7 @@
 #[cfg(feature = "ballista")]
 pub mod node;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use datafusion::common::config::ConfigExtension;
@@ -166,10 +166,6 @@ pub struct Cluster<'a> {
     pub job_timeout: std::time::Duration,
 }
 
-/// The job timeout when neither `--job-timeout` nor the target's
-/// `job_timeout:` gives one.
-pub const DEFAULT_JOB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
-
 /// Returns a session on the cluster (see [`imp::session`]).
 pub async fn session(
     config: SessionConfig,
@@ -196,7 +192,7 @@ pub async fn session(
 pub fn unsupported(
     compiled: &crate::compile::Compiled,
     selected: &BTreeSet<String>,
-    lineage: &crate::lineage::ProjectLineage,
+    depths: &BTreeMap<String, usize>,
 ) -> Vec<(String, String)> {
     if cfg!(not(feature = "ballista")) {
         return selected
@@ -225,7 +221,7 @@ pub fn unsupported(
                 format!("reads the Delta table `{delta}`, which Ballista's executors cannot open"),
             ));
         }
-        let depth = inlined_depth(compiled, lineage, name);
+        let depth = inlined_depth(compiled, depths, name);
         if depth > MAX_PLAN_DEPTH {
             out.push((
                 name.clone(),
@@ -244,14 +240,14 @@ pub fn unsupported(
 pub const MAX_PLAN_DEPTH: usize = 45;
 
 /// A model's plan depth with the views and ephemerals it reads inlined.
-fn inlined_depth(compiled: &crate::compile::Compiled, lineage: &crate::lineage::ProjectLineage, name: &str) -> usize {
-    let own = lineage.depths.get(name).copied().unwrap_or(0);
+fn inlined_depth(compiled: &crate::compile::Compiled, depths: &BTreeMap<String, usize>, name: &str) -> usize {
+    let own = depths.get(name).copied().unwrap_or(0);
     let model = &compiled.models[name];
     let deepest_view = model
         .refs
         .iter()
         .filter(|r| compiled.models.get(*r).is_some_and(|m| !m.config.materialized.writes_table()))
-        .map(|r| inlined_depth(compiled, lineage, r))
+        .map(|r| inlined_depth(compiled, depths, r))
         .max()
         .unwrap_or(0);
     own + deepest_view

@@ -1,6 +1,9 @@
 //! `target/manifest.json` and `target/run_results.json`, with dbt's field
 //! names where they apply, keys in sorted order so that two runs of the same
-//! project differ only in timestamps and ids.
+//! project differ only in timestamps and ids; and in [`junit`] the JUnit XML
+//! report of a build or test run.
+
+pub mod junit;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,11 +12,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value as Json};
 
 use crate::compile::Compiled;
-use crate::exec::publish::write_atomic;
-use crate::exec::runner::NodeResult;
 use crate::project::config::Materialization;
 use crate::quality::run::Outcome;
 use crate::quality::Subject;
+use crate::results::NodeResult;
+use crate::storage::publish::write_atomic;
 
 /// Facts about one invocation, shared by its artifacts.
 #[derive(Debug, Clone)]
@@ -136,7 +139,7 @@ pub fn manifest(
                 "meta": m.config.meta,
                 "columns": columns,
                 "raw_code": m.raw_sql,
-                "checksum": { "name": "sha256", "checksum": crate::state::checksum(m) },
+                "checksum": { "name": "sha256", "checksum": crate::compile::checksum::checksum(m) },
                 "compiled_code": m.sql,
                 "depends_on": { "nodes": depends, "macros": [] },
                 "data_tests": m.tests,

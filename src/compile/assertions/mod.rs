@@ -1,5 +1,9 @@
 //! What an assertion is: its kind and parameters, the relation it checks,
-//! severity, thresholds and filter. Parsing is plain Rust.
+//! severity, thresholds and filter (parsed from dbt's `data_tests:` /
+//! `tests:` YAML and singular test files), and in [`sql`] the SQL that
+//! finds its failing rows. Running them is the `quality` module.
+
+pub mod sql;
 
 use std::collections::BTreeSet;
 use std::fmt;

@@ -3,9 +3,9 @@
 
 use std::fmt::Write;
 
-use super::run::Outcome;
-use super::Status;
-use crate::exec::runner::{NodeResult, Status as ModelStatus};
+use crate::quality::run::Outcome;
+use crate::quality::Status;
+use crate::results::{NodeResult, Status as ModelStatus};
 
 /// Renders models and assertion outcomes as a JUnit `<testsuites>` document.
 pub fn render(project: &str, command: &str, timestamp: &str, models: &[NodeResult], outcomes: &[&Outcome]) -> String {

@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value as Json};
 
-use super::ProjectLineage;
 use crate::compile::{Compiled, CompiledModel};
 use crate::graph::Graph;
+use crate::lineage::ProjectLineage;
 use crate::project::config::{ClassPolicy, Masking};
 
 /// The columns a class came along, from the column itself back to where it

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value as Json};
 
-use super::spec::{Assertion, Severity, Subject, Threshold};
+use super::{Assertion, Severity, Subject, Threshold};
 use crate::compile::{relation, source_relation};
 use crate::diagnostic::Location;
 

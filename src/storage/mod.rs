@@ -9,6 +9,8 @@
 //! completes. A reader sees the previous object or the new one; no
 //! temporary object is ever created under the prefix.
 
+pub mod publish;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,8 +22,8 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart};
 use url::Url;
 
-use crate::exec::publish::{self, Staged};
 use crate::project::config::S3Settings;
+use publish::Staged;
 
 /// Files larger than this are uploaded in parts.
 const MULTIPART_THRESHOLD: u64 = 64 * 1024 * 1024;

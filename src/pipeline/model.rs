@@ -1,0 +1,322 @@
+//! One model's phases: reuse or plan it, enforce its write policy, write it
+//! (a staged Parquet file, or a Delta or partitioned table), check it (BI
+//! types, contract, assertions) and publish it only when the checks pass.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::datatypes::Schema;
+use datafusion::prelude::DataFrame;
+
+use super::audits::audit_verdict;
+use super::{failure_of, finished, register_output};
+use crate::compile::assertions::Assertion;
+use crate::compile::CompiledModel;
+use crate::diagnostic::Location;
+use crate::exec::{Engine, ExecError, Mode};
+use crate::project::config::{Export, Materialization};
+use crate::quality::run::{run_all, Outcome, Samples};
+use crate::results::{Failure, NodeResult, Status};
+use crate::storage::{publish, Warehouse};
+
+/// One model to run, with what its task needs.
+pub(super) struct ModelJob {
+    pub engine: Engine,
+    pub model: CompiledModel,
+    pub assertions: Vec<Assertion>,
+    pub warehouse: Warehouse,
+    pub run_id: String,
+    pub compiled_at: PathBuf,
+    /// Its published version is up to date: read it instead of rebuilding.
+    pub reuse: bool,
+    pub full_refresh: bool,
+    pub now: DateTime<Utc>,
+    /// Enforced on its rows and columns when written.
+    pub policy: crate::policy::WritePolicy,
+    /// Why the policy cannot be enforced (fails the model).
+    pub unmet: Option<String>,
+}
+
+/// What writing a model leaves besides its result: the outcomes of its
+/// assertions and the bytes its query spilled.
+#[derive(Default)]
+struct Written {
+    outcomes: Vec<Outcome>,
+    spilled: usize,
+}
+
+/// Rows and bytes published, or why not.
+type Published = Result<(Option<usize>, Option<u64>), Failure>;
+
+/// A planned table: its rows, and for an incremental build how many are new.
+type Planned = Result<Option<(DataFrame, Option<usize>)>, ExecError>;
+
+impl ModelJob {
+    fn samples(&self) -> Samples<'_> {
+        Samples { warehouse: &self.warehouse, run_id: &self.run_id }
+    }
+
+    async fn run_assertions(&self) -> Vec<Outcome> {
+        run_all(&self.engine, &self.assertions, Some(&self.samples())).await
+    }
+
+    /// Runs the checks that come before publishing: the BI check's verdict,
+    /// the contract, then the assertions.
+    async fn audit(&self, compat: Result<(), Failure>, schema: &Schema, written: &mut Written) -> Result<(), Failure> {
+        compat.and_then(|()| check_contract(&self.model, schema))?;
+        written.outcomes = self.run_assertions().await;
+        audit_verdict(&written.outcomes)
+    }
+}
+
+/// Runs one model: stage, check the contract, audit, publish.
+pub(super) async fn run_model(job: ModelJob) -> NodeResult {
+    let (started_at, clock) = (Utc::now(), Instant::now());
+    let model = &job.model;
+    if job.reuse && register_output(&job.engine, &job.warehouse, model).await.is_ok() {
+        let mut r = finished(model, Status::Success, started_at, clock, None, None, None);
+        r.reused = true;
+        r.message = "up to date: same SQL, config, assertions, inputs and source files".into();
+        // Its assertions run on the published version, so that every build
+        // records the state of every selected model.
+        r.assertions = job.run_assertions().await;
+        return r;
+    }
+    if let Some(why) = &job.unmet {
+        let f = Failure {
+            message: why.clone(),
+            location: model.props_at.clone().or_else(|| Some(Location::file(&model.path))),
+            hint: Some("ref the consent model in the model's SQL, or remove the tag".into()),
+        };
+        return finished(model, Status::Error, started_at, clock, None, None, Some(f));
+    }
+    let mode = match model.output_path() {
+        Some(rel) => Some(mode_of(&job.warehouse, model, job.full_refresh, &rel).await),
+        None => None,
+    };
+    let planned = match mode {
+        Some(mode) => enforce(&job, plan_table(&job.engine, &job.warehouse, model, mode, job.now).await).await,
+        None => Ok(None),
+    };
+    if mode == Some(Mode::Incremental) && matches!(planned, Ok(None)) {
+        // No new rows: the published table (registered for readers) stays.
+        let rows = job.engine.row_count(&model.name).await.ok();
+        let mut r = finished(model, Status::Success, started_at, clock, rows, None, None);
+        r.merged = Some(0);
+        r.message = "no new rows: the published table stays as it is".into();
+        r.assertions = job.run_assertions().await;
+        return r;
+    }
+    let merged = planned.as_ref().ok().and_then(|p| p.as_ref()).and_then(|(_, merged)| *merged);
+    let mut written = Written::default();
+    let published = write(&job, mode, planned, &mut written).await;
+    let mut r = match published {
+        Ok((rows, bytes)) => {
+            let mut r = finished(model, Status::Success, started_at, clock, rows, bytes, None);
+            r.merged = merged;
+            r.spilled_bytes = written.spilled;
+            if let (Some(rows), Some(new)) = (rows, merged) {
+                r.message = format!("{rows} rows ({new} new rows merged into the published table)");
+            }
+            r
+        }
+        Err(mut f) => {
+            f.message = format!("model `{}` ({}) failed: {}", model.name, model.path.display(), f.message);
+            finished(model, Status::Error, started_at, clock, None, None, Some(f))
+        }
+    };
+    r.assertions = written.outcomes;
+    r
+}
+
+/// Forgotten identifiers, consent and masks apply to whatever the SQL (or
+/// a merge) returns.
+async fn enforce(job: &ModelJob, planned: Planned) -> Planned {
+    match planned {
+        Ok(Some((df, merged))) if !job.policy.is_empty() => {
+            match crate::policy::enforce::enforce(&job.engine, &job.policy, df).await {
+                Ok(df) => Ok(Some((df, merged))),
+                Err(e) => Err(crate::exec::runtime_error(e)),
+            }
+        }
+        other => other,
+    }
+}
+
+/// Writes the planned model the way its materialization says, publishing
+/// it when its checks pass.
+async fn write(job: &ModelJob, mode: Option<Mode>, planned: Planned, written: &mut Written) -> Published {
+    let model = &job.model;
+    // Errors in the incremental SQL point at its own compiled file.
+    let compiled_at = match (mode, model.compiled_paths().1) {
+        (Some(Mode::Incremental), Some(p)) => job.compiled_at.with_file_name(p.file_name().unwrap_or_default()),
+        _ => job.compiled_at.clone(),
+    };
+    match (model.output_path(), planned) {
+        (_, Err(e)) => {
+            // Merge and snapshot errors concern the model's own file.
+            let mut f = failure_of(&e, Some(&compiled_at));
+            f.location = f.location.or_else(|| Some(Location::file(&model.path)));
+            Err(f)
+        }
+        (Some(rel), Ok(Some((df, _)))) if model.is_delta() || model.is_partitioned_parquet() => {
+            match job.engine.materialize(&model.name, df).await {
+                Ok((schema, batches)) => write_files(job, &rel, schema, batches, written).await,
+                Err(e) => Err(failure_of(&e, Some(&compiled_at))),
+            }
+        }
+        (Some(rel), Ok(Some((df, _)))) => {
+            match job.engine.stage_table(&model.name, df, &job.warehouse.staging_path(&rel)).await {
+                Ok(out) => {
+                    written.spilled = out.spilled_bytes;
+                    write_parquet(job, &rel, out, written).await
+                }
+                Err(e) => Err(failure_of(&e, Some(&compiled_at))),
+            }
+        }
+        _ => match job.engine.register_view(&model.name, &model.sql).await {
+            Ok(()) => {
+                written.outcomes = job.run_assertions().await;
+                audit_verdict(&written.outcomes).map(|()| (None, None))
+            }
+            Err(e) => Err(failure_of(&e, Some(&compiled_at))),
+        },
+    }
+}
+
+/// Checks and publishes a Delta or partitioned table from its batches.
+async fn write_files(
+    job: &ModelJob,
+    rel: &str,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    batches: Vec<datafusion::arrow::array::RecordBatch>,
+    written: &mut Written,
+) -> Published {
+    let (model, warehouse) = (&job.model, &job.warehouse);
+    let problems = publish::schema_problems(&schema);
+    let compat = match problems.is_empty() {
+        true => Ok(()),
+        false => Err(Failure {
+            message: format!("the table would not open in every BI tool: {}", problems.join("; ")),
+            location: Some(Location::file(&model.path)),
+            hint: Some("cast the column in the SQL to a flat type".into()),
+        }),
+    };
+    job.audit(compat, &schema, written).await?;
+    let rows = batches.iter().map(|b| b.num_rows()).sum::<usize>();
+    let partition_by = &model.config.partition_by;
+    if model.is_delta() {
+        return warehouse.write_delta(rel, schema, batches, partition_by).await.map(|_| (Some(rows), None)).map_err(
+            |e| Failure {
+                message: format!("cannot commit the Delta table `{}`: {e}", warehouse.location(rel)),
+                location: None,
+                hint: None,
+            },
+        );
+    }
+    crate::exec::partitioned::publish(warehouse, rel, &job.run_id, &schema, &batches, partition_by)
+        .await
+        .map(|p| (Some(p.rows), Some(p.bytes)))
+        .map_err(|e| Failure {
+            hint: e
+                .contains("is not a column of the model")
+                .then(|| "`partition_by` names columns the model returns".to_string()),
+            message: format!("cannot publish `{}`: {e}", warehouse.location(rel)),
+            location: model.props_at.clone().or_else(|| Some(Location::file(&model.path))),
+        })
+}
+
+/// Checks a staged Parquet file and publishes it; a file that is not
+/// published is discarded.
+async fn write_parquet(job: &ModelJob, rel: &str, out: crate::exec::TableOutput, written: &mut Written) -> Published {
+    let compat = match publish::compatibility_problems(&out.staged.temp) {
+        Ok(problems) if problems.is_empty() => Ok(()),
+        Ok(problems) => Err(Failure {
+            message: format!("the written file would not open in every BI tool: {}", problems.join("; ")),
+            location: Some(Location::file(&job.model.path)),
+            hint: Some("cast the column in the SQL to a flat, signed, microsecond or <= 18-digit type".into()),
+        }),
+        Err(e) => Err(failure_of(&ExecError::Io { path: out.staged.temp.clone(), source: e }, None)),
+    };
+    if let Err(f) = job.audit(compat, &out.schema, written).await {
+        publish::discard(&out.staged);
+        return Err(f);
+    }
+    publish_parquet(job, rel, &out.staged).await
+}
+
+/// Publishes a staged file that passed its checks, registers it for the
+/// models after it, and exports it as CSV when asked.
+async fn publish_parquet(job: &ModelJob, rel: &str, staged: &publish::Staged) -> Published {
+    let (engine, warehouse, model) = (&job.engine, &job.warehouse, &job.model);
+    if let Err(source) = warehouse.publish(staged, rel).await {
+        publish::discard(staged);
+        return Err(failure_of(&ExecError::Io { path: warehouse.location(rel).into(), source }, None));
+    }
+    // Readers read the published file (the staged one moved).
+    if register_output(engine, warehouse, model).await.is_err() {
+        return Err(Failure {
+            message: format!(
+                "`{}` was published but cannot be read back for the models after it",
+                warehouse.location(rel)
+            ),
+            location: Some(Location::file(&model.path)),
+            hint: Some("check that the warehouse is readable, then rerun: wh retry".into()),
+        });
+    }
+    if model.config.export == Some(Export::Csv) {
+        export_csv(engine, warehouse, &model.name, rel).await?;
+    }
+    Ok((Some(staged.rows), Some(staged.bytes)))
+}
+
+/// Decides how a table model's next version is computed.
+async fn mode_of(warehouse: &Warehouse, model: &CompiledModel, full_refresh: bool, rel: &str) -> Mode {
+    match model.config.materialized {
+        Materialization::Incremental if !full_refresh && warehouse.exists(rel).await.unwrap_or(false) => {
+            Mode::Incremental
+        }
+        // History cannot be rebuilt: --full-refresh leaves snapshots be, as in dbt.
+        Materialization::Snapshot => Mode::Snapshot { previous: warehouse.exists(rel).await.unwrap_or(false) },
+        _ => Mode::Full,
+    }
+}
+
+/// Plans a table model's next version: from its SQL, or for an incremental
+/// build or a snapshot from its published version (registered under its
+/// name, which `{{ this }}` renders to) and its new rows.
+async fn plan_table(
+    engine: &Engine,
+    warehouse: &Warehouse,
+    model: &CompiledModel,
+    mode: Mode,
+    now: DateTime<Utc>,
+) -> Planned {
+    if matches!(mode, Mode::Incremental | Mode::Snapshot { previous: true }) {
+        register_output(engine, warehouse, model).await?;
+    }
+    engine.plan_model(model, mode, now).await
+}
+
+/// Checks the model's contract (when enforced) against what it returned.
+fn check_contract(model: &CompiledModel, schema: &Schema) -> Result<(), Failure> {
+    crate::exec::contract::check(model, schema).map_err(|diff| Failure {
+        message: diff,
+        location: Some(model.props_at.clone().unwrap_or_else(|| Location::file(&model.path))),
+        hint: Some("declare the columns as the model returns them, or cast in the SQL to the declared types".into()),
+    })
+}
+
+/// Writes the published table `name` as CSV beside its Parquet file.
+async fn export_csv(engine: &Engine, warehouse: &Warehouse, name: &str, rel: &str) -> Result<(), Failure> {
+    let csv_rel = format!("{}.csv", rel.trim_end_matches(".parquet"));
+    let fail = |message: String| Failure {
+        message: format!("the CSV export `{}` failed: {message}", warehouse.location(&csv_rel)),
+        location: None,
+        hint: None,
+    };
+    let (_, batches) = engine.query(&format!("select * from \"{name}\"")).await.map_err(|e| fail(e.to_string()))?;
+    let staged = publish::stage_csv(&batches, &warehouse.staging_path(&csv_rel)).map_err(|e| fail(e.to_string()))?;
+    warehouse.publish(&staged, &csv_rel).await.map_err(|e| fail(e.to_string()))
+}
