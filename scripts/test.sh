@@ -5,7 +5,8 @@
 # feature in the test profile (dependencies at opt-level 1, see
 # Cargo.toml), runs the Rust tests (one integration-test binary), then
 # opens the marts with those real Parquet readers, the docs site in the
-# real browser, and builds on a real Ballista cluster of wh's own nodes.
+# real browser, and builds on a real Ballista cluster of wh's own nodes;
+# then builds the docs book with mdBook.
 #
 # In CI (CI=true) the build and the virtual environment live outside the
 # clone, in ~/.cache/wh/, so that a second run on the same machine reuses
@@ -46,6 +47,17 @@ step=$(date +%s)
 cargo test --all-features --no-run --timings
 took "the build" "$step"
 
+# mdBook for the docs book, pinned, built while the tests run (after the
+# build, so that it does not slow DataFusion's), in its own target folder
+# so that it never waits on the test build's lock; kept in the cache in CI.
+tools_dir="$target_dir/tools"
+mdbook="$tools_dir/bin/mdbook"
+if [ ! -x "$mdbook" ]; then
+  CARGO_TARGET_DIR="$tools_dir/build" cargo install --quiet --locked mdbook --version 0.5.4 \
+    --no-default-features --features search --root "$tools_dir" > .mdbook-install.log 2>&1 &
+  mdbook_install=$!
+fi
+
 step=$(date +%s)
 cargo test --all-features
 took "the Rust tests" "$step"
@@ -59,4 +71,13 @@ fi
 step=$(date +%s)
 WH_BIN="$target_dir/debug/wh" "$venv/bin/python" -m pytest -q --durations=15 tests/readers
 took "the Python tests" "$step"
+
+step=$(date +%s)
+if [ -n "${mdbook_install:-}" ] && ! wait "$mdbook_install"; then
+  cat .mdbook-install.log >&2
+  echo "error: installing mdbook failed (see above)" >&2
+  exit 1
+fi
+"$mdbook" build docs
+took "the docs book (its links: the docs integration test)" "$step"
 took "everything" "$started"

@@ -64,8 +64,8 @@ pub fn render_location(loc: &Location, root: &Path) -> String {
     out
 }
 
-/// Suggests the closest of `candidates` to `name`, for `did you mean` hints.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+/// The closest of `candidates` to `name` (Jaro-Winkler over 0.8), if any.
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let mut best: Option<(f64, &str)> = None;
     for cand in candidates {
         let score = strsim::jaro_winkler(name, cand);
@@ -73,7 +73,12 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
             best = Some((score, cand));
         }
     }
-    best.map(|(_, c)| format!("did you mean `{c}`?"))
+    best.map(|(_, c)| c)
+}
+
+/// Suggests the closest of `candidates` to `name`, for `did you mean` hints.
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    closest(name, candidates).map(|c| format!("did you mean `{c}`?"))
 }
 
 /// Finds the first line (1-based) and column of `needle` in `text`, to place

@@ -47,7 +47,7 @@ impl Error {
                 Some(location)
             }
             Error::Compile(e) => Some(&e.location),
-            Error::Graph(GraphError::Cycle { location, .. }) => Some(location),
+            Error::Graph(GraphError::Cycle { location, .. } | GraphError::Artifact { location, .. }) => Some(location),
             Error::Query(ExecError::Source { location, .. }) => Some(location),
             _ => None,
         }
@@ -61,6 +61,9 @@ impl Error {
             ) => hint.clone(),
             Error::Compile(e) => e.hint.clone(),
             Error::Graph(GraphError::Selector { hint, .. }) => hint.clone(),
+            Error::Graph(GraphError::Artifact { .. }) => {
+                Some("delete it (the next run writes it again), or point --state at another folder".into())
+            }
             Error::Graph(GraphError::Cycle { .. }) => {
                 Some("`a -> b` means `a` refs `b`; remove one ref to break the cycle".into())
             }

@@ -1,5 +1,5 @@
 //! wh: a declarative data-warehouse build tool. Each module imports only
-//! from the layers below it (docs/architecture.md draws them; the
+//! from the layers below it (docs/src/architecture.md draws them; the
 //! `architecture` integration test keeps the drawing true):
 //!
 //! project -> compile -> graph -> storage -> exec -> quality -> results ->

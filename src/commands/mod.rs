@@ -237,14 +237,7 @@ impl Settings {
             Some(d) => self.project.root.join(d),
             None => self.target_dir(),
         };
-        let read = |name: &str| {
-            std::fs::read_to_string(dir.join(name)).ok().and_then(|t| serde_json::from_str::<Json>(&t).ok())
-        };
-        crate::graph::selector::Previous {
-            dir: dir.display().to_string(),
-            manifest: read("manifest.json"),
-            run_results: read("run_results.json"),
-        }
+        crate::graph::selector::Previous::read(&self.project.root, &dir)
     }
 
     /// Returns the models the command line selects.

@@ -35,7 +35,6 @@ pub(super) fn environment<'a>(project: &'a Project, rec: &Shared) -> Result<Envi
         let key = format!("{source}.{table}");
         if !source_keys.contains(&key) {
             lock(&r).hint = did_you_mean(&key, source_keys.iter().map(String::as_str))
-                .map(|h| h.replace('`', "'"))
                 .or_else(|| Some("declare it under `sources:` in sources.yml".into()));
             return Err(minijinja::Error::new(
                 ErrorKind::InvalidOperation,

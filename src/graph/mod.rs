@@ -1,6 +1,7 @@
 //! The model DAG: parents and children from recorded refs and sources,
 //! a deterministic topological order, and cycles reported with their path.
 
+pub mod previous;
 pub mod selector;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,6 +16,18 @@ pub enum GraphError {
     Cycle { path: Vec<String>, location: Location },
     #[error("{message}")]
     Selector { message: String, hint: Option<String> },
+    /// A previous run's artifact that does not parse.
+    #[error("{message}")]
+    Artifact { message: String, location: Location },
+}
+
+/// Where `sql` names `parent` in a ref: the quoted name (`'c'` or `"c"`),
+/// else the bare name, else the start of the file.
+fn ref_position(sql: &str, parent: &str) -> (usize, usize) {
+    [format!("'{parent}'"), format!("\"{parent}\""), parent.to_string()]
+        .iter()
+        .find_map(|needle| find_in_text(sql, needle))
+        .unwrap_or((0, 0))
 }
 
 /// Models with their model parents and children, and the models that read
@@ -45,7 +58,7 @@ impl Graph {
         }
         let order = topo_order(&parents, &children).map_err(|cycle| {
             let first = &compiled.models[&cycle[0]];
-            let (line, col) = find_in_text(&first.raw_sql, &cycle[1]).unwrap_or((0, 0));
+            let (line, col) = ref_position(&first.raw_sql, &cycle[1]);
             GraphError::Cycle { path: cycle, location: Location::at(&first.path, line, col) }
         })?;
         Ok(Graph { parents, children, source_children, order })

@@ -44,14 +44,7 @@ pub enum Method {
     Result(String),
 }
 
-/// The previous run's artifacts, for `state:` and `result:` selectors.
-#[derive(Debug, Default)]
-pub struct Previous {
-    /// Where they were read from, for messages.
-    pub dir: String,
-    pub manifest: Option<serde_json::Value>,
-    pub run_results: Option<serde_json::Value>,
-}
+pub use super::previous::Previous;
 
 /// One selector atom with its graph operators.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,23 +280,24 @@ fn atom_models(
 fn from_previous(compiled: &Compiled, method: &Method, previous: &Previous) -> Result<BTreeSet<String>, GraphError> {
     let missing = |what: &str| {
         selector_error(
-            format!("`{method}` needs the previous {what}, and there is none in `{}`", previous.dir),
+            format!("`{method}` needs the previous {what}, and there is none in `{}`", previous.dir.display()),
             Some("run `wh build` (or `wh compile`) first, or point --state at a folder of artifacts".into()),
         )
     };
     match method {
         Method::State(kind) => {
-            let manifest = previous.manifest.as_ref().ok_or_else(|| missing("manifest.json"))?;
+            let manifest = previous.manifest.get()?.ok_or_else(|| missing("manifest.json"))?;
             Ok(compiled
                 .models
                 .values()
                 .filter(|m| {
-                    let old = &manifest["nodes"][&m.unique_id];
-                    match kind.as_str() {
-                        "new" => old.is_null(),
-                        _ => {
-                            old.is_null()
-                                || old["checksum"]["checksum"] != crate::compile::checksum::checksum(m).as_str()
+                    let old = manifest.nodes.get(&m.unique_id);
+                    match (kind.as_str(), old) {
+                        (_, None) => true,
+                        ("new", Some(_)) => false,
+                        (_, Some(old)) => {
+                            old.checksum.as_ref().map(|c| c.checksum.as_str())
+                                != Some(crate::compile::checksum::checksum(m).as_str())
                         }
                     }
                 })
@@ -311,23 +305,14 @@ fn from_previous(compiled: &Compiled, method: &Method, previous: &Previous) -> R
                 .collect())
         }
         Method::Result(status) => {
-            let results = previous.run_results.as_ref().ok_or_else(|| missing("run_results.json"))?;
-            let entries = results["results"].as_array().cloned().unwrap_or_default();
+            let results = previous.run_results.get()?.ok_or_else(|| missing("run_results.json"))?;
             let by_id: std::collections::HashMap<&str, &str> =
                 compiled.models.values().map(|m| (m.unique_id.as_str(), m.name.as_str())).collect();
             let mut out = BTreeSet::new();
-            for r in &entries {
-                if r["status"] != status.as_str() {
-                    continue;
-                }
-                let id = r["unique_id"].as_str().unwrap_or_default();
+            for r in results.results.iter().filter(|r| r.status == *status) {
                 // A model's own status, or for an assertion the models it checks.
-                let names: Vec<&str> = if r["resource_type"] == "test" {
-                    r["attached_node"].as_str().into_iter().collect()
-                } else {
-                    vec![id]
-                };
-                out.extend(names.into_iter().filter_map(|n| by_id.get(n)).map(|n| n.to_string()));
+                let id = if r.is_test() { r.attached_node.as_deref() } else { Some(r.unique_id.as_str()) };
+                out.extend(id.and_then(|n| by_id.get(n)).map(|n| n.to_string()));
             }
             Ok(out)
         }

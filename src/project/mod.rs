@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};
 
-use crate::diagnostic::{did_you_mean, find_in_text, Location};
+use crate::diagnostic::{closest, did_you_mean, find_in_text, Location};
 use config::{ColumnDef, ConfigPatch, ExposureDef, FileFormat, ModelProps, ProjectFile, SchemaFile, CONFIG_KEYS};
 
 /// The project file's name.
@@ -479,13 +479,8 @@ impl Project {
                 });
                 if !used && !path.is_empty() {
                     let last = path.last().map(String::as_str).unwrap_or_default();
-                    let hint = did_you_mean(last, config::CONFIG_KEYS.iter().copied())
-                        .map(|h| {
-                            format!(
-                                " ({h} as a config, `+{}`)",
-                                h.trim_start_matches("did you mean `").trim_end_matches("`?")
-                            )
-                        })
+                    let hint = closest(last, config::CONFIG_KEYS.iter().copied())
+                        .map(|key| format!(" (did you mean `{key}` as a config, `+{key}`?)"))
                         .unwrap_or_default();
                     notes.push(CompatNote {
                         kind: CompatKind::Ignored,

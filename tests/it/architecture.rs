@@ -1,4 +1,4 @@
-//! The layering of `src/` as docs/architecture.md draws it: every `crate::`
+//! The layering of `src/` as docs/src/architecture.md draws it: every `crate::`
 //! (and top-level `super::`) path in a module of `src/` is an import, and
 //! no module may import one on its own line of the drawing or above it.
 
@@ -9,8 +9,8 @@ use crate::common::repo;
 
 /// The drawing's layers, top first: each line's modules.
 fn layers() -> Vec<Vec<String>> {
-    let doc = std::fs::read_to_string(repo().join("docs/architecture.md")).unwrap();
-    let start = doc.find("```layers\n").expect("docs/architecture.md has a ```layers block") + 10;
+    let doc = std::fs::read_to_string(repo().join("docs/src/architecture.md")).unwrap();
+    let start = doc.find("```layers\n").expect("docs/src/architecture.md has a ```layers block") + 10;
     let end = start + doc[start..].find("```").unwrap();
     doc[start..end].lines().map(|l| l.split_whitespace().map(String::from).collect()).collect()
 }
@@ -107,7 +107,7 @@ fn every_module_imports_only_from_the_layers_below_it() {
     let modules: BTreeSet<&str> =
         lib.lines().filter_map(|l| l.strip_prefix("pub mod ")).map(|m| m.trim_end_matches(';')).collect();
     let drawn: BTreeSet<&str> = level.keys().copied().collect();
-    assert_eq!(modules, drawn, "docs/architecture.md draws exactly the modules of src/lib.rs");
+    assert_eq!(modules, drawn, "docs/src/architecture.md draws exactly the modules of src/lib.rs");
 
     let imports = imports();
     assert!(imports.contains_key(&("commands".into(), "pipeline".into())), "the scan sees imports: {imports:?}");

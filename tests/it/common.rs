@@ -47,6 +47,29 @@ impl TempProject {
         TempProject { dir }
     }
 
+    /// A fixture project from `tests/fixtures/projects/<name>`: a whole
+    /// project when the folder has a `wh_project.yml`, else an overlay
+    /// copied over the example project.
+    pub fn fixture(name: &str) -> TempProject {
+        let folder = repo().join("tests/fixtures/projects").join(name);
+        assert!(folder.is_dir(), "no fixture folder {}", folder.display());
+        let p = if folder.join("wh_project.yml").exists() { TempProject::empty() } else { TempProject::example() };
+        copy(&folder, p.path());
+        p
+    }
+
+    /// What a `wh` run printed, for a snapshot: the exit code, stdout and
+    /// stderr, with this project's temp path written `[project]`.
+    pub fn report(&self, out: &Output) -> String {
+        let text = format!(
+            "exit code: {}\n--- stdout\n{}--- stderr\n{}",
+            out.status.code().map_or("signal".to_string(), |c| c.to_string()),
+            stdout(out),
+            stderr(out)
+        );
+        text.replace(&self.path().display().to_string(), "[project]")
+    }
+
     /// An empty project folder.
     pub fn empty() -> TempProject {
         TempProject { dir: tempfile::tempdir().expect("tempdir") }

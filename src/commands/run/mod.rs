@@ -59,25 +59,24 @@ pub async fn execute(
 /// target path (or `--state`).
 pub async fn retry(mut settings: Settings) -> Result<ExitCode, Error> {
     let previous = settings.previous();
-    let Some(results) = previous.run_results else {
+    let Some(results) = previous.run_results.get()? else {
         return Err(Error::Usage {
-            message: format!("there is no run to retry: no run_results.json in `{}`", previous.dir),
+            message: format!("there is no run to retry: no run_results.json in `{}`", previous.dir.display()),
             hint: Some("run `wh build` first".into()),
         });
     };
-    let command = results["args"]["which"].as_str().unwrap_or_default().to_string();
+    let command = results.args.which.clone();
     if command != "build" && command != "run" {
         return Err(Error::Usage {
             message: format!("the last run was `wh {command}`: `wh retry` reruns a `wh build` or `wh run`"),
             hint: Some("rerun failed assertions with `wh test --select result:fail`".into()),
         });
     }
-    let names: Vec<String> = results["results"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|r| r["resource_type"] != "test" && (r["status"] == "error" || r["status"] == "skipped"))
-        .filter_map(|r| r["unique_id"].as_str()?.rsplit('.').next().map(str::to_string))
+    let names: Vec<String> = results
+        .results
+        .iter()
+        .filter(|r| !r.is_test() && (r.status == "error" || r.status == "skipped"))
+        .filter_map(|r| r.unique_id.rsplit('.').next().map(str::to_string))
         .collect();
     if names.is_empty() {
         settings.log(format!("Nothing to retry: every model of the last `wh {command}` succeeded"));

@@ -96,7 +96,7 @@ impl<'a> Progress<'a> {
         };
         let (done, total, width) = (self.done, self.total, self.width);
         format!(
-            "{done:>4} of {total} {:<5} {:<width$}  {:<9} {detail} {:>8.2}s{checks}{spilled}",
+            "{done:>4} of {total} {:<5} {:<width$}  {:<11} {detail} {:>8.2}s{checks}{spilled}",
             status_word(r),
             r.name,
             r.materialized.as_str(),
