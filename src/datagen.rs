@@ -83,27 +83,56 @@ pub fn generate(out: &Path, scale: f64, seed: u64) -> std::io::Result<Counts> {
     let n_products = ((500.0 * scale).round() as usize).max(20);
     let n_orders = ((100_000.0 * scale).round() as usize).max(2);
     std::fs::create_dir_all(out)?;
+    let products = products(n_products, &mut rng);
+    let (mut customers, customer_cdf) = customers(n_customers, &mut rng);
+    duplicate(&mut customers, 0.01, &mut rng);
+    let (mut orders, mut lines) = orders(n_orders, &customer_cdf, &products, &mut rng);
+    duplicate(&mut orders, 0.01, &mut rng);
+    duplicate(&mut lines, 0.01, &mut rng);
+    write_raw(out, &customers, products, &orders, &lines)?;
+    Ok(Counts { customers: customers.len(), products: n_products, orders: orders.len(), order_items: lines.len() })
+}
 
-    // Products: a few never sell (the last 5%), popularity is skewed.
-    let sellable = n_products - (n_products / 20).max(1);
-    let mut p_id = Vec::with_capacity(n_products);
-    let mut p_name = Vec::with_capacity(n_products);
-    let mut p_cat = Vec::with_capacity(n_products);
-    let mut price = Vec::with_capacity(n_products);
-    for i in 0..n_products {
-        p_id.push(i as i64 + 1);
+/// The products: ids, names, categories (some padded), prices, and the
+/// popularity of the sellable ones (a few never sell: the last 5%).
+struct Products {
+    id: Vec<i64>,
+    name: Vec<String>,
+    category: Vec<String>,
+    price: Vec<f64>,
+    cdf: Vec<f64>,
+}
+
+fn products(n: usize, rng: &mut ChaCha8Rng) -> Products {
+    let sellable = n - (n / 20).max(1);
+    let mut p = Products {
+        id: Vec::with_capacity(n),
+        name: Vec::with_capacity(n),
+        category: Vec::with_capacity(n),
+        price: Vec::with_capacity(n),
+        cdf: Vec::new(),
+    };
+    for i in 0..n {
+        p.id.push(i as i64 + 1);
         let cat = CATEGORIES[rng.random_range(0..CATEGORIES.len())];
-        p_name.push(format!("{cat} {}", i + 1));
-        p_cat.push(if rng.random_bool(0.05) { format!("  {cat} ") } else { cat.to_string() });
-        price.push(round2(rng.random_range(2.0..400.0_f64)));
+        p.name.push(format!("{cat} {}", i + 1));
+        p.category.push(if rng.random_bool(0.05) { format!("  {cat} ") } else { cat.to_string() });
+        p.price.push(round2(rng.random_range(2.0..400.0_f64)));
     }
-    let product_weights: Vec<f64> = (0..sellable).map(|i| 1.0 / (i as f64 + 10.0)).collect();
-    let product_cdf = cdf(&product_weights);
+    let weights: Vec<f64> = (0..sellable).map(|i| 1.0 / (i as f64 + 10.0)).collect();
+    p.cdf = cdf(&weights);
+    p
+}
 
-    // Customers: Pareto weights; about 15% never order.
-    let mut c_rows: Vec<(i32, String, String, String)> = Vec::with_capacity(n_customers);
-    let mut weights = Vec::with_capacity(n_customers);
-    for i in 0..n_customers {
+/// A customer row: id, name, email, created_at (text).
+type CustomerRow = (i32, String, String, String);
+
+/// Customers with messy names and emails, and how often each orders
+/// (Pareto weights; about 15% never order).
+fn customers(n: usize, rng: &mut ChaCha8Rng) -> (Vec<CustomerRow>, Vec<f64>) {
+    let mut rows: Vec<CustomerRow> = Vec::with_capacity(n);
+    let mut weights = Vec::with_capacity(n);
+    for i in 0..n {
         let id = i as i32 + 1;
         let first = FIRST[rng.random_range(0..FIRST.len())];
         let last = LAST[rng.random_range(0..LAST.len())];
@@ -120,20 +149,28 @@ pub fn generate(out: &Path, scale: f64, seed: u64) -> std::io::Result<Counts> {
             email = format!(" {email}  ");
         }
         let created = ymd(2021, 1, 1) + chrono::Duration::days(rng.random_range(0..1095));
-        c_rows.push((id, name, email, created.format("%Y-%m-%d").to_string()));
+        rows.push((id, name, email, created.format("%Y-%m-%d").to_string()));
         let u: f64 = rng.random_range(0.0..1.0);
         weights.push(if rng.random_bool(0.15) { 0.0 } else { (1.0 - u).powf(-1.0 / 1.16) });
     }
-    let customer_cdf = cdf(&weights);
-    duplicate(&mut c_rows, 0.01, &mut rng);
+    (rows, cdf(&weights))
+}
 
-    // Orders and their lines.
+/// An order row: id, customer (NULL for a few), day, total.
+type OrderRow = (i64, Option<i64>, i32, f64);
+/// An order line: id, order, product, quantity, unit price.
+type LineRow = (i64, i64, i64, f64, f64);
+
+/// Orders and their lines: some orders without lines, some lines with a
+/// non-positive quantity, some totals discounted.
+fn orders(n: usize, customer_cdf: &[f64], products: &Products, rng: &mut ChaCha8Rng) -> (Vec<OrderRow>, Vec<LineRow>) {
+    let price = &products.price;
     let first_day = days(ymd(2022, 1, 1));
-    let mut o_rows: Vec<(i64, Option<i64>, i32, f64)> = Vec::with_capacity(n_orders);
-    let mut l_rows: Vec<(i64, i64, i64, f64, f64)> = Vec::with_capacity(n_orders * 3);
-    for i in 0..n_orders {
+    let mut o_rows: Vec<OrderRow> = Vec::with_capacity(n);
+    let mut l_rows: Vec<LineRow> = Vec::with_capacity(n * 3);
+    for i in 0..n {
         let id = i as i64 + 1;
-        let customer = pick(&customer_cdf, &mut rng) as i64 + 1;
+        let customer = pick(customer_cdf, rng) as i64 + 1;
         let customer = if rng.random_bool(0.005) { None } else { Some(customer) };
         let date = first_day + rng.random_range(0..1096);
         let mut total = 0.0;
@@ -141,7 +178,7 @@ pub fn generate(out: &Path, scale: f64, seed: u64) -> std::io::Result<Counts> {
             total = round2(rng.random_range(5.0..300.0));
         } else {
             for _ in 0..rng.random_range(1..=5) {
-                let product = pick(&product_cdf, &mut rng);
+                let product = pick(&products.cdf, rng);
                 let mut qty = rng.random_range(1..=5) as f64;
                 if rng.random_bool(0.02) {
                     qty = -(rng.random_range(0..=2) as f64);
@@ -157,11 +194,17 @@ pub fn generate(out: &Path, scale: f64, seed: u64) -> std::io::Result<Counts> {
         }
         o_rows.push((id, customer, date, total));
     }
-    duplicate(&mut o_rows, 0.01, &mut rng);
-    duplicate(&mut l_rows, 0.01, &mut rng);
+    (o_rows, l_rows)
+}
 
-    let counts =
-        Counts { customers: c_rows.len(), products: n_products, orders: o_rows.len(), order_items: l_rows.len() };
+/// Writes the four raw tables.
+fn write_raw(
+    out: &Path,
+    c_rows: &[CustomerRow],
+    products: Products,
+    o_rows: &[OrderRow],
+    l_rows: &[LineRow],
+) -> std::io::Result<()> {
     write_table(
         &out.join("customers.parquet"),
         vec![
@@ -174,9 +217,9 @@ pub fn generate(out: &Path, scale: f64, seed: u64) -> std::io::Result<Counts> {
     write_table(
         &out.join("products.parquet"),
         vec![
-            ("id", Arc::new(Int64Array::from(p_id)) as ArrayRef),
-            ("name", Arc::new(StringArray::from(p_name))),
-            ("category", Arc::new(StringArray::from(p_cat))),
+            ("id", Arc::new(Int64Array::from(products.id)) as ArrayRef),
+            ("name", Arc::new(StringArray::from(products.name))),
+            ("category", Arc::new(StringArray::from(products.category))),
         ],
     )?;
     write_table(
@@ -197,8 +240,7 @@ pub fn generate(out: &Path, scale: f64, seed: u64) -> std::io::Result<Counts> {
             ("quantity", Arc::new(Float64Array::from_iter_values(l_rows.iter().map(|r| r.3)))),
             ("unit_price", Arc::new(Float64Array::from_iter_values(l_rows.iter().map(|r| r.4)))),
         ],
-    )?;
-    Ok(counts)
+    )
 }
 
 /// Writes the golden example of SPEC §2 into `out`, with the other raw

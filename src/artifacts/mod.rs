@@ -5,7 +5,7 @@
 
 pub mod junit;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -78,134 +78,30 @@ pub fn manifest(
     exposures: &[(crate::project::config::ExposureDef, crate::diagnostic::Location)],
     lineage: Option<&crate::lineage::ProjectLineage>,
 ) -> Json {
+    let mut maps = DependencyMaps::default();
     let mut nodes = Map::new();
-    let mut parent_map: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut child_map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for m in compiled.models.values() {
         let mut depends: Vec<String> = m.refs.iter().map(|r| compiled.models[r].unique_id.clone()).collect();
         depends.extend(m.sources.iter().map(|s| compiled.sources[s].unique_id.clone()));
-        depends.sort();
-        parent_map.insert(m.unique_id.clone(), depends.clone());
-        for d in &depends {
-            child_map.entry(d.clone()).or_default().push(m.unique_id.clone());
-        }
-        child_map.entry(m.unique_id.clone()).or_default();
-        let columns: Map<String, Json> =
-            m.columns.iter().map(|c| (c.name.clone(), serde_json::to_value(c).unwrap_or(Json::Null))).collect();
-        // Column lineage, one hop: each output column's inputs and how.
-        let column_lineage: Json = match lineage.and_then(|l| l.models.get(&m.name)) {
-            None => Json::Null,
-            Some(l) => {
-                let cols: Map<String, Json> = l
-                    .columns
-                    .iter()
-                    .map(|c| {
-                        let inputs: Json = match &c.origins {
-                            None => Json::Null,
-                            Some(o) => o
-                                .iter()
-                                .map(|(i, k)| json!({"relation": i.relation, "column": i.column, "kinds": k}))
-                                .collect(),
-                        };
-                        (c.name.clone(), json!({"data_type": c.data_type, "inputs": inputs}))
-                    })
-                    .collect();
-                let indirect: Vec<Json> = l
-                    .indirect
-                    .iter()
-                    .map(|(i, k)| json!({"relation": i.relation, "column": i.column, "kinds": k}))
-                    .collect();
-                json!({"columns": cols, "indirect": indirect})
-            }
-        };
-        nodes.insert(
-            m.unique_id.clone(),
-            json!({
-                "unique_id": m.unique_id,
-                "resource_type": match m.config.materialized {
-                    Materialization::Snapshot => "snapshot",
-                    Materialization::Seed => "seed",
-                    _ => "model",
-                },
-                "name": m.name,
-                "package_name": compiled.project_name,
-                "original_file_path": m.path.to_string_lossy().replace('\\', "/"),
-                "fqn": fqn(&compiled.project_name, &m.folder, &m.name),
-                "relation_name": crate::compile::relation(&m.name),
-                "output_path": m.output_path(),
-                "description": m.description,
-                "config": m.config,
-                "tags": m.config.tags,
-                "meta": m.config.meta,
-                "columns": columns,
-                "raw_code": m.raw_sql,
-                "checksum": { "name": "sha256", "checksum": crate::compile::checksum::checksum(m) },
-                "compiled_code": m.sql,
-                "depends_on": { "nodes": depends, "macros": [] },
-                "data_tests": m.tests,
-                "column_lineage": column_lineage,
-            }),
-        );
+        maps.link(&m.unique_id, &mut depends);
+        let model_lineage = lineage.and_then(|l| l.models.get(&m.name));
+        nodes.insert(m.unique_id.clone(), model_node(compiled, m, depends, model_lineage));
     }
     let mut sources = Map::new();
     for s in compiled.sources.values() {
-        let t = &s.table;
-        child_map.entry(s.unique_id.clone()).or_default();
-        parent_map.insert(s.unique_id.clone(), Vec::new());
-        sources.insert(
-            s.unique_id.clone(),
-            json!({
-                "unique_id": s.unique_id,
-                "resource_type": "source",
-                "source_name": t.source,
-                "name": t.name,
-                "source_description": t.source_description,
-                "description": t.description,
-                "relation_name": crate::compile::source_relation(&t.source, &t.name),
-                "location": s.location,
-                "format": t.format,
-                "meta": t.meta,
-                "tags": t.tags,
-                "columns": t.columns.iter().map(|c| (c.name.clone(), serde_json::to_value(c).unwrap_or(Json::Null))).collect::<Map<_, _>>(),
-                "loaded_at_field": t.loaded_at_field,
-                "freshness": t.freshness,
-                "original_file_path": t.defined_at.file.to_string_lossy().replace('\\', "/"),
-            }),
-        );
+        maps.link(&s.unique_id, &mut Vec::new());
+        sources.insert(s.unique_id.clone(), source_node(s));
     }
     for a in &compiled.assertions {
+        let project = &compiled.project_name;
         let attached = match &a.subject {
-            Subject::Model(m) => format!("model.{}.{m}", compiled.project_name),
-            Subject::Source(k) => format!("source.{}.{k}", compiled.project_name),
+            Subject::Model(m) => format!("model.{project}.{m}"),
+            Subject::Source(k) => format!("source.{project}.{k}"),
         };
         let mut depends: Vec<String> = vec![attached.clone()];
-        depends.extend(a.depends_on.iter().map(|m| format!("model.{}.{m}", compiled.project_name)));
-        depends.sort();
-        depends.dedup();
-        for d in &depends {
-            child_map.entry(d.clone()).or_default().push(a.unique_id.clone());
-        }
-        parent_map.insert(a.unique_id.clone(), depends.clone());
-        nodes.insert(
-            a.unique_id.clone(),
-            json!({
-                "unique_id": a.unique_id,
-                "resource_type": "test",
-                "name": a.name,
-                "test_metadata": { "name": a.kind, "kwargs": a.params },
-                "attached_node": attached,
-                "column_name": a.column,
-                "config": {
-                    "severity": a.severity.as_str(),
-                    "warn_if": a.warn_if.to_string(),
-                    "error_if": a.error_if.to_string(),
-                    "where": a.filter,
-                },
-                "original_file_path": a.defined_at.file.to_string_lossy().replace('\\', "/"),
-                "compiled_code": a.failing_sql,
-                "depends_on": { "nodes": depends, "macros": [] },
-            }),
-        );
+        depends.extend(a.depends_on.iter().map(|m| format!("model.{project}.{m}")));
+        maps.link(&a.unique_id, &mut depends);
+        nodes.insert(a.unique_id.clone(), test_node(a, attached, depends));
     }
     let mut exposure_nodes = Map::new();
     for (e, at) in exposures {
@@ -216,33 +112,10 @@ pub fn manifest(
             .filter_map(|d| crate::project::exposure_ref(d))
             .map(|m| format!("model.{}.{m}", compiled.project_name))
             .collect();
-        depends.sort();
-        for d in &depends {
-            child_map.entry(d.clone()).or_default().push(id.clone());
-        }
-        parent_map.insert(id.clone(), depends.clone());
-        exposure_nodes.insert(
-            id.clone(),
-            json!({
-                "unique_id": id,
-                "resource_type": "exposure",
-                "name": e.name,
-                "label": e.label,
-                "type": e.kind,
-                "owner": e.owner,
-                "url": e.url,
-                "description": e.description,
-                "maturity": e.maturity,
-                "meta": e.meta,
-                "tags": e.tags,
-                "original_file_path": at.file.to_string_lossy().replace('\\', "/"),
-                "depends_on": { "nodes": depends },
-            }),
-        );
+        maps.link(&id, &mut depends);
+        exposure_nodes.insert(id.clone(), exposure_node(&id, e, at, depends));
     }
-    for v in child_map.values_mut() {
-        v.sort();
-    }
+    let (parent_map, child_map) = maps.finish();
     json!({
         "metadata": inv.metadata("https://schemas.getdbt.com/dbt/manifest/v12.json"),
         "nodes": nodes,
@@ -250,6 +123,156 @@ pub fn manifest(
         "exposures": exposure_nodes,
         "parent_map": parent_map,
         "child_map": child_map,
+    })
+}
+
+/// The manifest's `parent_map` and `child_map`.
+#[derive(Default)]
+struct DependencyMaps {
+    parents: BTreeMap<String, Vec<String>>,
+    children: BTreeMap<String, Vec<String>>,
+}
+
+impl DependencyMaps {
+    /// Records that `id` depends on `depends` (sorted and deduplicated here).
+    fn link(&mut self, id: &str, depends: &mut Vec<String>) {
+        depends.sort();
+        depends.dedup();
+        for d in depends.iter() {
+            self.children.entry(d.clone()).or_default().push(id.to_string());
+        }
+        self.children.entry(id.to_string()).or_default();
+        self.parents.insert(id.to_string(), depends.clone());
+    }
+
+    fn finish(mut self) -> (BTreeMap<String, Vec<String>>, BTreeMap<String, Vec<String>>) {
+        for v in self.children.values_mut() {
+            v.sort();
+        }
+        (self.parents, self.children)
+    }
+}
+
+fn file_path(path: &Path) -> String {
+    path.to_string_lossy().replace('\\', "/")
+}
+
+fn model_node(
+    compiled: &Compiled,
+    m: &crate::compile::CompiledModel,
+    depends: Vec<String>,
+    lineage: Option<&crate::lineage::ModelLineage>,
+) -> Json {
+    let columns: Map<String, Json> =
+        m.columns.iter().map(|c| (c.name.clone(), serde_json::to_value(c).unwrap_or(Json::Null))).collect();
+    json!({
+        "unique_id": m.unique_id,
+        "resource_type": match m.config.materialized {
+            Materialization::Snapshot => "snapshot",
+            Materialization::Seed => "seed",
+            _ => "model",
+        },
+        "name": m.name,
+        "package_name": compiled.project_name,
+        "original_file_path": file_path(&m.path),
+        "fqn": fqn(&compiled.project_name, &m.folder, &m.name),
+        "relation_name": crate::compile::relation(&m.name),
+        "output_path": m.output_path(),
+        "description": m.description,
+        "config": m.config,
+        "tags": m.config.tags,
+        "meta": m.config.meta,
+        "columns": columns,
+        "raw_code": m.raw_sql,
+        "checksum": { "name": "sha256", "checksum": crate::compile::checksum::checksum(m) },
+        "compiled_code": m.sql,
+        "depends_on": { "nodes": depends, "macros": [] },
+        "data_tests": m.tests,
+        "column_lineage": lineage.map_or(Json::Null, column_lineage),
+    })
+}
+
+/// Column lineage, one hop: each output column's inputs and how.
+fn column_lineage(l: &crate::lineage::ModelLineage) -> Json {
+    let input = |(i, k): (&crate::lineage::Input, &BTreeSet<crate::lineage::Kind>)| json!({"relation": i.relation, "column": i.column, "kinds": k});
+    let cols: Map<String, Json> = l
+        .columns
+        .iter()
+        .map(|c| {
+            let inputs: Json = match &c.origins {
+                None => Json::Null,
+                Some(o) => o.iter().map(input).collect(),
+            };
+            (c.name.clone(), json!({"data_type": c.data_type, "inputs": inputs}))
+        })
+        .collect();
+    let indirect: Vec<Json> = l.indirect.iter().map(input).collect();
+    json!({"columns": cols, "indirect": indirect})
+}
+
+fn source_node(s: &crate::compile::CompiledSource) -> Json {
+    let t = &s.table;
+    let columns: Map<String, Json> =
+        t.columns.iter().map(|c| (c.name.clone(), serde_json::to_value(c).unwrap_or(Json::Null))).collect();
+    json!({
+        "unique_id": s.unique_id,
+        "resource_type": "source",
+        "source_name": t.source,
+        "name": t.name,
+        "source_description": t.source_description,
+        "description": t.description,
+        "relation_name": crate::compile::source_relation(&t.source, &t.name),
+        "location": s.location,
+        "format": t.format,
+        "meta": t.meta,
+        "tags": t.tags,
+        "columns": columns,
+        "loaded_at_field": t.loaded_at_field,
+        "freshness": t.freshness,
+        "original_file_path": file_path(&t.defined_at.file),
+    })
+}
+
+fn test_node(a: &crate::quality::Assertion, attached: String, depends: Vec<String>) -> Json {
+    json!({
+        "unique_id": a.unique_id,
+        "resource_type": "test",
+        "name": a.name,
+        "test_metadata": { "name": a.kind, "kwargs": a.params },
+        "attached_node": attached,
+        "column_name": a.column,
+        "config": {
+            "severity": a.severity.as_str(),
+            "warn_if": a.warn_if.to_string(),
+            "error_if": a.error_if.to_string(),
+            "where": a.filter,
+        },
+        "original_file_path": file_path(&a.defined_at.file),
+        "compiled_code": a.failing_sql,
+        "depends_on": { "nodes": depends, "macros": [] },
+    })
+}
+
+fn exposure_node(
+    id: &str,
+    e: &crate::project::config::ExposureDef,
+    at: &crate::diagnostic::Location,
+    depends: Vec<String>,
+) -> Json {
+    json!({
+        "unique_id": id,
+        "resource_type": "exposure",
+        "name": e.name,
+        "label": e.label,
+        "type": e.kind,
+        "owner": e.owner,
+        "url": e.url,
+        "description": e.description,
+        "maturity": e.maturity,
+        "meta": e.meta,
+        "tags": e.tags,
+        "original_file_path": file_path(&at.file),
+        "depends_on": { "nodes": depends },
     })
 }
 

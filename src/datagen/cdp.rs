@@ -91,6 +91,46 @@ const DAY: i64 = 86_400_000_000;
 pub fn generate(out: &Path, scale: f64, seed: u64) -> std::io::Result<CdpCounts> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xcd9);
     let n = ((10_000.0 * scale).round() as usize).max(10);
+    let people = people(n, &mut rng);
+    let mut g = Channels { t: Tables::default(), crm_id: 1000, lead_id: 1, event_id: 1, ticket_id: 1, till_id: 500 };
+    for (p, person) in people.iter().enumerate() {
+        let pid = p as i64 + 1;
+        let anonymous = rng.random_bool(0.10);
+        let mut in_crm = !anonymous && rng.random_bool(0.60);
+        let in_leads = !anonymous && rng.random_bool(0.45);
+        let in_web = anonymous || rng.random_bool(0.50);
+        let in_pos = !anonymous && rng.random_bool(0.40);
+        if !(anonymous || in_crm || in_leads || in_web || in_pos) {
+            in_crm = true;
+        }
+        if in_crm {
+            g.crm(person, pid, &mut rng);
+        }
+        if in_leads {
+            g.leads(person, pid, &mut rng);
+        }
+        // A known person without an email cannot log in: no web trail.
+        if in_web && (anonymous || person.email.is_some()) {
+            g.web(person, pid, anonymous, &mut rng);
+        }
+        if in_pos {
+            g.pos(person, pid, &mut rng);
+        }
+    }
+    let t = g.t;
+    write_tables(out, &t)?;
+    Ok(CdpCounts {
+        people: n,
+        crm_customers: t.crm.len(),
+        marketing_leads: t.leads.len(),
+        web_events: t.events.len(),
+        pos_tickets: t.tickets.len(),
+    })
+}
+
+/// The people behind the records: names, one email and phone each (some
+/// households share a phone), and marketing consent.
+fn people(n: usize, rng: &mut ChaCha8Rng) -> Vec<Person> {
     let mut people: Vec<Person> = Vec::with_capacity(n);
     for i in 0..n {
         let first = FIRST[rng.random_range(0..FIRST.len())].to_string();
@@ -115,133 +155,145 @@ pub fn generate(out: &Path, scale: f64, seed: u64) -> std::io::Result<CdpCounts>
         }
         people.push(Person { first, last, email, phone, shared_phone: household, consent: rng.random_bool(0.6) });
     }
-    let mut t = Tables::default();
-    let (mut crm_id, mut lead_id, mut event_id, mut ticket_id, mut till_id) = (1000i64, 1i64, 1i64, 1i64, 500i64);
-    for (p, person) in people.iter().enumerate() {
-        let pid = p as i64 + 1;
-        let anonymous = rng.random_bool(0.10);
-        let mut in_crm = !anonymous && rng.random_bool(0.60);
-        let in_leads = !anonymous && rng.random_bool(0.45);
-        let in_web = anonymous || rng.random_bool(0.50);
-        let in_pos = !anonymous && rng.random_bool(0.40);
-        if !(anonymous || in_crm || in_leads || in_web || in_pos) {
-            in_crm = true;
-        }
-        let name = |rng: &mut ChaCha8Rng| {
-            let n = format!("{} {}", person.first, person.last);
-            match rng.random_range(0..4) {
-                0 => format!("  {n} "),
-                1 => n.to_uppercase(),
-                _ => n,
+    people
+}
+
+/// A person's name as one channel wrote it: as is, padded or upper case.
+fn written_name(person: &Person, rng: &mut ChaCha8Rng) -> String {
+    let n = format!("{} {}", person.first, person.last);
+    match rng.random_range(0..4) {
+        0 => format!("  {n} "),
+        1 => n.to_uppercase(),
+        _ => n,
+    }
+}
+
+/// The four channels' records as they are generated, with their next ids.
+struct Channels {
+    t: Tables,
+    crm_id: i64,
+    lead_id: i64,
+    event_id: i64,
+    ticket_id: i64,
+    till_id: i64,
+}
+
+impl Channels {
+    /// One CRM account (2% have two).
+    fn crm(&mut self, person: &Person, pid: i64, rng: &mut ChaCha8Rng) {
+        let accounts = if rng.random_bool(0.02) { 2 } else { 1 };
+        for _ in 0..accounts {
+            let (mut email, phone) = contact(person, 0.95, 0.80, rng);
+            if phone.is_some() && email.is_some() && !person.shared_phone && rng.random_bool(0.03) {
+                email = email.map(|e| e.replace('@', " at "));
             }
-        };
-        if in_crm {
-            let accounts = if rng.random_bool(0.02) { 2 } else { 1 };
-            for _ in 0..accounts {
-                let (mut email, phone) = contact(person, 0.95, 0.80, &mut rng);
-                if phone.is_some() && email.is_some() && !person.shared_phone && rng.random_bool(0.03) {
-                    email = email.map(|e| e.replace('@', " at "));
-                }
-                crm_id += 1;
-                let address =
-                    format!("{} {}, Madrid", STREETS[rng.random_range(0..STREETS.len())], rng.random_range(1..200));
-                t.crm.push((crm_id, name(&mut rng), email, phone, address));
-                t.truth.push(("crm_customers", crm_id.to_string(), pid));
-            }
+            self.crm_id += 1;
+            let address =
+                format!("{} {}, Madrid", STREETS[rng.random_range(0..STREETS.len())], rng.random_range(1..200));
+            self.t.crm.push((self.crm_id, written_name(person, rng), email, phone, address));
+            self.t.truth.push(("crm_customers", self.crm_id.to_string(), pid));
         }
-        if in_leads {
-            for _ in 0..rng.random_range(1..=2) {
-                let (email, phone) = contact(person, 0.90, 0.50, &mut rng);
-                let created = START + rng.random_range(0..300) * DAY + rng.random_range(0..DAY);
-                let campaign = CAMPAIGNS[rng.random_range(0..CAMPAIGNS.len())].to_string();
-                t.leads.push((lead_id, name(&mut rng), email, phone, created, campaign, person.consent));
-                t.truth.push(("marketing_leads", lead_id.to_string(), pid));
-                lead_id += 1;
-            }
+    }
+
+    /// One or two marketing leads.
+    fn leads(&mut self, person: &Person, pid: i64, rng: &mut ChaCha8Rng) {
+        for _ in 0..rng.random_range(1..=2) {
+            let (email, phone) = contact(person, 0.90, 0.50, rng);
+            let created = START + rng.random_range(0..300) * DAY + rng.random_range(0..DAY);
+            let campaign = CAMPAIGNS[rng.random_range(0..CAMPAIGNS.len())].to_string();
+            let lead_id = self.lead_id;
+            self.t.leads.push((lead_id, written_name(person, rng), email, phone, created, campaign, person.consent));
+            self.t.truth.push(("marketing_leads", lead_id.to_string(), pid));
+            self.lead_id += 1;
         }
-        if in_web {
-            let logs_in = !anonymous && person.email.is_some();
-            // A known person without an email cannot log in: no web trail.
-            if anonymous || logs_in {
-                // Anonymous visitors use one device: nothing ties two together.
-                let devices: Vec<String> = (0..if anonymous { 1 } else { rng.random_range(1..=2) })
-                    .map(|d| format!("dev-{pid:06}-{d}-{:04x}", rng.random_range(0..65536u32)))
-                    .collect();
-                let first = t.events.len();
-                for _ in 0..rng.random_range(3..=15) {
-                    let d = rng.random_range(0..devices.len());
-                    let cookie = format!("ck-{pid:06}-{d}-{}", rng.random_range(0..3));
-                    let login = logs_in && rng.random_bool(0.25);
-                    let email = login.then(|| person.email.clone()).flatten();
-                    let kind = EVENT_TYPES[rng.random_range(0..EVENT_TYPES.len())].to_string();
-                    let page = PAGES[rng.random_range(0..PAGES.len())].to_string();
-                    let product = (kind != "search").then(|| rng.random_range(1..200));
-                    let ts = START + rng.random_range(0..330) * DAY + rng.random_range(0..DAY);
-                    t.events.push((event_id, cookie, devices[d].clone(), email, kind, page, product, ts));
-                    t.truth.push(("web_events", event_id.to_string(), pid));
-                    event_id += 1;
-                }
-                // Every device of a person who logs in saw a login once.
-                if logs_in {
-                    for device in &devices {
-                        let mine = || t.events[first..].iter().filter(|e| &e.2 == device);
-                        if mine().any(|e| e.3.is_none()) && !mine().any(|e| e.3.is_some()) {
-                            if let Some(e) = t.events[first..].iter_mut().find(|e| &e.2 == device) {
-                                e.3 = person.email.clone();
-                            }
-                        }
+    }
+
+    /// A web trail on one or two devices; some events carry a login.
+    fn web(&mut self, person: &Person, pid: i64, anonymous: bool, rng: &mut ChaCha8Rng) {
+        let logs_in = !anonymous && person.email.is_some();
+        // Anonymous visitors use one device: nothing ties two together.
+        let devices: Vec<String> = (0..if anonymous { 1 } else { rng.random_range(1..=2) })
+            .map(|d| format!("dev-{pid:06}-{d}-{:04x}", rng.random_range(0..65536u32)))
+            .collect();
+        let first = self.t.events.len();
+        for _ in 0..rng.random_range(3..=15) {
+            let d = rng.random_range(0..devices.len());
+            let cookie = format!("ck-{pid:06}-{d}-{}", rng.random_range(0..3));
+            let login = logs_in && rng.random_bool(0.25);
+            let email = login.then(|| person.email.clone()).flatten();
+            let kind = EVENT_TYPES[rng.random_range(0..EVENT_TYPES.len())].to_string();
+            let page = PAGES[rng.random_range(0..PAGES.len())].to_string();
+            let product = (kind != "search").then(|| rng.random_range(1..200));
+            let ts = START + rng.random_range(0..330) * DAY + rng.random_range(0..DAY);
+            self.t.events.push((self.event_id, cookie, devices[d].clone(), email, kind, page, product, ts));
+            self.t.truth.push(("web_events", self.event_id.to_string(), pid));
+            self.event_id += 1;
+        }
+        // Every device of a person who logs in saw a login once.
+        if logs_in {
+            let events = &mut self.t.events[first..];
+            for device in &devices {
+                let mine = || events.iter().filter(|e| &e.2 == device);
+                if mine().any(|e| e.3.is_none()) && !mine().any(|e| e.3.is_some()) {
+                    if let Some(e) = events.iter_mut().find(|e| &e.2 == device) {
+                        e.3 = person.email.clone();
                     }
                 }
-            }
-        }
-        if in_pos {
-            let card = rng.random_bool(0.70).then(|| {
-                till_id += 1;
-                till_id
-            });
-            for n in 0..rng.random_range(1..=6) {
-                // The card's first ticket registers it: an email or phone too.
-                let mut till = if n == 0 { card } else { card.filter(|_| rng.random_bool(0.90)) };
-                let mut email = person
-                    .email
-                    .as_ref()
-                    .filter(|_| person.shared_phone || rng.random_bool(0.2))
-                    .map(|e| messy_email(e, &mut rng));
-                let mut phone =
-                    person.phone.as_ref().filter(|_| rng.random_bool(0.2)).map(|ph| messy_phone(ph, &mut rng));
-                if email.is_none() && phone.is_some() {
-                    email = person.email.clone();
-                }
-                if n == 0 && card.is_some() && email.is_none() && phone.is_none() {
-                    email = person.email.clone();
-                    phone = if email.is_none() { person.phone.clone() } else { None };
-                }
-                if till.is_none() && email.is_none() && phone.is_none() {
-                    till = card;
-                    if till.is_none() {
-                        email = person.email.clone();
-                        phone = if email.is_none() { person.phone.clone() } else { None };
-                    }
-                }
-                if till.is_none() && email.is_none() && phone.is_none() {
-                    continue;
-                }
-                let ts = START + rng.random_range(0..330) * DAY + rng.random_range(0..DAY);
-                let amount = (rng.random_range(300..20_000) as f64) / 100.0;
-                t.tickets.push((ticket_id, till, email, phone, ts, rng.random_range(1..200), amount));
-                t.truth.push(("pos_tickets", ticket_id.to_string(), pid));
-                ticket_id += 1;
             }
         }
     }
-    write_tables(out, &t)?;
-    Ok(CdpCounts {
-        people: n,
-        crm_customers: t.crm.len(),
-        marketing_leads: t.leads.len(),
-        web_events: t.events.len(),
-        pos_tickets: t.tickets.len(),
-    })
+
+    /// Till tickets, most with a loyalty card; each identifiable somehow.
+    fn pos(&mut self, person: &Person, pid: i64, rng: &mut ChaCha8Rng) {
+        let card = rng.random_bool(0.70).then(|| {
+            self.till_id += 1;
+            self.till_id
+        });
+        for n in 0..rng.random_range(1..=6) {
+            let Some((till, email, phone)) = ticket_identity(person, card, n == 0, rng) else {
+                continue;
+            };
+            let ts = START + rng.random_range(0..330) * DAY + rng.random_range(0..DAY);
+            let amount = (rng.random_range(300..20_000) as f64) / 100.0;
+            self.t.tickets.push((self.ticket_id, till, email, phone, ts, rng.random_range(1..200), amount));
+            self.t.truth.push(("pos_tickets", self.ticket_id.to_string(), pid));
+            self.ticket_id += 1;
+        }
+    }
+}
+
+/// What identifies one till ticket: the card, an email, a phone. The
+/// card's first ticket registers it (an email or phone too); a ticket with
+/// nothing falls back to the card or the person's contact; `None` when the
+/// person has nothing at all.
+fn ticket_identity(
+    person: &Person,
+    card: Option<i64>,
+    first: bool,
+    rng: &mut ChaCha8Rng,
+) -> Option<(Option<i64>, Option<String>, Option<String>)> {
+    let mut till = if first { card } else { card.filter(|_| rng.random_bool(0.90)) };
+    let mut email =
+        person.email.as_ref().filter(|_| person.shared_phone || rng.random_bool(0.2)).map(|e| messy_email(e, rng));
+    let mut phone = person.phone.as_ref().filter(|_| rng.random_bool(0.2)).map(|ph| messy_phone(ph, rng));
+    if email.is_none() && phone.is_some() {
+        email = person.email.clone();
+    }
+    if first && card.is_some() && email.is_none() && phone.is_none() {
+        email = person.email.clone();
+        phone = if email.is_none() { person.phone.clone() } else { None };
+    }
+    if till.is_none() && email.is_none() && phone.is_none() {
+        till = card;
+        if till.is_none() {
+            email = person.email.clone();
+            phone = if email.is_none() { person.phone.clone() } else { None };
+        }
+    }
+    if till.is_none() && email.is_none() && phone.is_none() {
+        return None;
+    }
+    Some((till, email, phone))
 }
 
 /// The email and phone a CRM or lead record carries: each kept at its rate

@@ -213,140 +213,224 @@ pub fn snapshot_sql(
     history_rel: &str,
     now: DateTime<Utc>,
 ) -> Result<String, String> {
+    let snap = Snapshot::new(model, source, history, now)?;
     let cfg = &model.config;
-    let [vf, vt, scd, upd, del] = cfg.snapshot_columns();
-    let meta = [&vf, &vt, &scd, &upd, &del];
-    let source_cols: Vec<String> = source.fields().iter().map(|f| f.name().clone()).collect();
-    if let Some(c) = source_cols.iter().find(|c| meta.contains(c)) {
-        return Err(format!("its query returns `{c}`, a column the snapshot itself writes"));
+    let vf = &snap.names[0];
+    if history.is_none() {
+        let sql = format!("{} from {source_rel} as s", snap.opened("s", Side::Query, &snap.change_time(), "'False'"));
+        return Ok(order_by(sql, &cfg.unique_key, vf));
     }
-    let strategy = cfg.strategy.unwrap_or(SnapshotStrategy::Check);
-    let mut needed: Vec<(&str, &String)> = cfg.unique_key.iter().map(|k| ("unique_key", k)).collect();
-    if strategy == SnapshotStrategy::Timestamp {
-        needed.extend(cfg.updated_at.iter().map(|u| ("updated_at", u)));
+    Ok(order_by(snap.next_version(source_rel, history_rel), &cfg.unique_key, vf))
+}
+
+/// Which relation a snapshot's data column is read from.
+#[derive(Clone, Copy)]
+enum Side {
+    /// The snapshot's query (`s`).
+    Query,
+    /// The recorded history (`h`, `c`).
+    History,
+}
+
+/// What a snapshot's next version is computed from.
+struct Snapshot<'a> {
+    cfg: &'a crate::project::config::ModelConfig,
+    /// dbt_valid_from, dbt_valid_to, dbt_scd_id, dbt_updated_at,
+    /// dbt_is_deleted, or the names the config gives them.
+    names: [String; 5],
+    strategy: SnapshotStrategy,
+    check_all: bool,
+    hard: HardDeletes,
+    query_cols: Vec<String>,
+    /// The history's data columns (not the snapshot's own).
+    recorded: Vec<String>,
+    recorded_deleted: bool,
+    marks_deleted: bool,
+    /// The recorded columns in their order, then the query's new ones.
+    data: Vec<String>,
+    /// The snapshot time, as SQL.
+    at: String,
+}
+
+impl<'a> Snapshot<'a> {
+    fn new(
+        model: &'a CompiledModel,
+        source: &Schema,
+        history: Option<&Schema>,
+        now: DateTime<Utc>,
+    ) -> Result<Self, String> {
+        let cfg = &model.config;
+        let names = cfg.snapshot_columns();
+        let query_cols: Vec<String> = source.fields().iter().map(|f| f.name().clone()).collect();
+        if let Some(c) = query_cols.iter().find(|c| names.contains(c)) {
+            return Err(format!("its query returns `{c}`, a column the snapshot itself writes"));
+        }
+        let strategy = cfg.strategy.unwrap_or(SnapshotStrategy::Check);
+        let check_all = cfg.check_cols.len() == 1 && cfg.check_cols[0].eq_ignore_ascii_case("all");
+        let mut needed: Vec<(&str, &String)> = cfg.unique_key.iter().map(|k| ("unique_key", k)).collect();
+        if strategy == SnapshotStrategy::Timestamp {
+            needed.extend(cfg.updated_at.iter().map(|u| ("updated_at", u)));
+        }
+        if strategy == SnapshotStrategy::Check && !check_all {
+            needed.extend(cfg.check_cols.iter().map(|c| ("check_cols", c)));
+        }
+        if let Some((what, c)) = needed.iter().find(|(_, c)| !query_cols.contains(c)) {
+            return Err(format!("{what} column `{c}` is not a column of its query"));
+        }
+        let hard = cfg.hard_deletes.unwrap_or_default();
+        let recorded: Vec<String> = history
+            .map(|h| h.fields().iter().map(|f| f.name().clone()).filter(|n| !names.contains(n)).collect())
+            .unwrap_or_default();
+        let recorded_deleted = history.is_some_and(|h| h.field_with_name(&names[4]).is_ok());
+        let mut data: Vec<String> = recorded.clone();
+        data.extend(query_cols.iter().filter(|c| !recorded.contains(c)).cloned());
+        Ok(Snapshot {
+            cfg,
+            names,
+            strategy,
+            check_all,
+            hard,
+            query_cols,
+            recorded,
+            recorded_deleted,
+            marks_deleted: hard == HardDeletes::NewRecord || recorded_deleted,
+            data,
+            at: format!("cast('{}' as timestamp)", now.format("%Y-%m-%dT%H:%M:%S%.6f")),
+        })
     }
-    let check_all = cfg.check_cols.len() == 1 && cfg.check_cols[0].eq_ignore_ascii_case("all");
-    if strategy == SnapshotStrategy::Check && !check_all {
-        needed.extend(cfg.check_cols.iter().map(|c| ("check_cols", c)));
-    }
-    if let Some((what, c)) = needed.iter().find(|(_, c)| !source_cols.contains(c)) {
-        return Err(format!("{what} column `{c}` is not a column of its query"));
-    }
-    let hard = cfg.hard_deletes.unwrap_or_default();
-    let recorded: Vec<String> = history
-        .map(|h| h.fields().iter().map(|f| f.name().clone()).filter(|n| !meta.contains(&n)).collect())
-        .unwrap_or_default();
-    let recorded_deleted = history.is_some_and(|h| h.field_with_name(&del).is_ok());
-    let marks_deleted = hard == HardDeletes::NewRecord || recorded_deleted;
-    // The recorded columns in their order, then the query's new ones.
-    let mut data: Vec<String> = recorded.clone();
-    data.extend(source_cols.iter().filter(|c| !recorded.contains(c)).cloned());
-    let from = |alias: &str, has: &dyn Fn(&str) -> bool| -> String {
-        data.iter()
+
+    /// The data columns read from `alias`, NULL where `side` lacks one.
+    fn from(&self, alias: &str, side: Side) -> String {
+        let has = |c: &String| match side {
+            Side::Query => self.query_cols.contains(c),
+            Side::History => self.recorded.contains(c),
+        };
+        self.data
+            .iter()
             .map(|c| if has(c) { format!("{alias}.{}", q(c)) } else { format!("null as {}", q(c)) })
             .collect::<Vec<_>>()
             .join(", ")
-    };
-    let in_source = |c: &str| source_cols.iter().any(|s| s == c);
-    let in_history = |c: &str| recorded.iter().any(|s| s == c);
-    let at = format!("cast('{}' as timestamp)", now.format("%Y-%m-%dT%H:%M:%S%.6f"));
-    let change_time = match strategy {
-        SnapshotStrategy::Timestamp => format!("cast(s.{} as timestamp)", q(cfg.updated_at.as_deref().unwrap_or(""))),
-        SnapshotStrategy::Check => at.clone(),
-    };
-    let scd_id = |alias: &str, time: &str| {
+    }
+
+    /// When a row of the query changed: its `updated_at`, or the snapshot time.
+    fn change_time(&self) -> String {
+        match self.strategy {
+            SnapshotStrategy::Timestamp => {
+                format!("cast(s.{} as timestamp)", q(self.cfg.updated_at.as_deref().unwrap_or("")))
+            }
+            SnapshotStrategy::Check => self.at.clone(),
+        }
+    }
+
+    fn scd_id(&self, alias: &str, time: &str) -> String {
         let keys: Vec<String> =
-            cfg.unique_key.iter().map(|k| format!("coalesce(cast({alias}.{} as varchar), '')", q(k))).collect();
+            self.cfg.unique_key.iter().map(|k| format!("coalesce(cast({alias}.{} as varchar), '')", q(k))).collect();
         format!("md5(concat_ws('|', {}, cast({time} as varchar)))", keys.join(", "))
-    };
-    // A new current version of the rows of `alias`, valid from `time`.
-    let opened = |alias: &str, has: &dyn Fn(&str) -> bool, time: &str, deleted: &str| {
-        let flag = if marks_deleted { format!(", {deleted} as {}", q(&del)) } else { String::new() };
+    }
+
+    /// A new current version of the rows of `alias`, valid from `time`.
+    fn opened(&self, alias: &str, side: Side, time: &str, deleted: &str) -> String {
+        let [vf, vt, scd, upd, del] = &self.names;
+        let flag = if self.marks_deleted { format!(", {deleted} as {}", q(del)) } else { String::new() };
         format!(
             "select {}, {} as {}, {time} as {}, {time} as {}, cast(null as timestamp) as {}{flag}",
-            from(alias, has),
-            scd_id(alias, time),
-            q(&scd),
-            q(&upd),
-            q(&vf),
-            q(&vt)
+            self.from(alias, side),
+            self.scd_id(alias, time),
+            q(scd),
+            q(upd),
+            q(vf),
+            q(vt)
         )
-    };
-    if history.is_none() {
-        let sql = format!("{} from {source_rel} as s", opened("s", &in_source, &change_time, "'False'"));
-        return Ok(order_by(sql, &cfg.unique_key, &vf));
     }
-    let key_join = cfg.unique_key.iter().map(|k| format!("c.{0} = s.{0}", q(k))).collect::<Vec<_>>().join(" and ");
-    let compared: Vec<&String> = if check_all {
-        source_cols.iter().filter(|c| !cfg.unique_key.contains(c)).collect()
-    } else {
-        cfg.check_cols.iter().collect()
-    };
-    let mut changed = match strategy {
-        SnapshotStrategy::Timestamp => format!("{change_time} > c.{}", q(&upd)),
-        SnapshotStrategy::Check => compared
-            .iter()
-            .map(|c| {
-                let old = if in_history(c) { format!("c.{}", q(c)) } else { "null".into() };
-                format!("(s.{} is distinct from {old})", q(c))
-            })
-            .collect::<Vec<_>>()
-            .join(" or "),
-    };
-    if changed.is_empty() {
-        changed = "false".into();
+
+    /// Whether a query row `s` differs from its current version `c`.
+    fn changed(&self, change_time: &str) -> String {
+        let compared: Vec<&String> = if self.check_all {
+            self.query_cols.iter().filter(|c| !self.cfg.unique_key.contains(c)).collect()
+        } else {
+            self.cfg.check_cols.iter().collect()
+        };
+        let changed = match self.strategy {
+            SnapshotStrategy::Timestamp => format!("{change_time} > c.{}", q(&self.names[3])),
+            SnapshotStrategy::Check => compared
+                .iter()
+                .map(|c| {
+                    let old = if self.recorded.contains(c) { format!("c.{}", q(c)) } else { "null".into() };
+                    format!("(s.{} is distinct from {old})", q(c))
+                })
+                .collect::<Vec<_>>()
+                .join(" or "),
+        };
+        if changed.is_empty() {
+            "false".into()
+        } else {
+            changed
+        }
     }
-    let was_deleted =
-        if recorded_deleted { format!("coalesce(c.{}, 'False') = 'True'", q(&del)) } else { "false".into() };
-    let changed = format!("({changed} or {was_deleted})");
-    // A key back after a deleted marker: its versions turn at the snapshot
-    // time (its updated_at may be older than the marker).
-    let change_time = if was_deleted == "false" {
-        change_time
-    } else {
-        format!("case when {was_deleted} then {at} else {change_time} end")
-    };
-    let close_gone = match hard {
-        HardDeletes::Ignore => "false".to_string(),
-        HardDeletes::Invalidate | HardDeletes::NewRecord => format!("not {was_deleted}"),
-    };
-    let present = q("__wh_present");
-    // The recorded deleted flag of a history row (`h`) or current row (`c`).
-    let keep_deleted = |alias: &str| match (marks_deleted, recorded_deleted) {
-        (false, _) => String::new(),
-        (true, true) => format!(", {alias}.{}", q(&del)),
-        (true, false) => format!(", 'False' as {}", q(&del)),
-    };
-    let tail = |alias: &str| format!("{alias}.{}, {alias}.{}, {alias}.{}", q(&scd), q(&upd), q(&vf));
-    let mut sql = format!(
-        "with s as (select *, true as {present} from {source_rel}), \
-         c as (select *, true as {present} from {history_rel} where {vt} is null) \
-         select * from (\
-         select {data_h}, {tail_h}, {vt}{keep_h} from {history_rel} as h where h.{vt} is not null \
-         union all \
-         select {data_c}, {tail_c}, case when s.{present} is not null and {changed} then {change_time} \
-         when s.{present} is null and {close_gone} then {at} else null end as {vt}{keep_c} \
-         from c left join s on {key_join} \
-         union all \
-         {new_s} from s left join c on {key_join} where c.{present} is null or {changed}",
-        data_h = from("h", &in_history),
-        tail_h = tail("h"),
-        keep_h = keep_deleted("h"),
-        keep_c = keep_deleted("c"),
-        data_c = from("c", &in_history),
-        tail_c = tail("c"),
-        new_s = opened("s", &in_source, &change_time, "'False'"),
-        vt = q(&vt),
-    );
-    if hard == HardDeletes::NewRecord {
-        let _ = write!(
-            sql,
-            " union all {} from c left join s on {key_join} where s.{present} is null and not {was_deleted}",
-            opened("c", &in_history, &at, "'True'")
+
+    /// The recorded deleted flag of a history row (`h`) or current row (`c`).
+    fn keep_deleted(&self, alias: &str) -> String {
+        match (self.marks_deleted, self.recorded_deleted) {
+            (false, _) => String::new(),
+            (true, true) => format!(", {alias}.{}", q(&self.names[4])),
+            (true, false) => format!(", 'False' as {}", q(&self.names[4])),
+        }
+    }
+
+    /// The next version over a recorded history: closed versions as they
+    /// are, current ones closed when changed or gone, new versions opened.
+    fn next_version(&self, source_rel: &str, history_rel: &str) -> String {
+        let [vf, vt, scd, upd, del] = &self.names;
+        let key_join =
+            self.cfg.unique_key.iter().map(|k| format!("c.{0} = s.{0}", q(k))).collect::<Vec<_>>().join(" and ");
+        let was_deleted =
+            if self.recorded_deleted { format!("coalesce(c.{}, 'False') = 'True'", q(del)) } else { "false".into() };
+        let change_time = self.change_time();
+        let changed = format!("({} or {was_deleted})", self.changed(&change_time));
+        // A key back after a deleted marker: its versions turn at the
+        // snapshot time (its updated_at may be older than the marker).
+        let change_time = if was_deleted == "false" {
+            change_time
+        } else {
+            format!("case when {was_deleted} then {} else {change_time} end", self.at)
+        };
+        let close_gone = match self.hard {
+            HardDeletes::Ignore => "false".to_string(),
+            HardDeletes::Invalidate | HardDeletes::NewRecord => format!("not {was_deleted}"),
+        };
+        let present = q("__wh_present");
+        let at = &self.at;
+        let tail = |alias: &str| format!("{alias}.{}, {alias}.{}, {alias}.{}", q(scd), q(upd), q(vf));
+        let mut sql = format!(
+            "with s as (select *, true as {present} from {source_rel}), \
+             c as (select *, true as {present} from {history_rel} where {vt} is null) \
+             select * from (\
+             select {data_h}, {tail_h}, {vt}{keep_h} from {history_rel} as h where h.{vt} is not null \
+             union all \
+             select {data_c}, {tail_c}, case when s.{present} is not null and {changed} then {change_time} \
+             when s.{present} is null and {close_gone} then {at} else null end as {vt}{keep_c} \
+             from c left join s on {key_join} \
+             union all \
+             {new_s} from s left join c on {key_join} where c.{present} is null or {changed}",
+            data_h = self.from("h", Side::History),
+            tail_h = tail("h"),
+            keep_h = self.keep_deleted("h"),
+            keep_c = self.keep_deleted("c"),
+            data_c = self.from("c", Side::History),
+            tail_c = tail("c"),
+            new_s = self.opened("s", Side::Query, &change_time, "'False'"),
+            vt = q(vt),
         );
+        if self.hard == HardDeletes::NewRecord {
+            let _ = write!(
+                sql,
+                " union all {} from c left join s on {key_join} where s.{present} is null and not {was_deleted}",
+                self.opened("c", Side::History, at, "'True'")
+            );
+        }
+        sql.push_str(") as snapshot");
+        sql
     }
-    sql.push_str(") as snapshot");
-    Ok(order_by(sql, &cfg.unique_key, &vf))
 }
 
 fn order_by(sql: String, keys: &[String], valid_from: &str) -> String {

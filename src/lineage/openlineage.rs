@@ -84,130 +84,11 @@ pub fn events(
     other_assertions: &[Outcome],
     finished_at: DateTime<Utc>,
 ) -> Vec<Json> {
-    let compiled = ctx.compiled;
-    let parent_job = format!("{}.invocation", compiled.project_name);
-    let parent = |event: &str, at: &DateTime<Utc>| {
-        json!({
-            "eventType": event,
-            "eventTime": ts(at),
-            "run": { "runId": ctx.invocation_id, "facets": {} },
-            "job": { "namespace": ctx.namespace, "name": parent_job, "facets": {
-                "jobType": facet("JobTypeJobFacet.json", json!({"processingType": "BATCH", "integration": "WH", "jobType": "DAG"})),
-            }},
-            "inputs": [], "outputs": [],
-            "producer": PRODUCER,
-            "schemaURL": format!("{SPEC}#/$defs/RunEvent"),
-        })
-    };
-    let child_run = |run_id: &str, extra: Json| {
-        let mut facets = json!({
-            "parent": facet("ParentRunFacet.json", json!({
-                "run": {"runId": ctx.invocation_id},
-                "job": {"namespace": ctx.namespace, "name": parent_job},
-            })),
-        });
-        if let Json::Object(e) = extra {
-            for (k, v) in e {
-                facets[k] = v;
-            }
-        }
-        json!({"runId": run_id, "facets": facets})
-    };
-    let event = |kind: &str, at: &DateTime<Utc>, run: Json, job: &Json, inputs: &Json, outputs: &Json| {
-        json!({
-            "eventType": kind, "eventTime": ts(at), "run": run, "job": job,
-            "inputs": inputs, "outputs": outputs, "producer": PRODUCER, "schemaURL": format!("{SPEC}#/$defs/RunEvent"),
-        })
-    };
-    let mut out = vec![(ctx.started_at, parent("START", &ctx.started_at))];
-    let sources: BTreeMap<&str, &str> =
-        compiled.sources.iter().map(|(k, s)| (k.as_str(), s.location.as_str())).collect();
-    let location_of = |rel: &str| -> Option<String> {
-        if let Some(loc) = sources.get(rel) {
-            return Some(loc.to_string());
-        }
-        compiled.models.get(rel)?.output_path().map(|p| ctx.warehouse.location(&p))
-    };
+    let e = Emitter::new(ctx);
+    let mut out = vec![(ctx.started_at, e.parent("START", &ctx.started_at))];
     // Skipped and reused models did not run: no events.
     for r in results.iter().filter(|r| r.status != Status::Skipped && !r.reused) {
-        let m = &compiled.models[&r.name];
-        let run_id = uuid::Uuid::new_v4().to_string();
-        let inputs: Vec<Json> = m
-            .refs
-            .iter()
-            .chain(m.sources.iter())
-            .filter_map(|rel| location_of(rel))
-            .map(|loc| {
-                let (ns, name) = dataset_name(&loc);
-                json!({"namespace": ns, "name": name, "facets": {}})
-            })
-            .collect();
-        let mut job_facets = json!({
-            "sql": facet("SQLJobFacet.json", json!({"query": m.sql})),
-            "jobType": facet("JobTypeJobFacet.json", json!({"processingType": "BATCH", "integration": "WH", "jobType": "MODEL"})),
-        });
-        if !m.description.is_empty() {
-            job_facets["documentation"] = facet("DocumentationJobFacet.json", json!({"description": m.description}));
-        }
-        let owners: Vec<Json> = [("owner", "OWNER"), ("steward", "DATA_STEWARD")]
-            .iter()
-            .filter_map(|(k, t)| m.config.meta.get(*k).and_then(Json::as_str).map(|n| json!({"name": n, "type": t})))
-            .collect();
-        let mut outputs = Vec::new();
-        if let Some(loc) = m.output_path().map(|p| ctx.warehouse.location(&p)) {
-            let (ns, name) = dataset_name(&loc);
-            let mut facets = serde_json::Map::new();
-            if let Some(l) = ctx.lineage.models.get(&m.name) {
-                let fields: Vec<Json> =
-                    l.columns.iter().map(|c| json!({"name": c.name, "type": c.data_type})).collect();
-                facets.insert("schema".into(), facet("SchemaDatasetFacet.json", json!({"fields": fields})));
-                let mut cl = serde_json::Map::new();
-                for c in &l.columns {
-                    let Some(origins) = &c.origins else { continue };
-                    let input_fields: Vec<Json> = origins
-                        .iter()
-                        .filter_map(|(i, kinds)| {
-                            let (ns, name) = dataset_name(&location_of(&i.relation)?);
-                            let transformations: Vec<Json> = kinds
-                                .iter()
-                                .map(|k| {
-                                    let direct = if k.is_direct() { "DIRECT" } else { "INDIRECT" };
-                                    json!({"type": direct, "subtype": serde_json::to_value(k).unwrap_or_default()})
-                                })
-                                .collect();
-                            Some(json!({"namespace": ns, "name": name, "field": i.column, "transformations": transformations}))
-                        })
-                        .collect();
-                    cl.insert(c.name.clone(), json!({"inputFields": input_fields}));
-                }
-                facets.insert("columnLineage".into(), facet("ColumnLineageDatasetFacet.json", json!({"fields": cl})));
-            }
-            if !owners.is_empty() {
-                facets.insert("ownership".into(), facet("OwnershipDatasetFacet.json", json!({"owners": owners})));
-            }
-            if !m.description.is_empty() {
-                facets.insert(
-                    "documentation".into(),
-                    facet("DocumentationDatasetFacet.json", json!({"description": m.description})),
-                );
-            }
-            outputs.push(json!({"namespace": ns, "name": name, "facets": facets}));
-        }
-        let job = json!({"namespace": ctx.namespace, "name": format!("{}.{}", compiled.project_name, m.name), "facets": job_facets});
-        let (inputs, outputs) = (Json::Array(inputs), Json::Array(outputs));
-        let (kind, extra) = match r.status {
-            Status::Success => ("COMPLETE", json!({})),
-            _ => (
-                "FAIL",
-                json!({"errorMessage": facet("ErrorMessageRunFacet.json", json!({
-                    "message": r.message, "programmingLanguage": "SQL",
-                }))}),
-            ),
-        };
-        let start = event("START", &r.started_at, child_run(&run_id, json!({})), &job, &inputs, &outputs);
-        let end = event(kind, &r.completed_at, child_run(&run_id, extra), &job, &inputs, &outputs);
-        out.push((r.started_at, start));
-        out.push((r.completed_at, end));
+        out.extend(e.model_events(r));
     }
     // Assertions, grouped by the relation they test, with when they ran: a
     // model's audits inside its run, source assertions first, deferred ones
@@ -225,26 +106,194 @@ pub fn events(
         entry.1 = entry.1.max(to);
         entry.2.push(o);
     }
-    for (relation, (from, to, outcomes)) in tested {
-        let Some(loc) = location_of(relation) else { continue };
+    for (relation, tested) in tested {
+        out.extend(e.test_events(relation, tested));
+    }
+    let failed = results.iter().any(|r| r.status == Status::Error);
+    out.push((finished_at, e.parent(if failed { "FAIL" } else { "COMPLETE" }, &finished_at)));
+    out.sort_by_key(|(t, _)| *t);
+    out.into_iter().map(|(_, e)| e).collect()
+}
+
+/// Builds the events of one run.
+struct Emitter<'a> {
+    ctx: &'a RunContext<'a>,
+    /// The job of the whole invocation, parent of every other.
+    parent_job: String,
+    /// Each source's location by `source.table`.
+    sources: BTreeMap<&'a str, &'a str>,
+}
+
+/// One event with the time it sorts by.
+type Timed = (DateTime<Utc>, Json);
+
+impl<'a> Emitter<'a> {
+    fn new(ctx: &'a RunContext<'a>) -> Self {
+        let compiled = ctx.compiled;
+        Emitter {
+            ctx,
+            parent_job: format!("{}.invocation", compiled.project_name),
+            sources: compiled.sources.iter().map(|(k, s)| (k.as_str(), s.location.as_str())).collect(),
+        }
+    }
+
+    /// The location of a source or of a model's output.
+    fn location_of(&self, rel: &str) -> Option<String> {
+        if let Some(loc) = self.sources.get(rel) {
+            return Some(loc.to_string());
+        }
+        self.ctx.compiled.models.get(rel)?.output_path().map(|p| self.ctx.warehouse.location(&p))
+    }
+
+    /// The invocation's own START or COMPLETE/FAIL event.
+    fn parent(&self, event: &str, at: &DateTime<Utc>) -> Json {
+        json!({
+            "eventType": event,
+            "eventTime": ts(at),
+            "run": { "runId": self.ctx.invocation_id, "facets": {} },
+            "job": { "namespace": self.ctx.namespace, "name": self.parent_job, "facets": {
+                "jobType": facet("JobTypeJobFacet.json", json!({"processingType": "BATCH", "integration": "WH", "jobType": "DAG"})),
+            }},
+            "inputs": [], "outputs": [],
+            "producer": PRODUCER,
+            "schemaURL": format!("{SPEC}#/$defs/RunEvent"),
+        })
+    }
+
+    /// A child run: its id, the parent facet and `extra` facets.
+    fn child_run(&self, run_id: &str, extra: Json) -> Json {
+        let mut facets = json!({
+            "parent": facet("ParentRunFacet.json", json!({
+                "run": {"runId": self.ctx.invocation_id},
+                "job": {"namespace": self.ctx.namespace, "name": self.parent_job},
+            })),
+        });
+        if let Json::Object(e) = extra {
+            for (k, v) in e {
+                facets[k] = v;
+            }
+        }
+        json!({"runId": run_id, "facets": facets})
+    }
+
+    /// A model's START and COMPLETE/FAIL events.
+    fn model_events(&self, r: &NodeResult) -> [Timed; 2] {
+        let compiled = self.ctx.compiled;
+        let m = &compiled.models[&r.name];
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let inputs: Vec<Json> = m
+            .refs
+            .iter()
+            .chain(m.sources.iter())
+            .filter_map(|rel| self.location_of(rel))
+            .map(|loc| {
+                let (ns, name) = dataset_name(&loc);
+                json!({"namespace": ns, "name": name, "facets": {}})
+            })
+            .collect();
+        let mut job_facets = json!({
+            "sql": facet("SQLJobFacet.json", json!({"query": m.sql})),
+            "jobType": facet("JobTypeJobFacet.json", json!({"processingType": "BATCH", "integration": "WH", "jobType": "MODEL"})),
+        });
+        if !m.description.is_empty() {
+            job_facets["documentation"] = facet("DocumentationJobFacet.json", json!({"description": m.description}));
+        }
+        let outputs: Vec<Json> = self.output_dataset(m).into_iter().collect();
+        let job = json!({"namespace": self.ctx.namespace, "name": format!("{}.{}", compiled.project_name, m.name), "facets": job_facets});
+        let (inputs, outputs) = (Json::Array(inputs), Json::Array(outputs));
+        let (kind, extra) = match r.status {
+            Status::Success => ("COMPLETE", json!({})),
+            _ => (
+                "FAIL",
+                json!({"errorMessage": facet("ErrorMessageRunFacet.json", json!({
+                    "message": r.message, "programmingLanguage": "SQL",
+                }))}),
+            ),
+        };
+        let start = event("START", &r.started_at, self.child_run(&run_id, json!({})), &job, &inputs, &outputs);
+        let end = event(kind, &r.completed_at, self.child_run(&run_id, extra), &job, &inputs, &outputs);
+        [(r.started_at, start), (r.completed_at, end)]
+    }
+
+    /// The dataset a model writes, with its schema, column lineage,
+    /// ownership and documentation facets; none for a view or ephemeral.
+    fn output_dataset(&self, m: &crate::compile::CompiledModel) -> Option<Json> {
+        let loc = m.output_path().map(|p| self.ctx.warehouse.location(&p))?;
+        let (ns, name) = dataset_name(&loc);
+        let mut facets = serde_json::Map::new();
+        if let Some(l) = self.ctx.lineage.models.get(&m.name) {
+            let fields: Vec<Json> = l.columns.iter().map(|c| json!({"name": c.name, "type": c.data_type})).collect();
+            facets.insert("schema".into(), facet("SchemaDatasetFacet.json", json!({"fields": fields})));
+            facets.insert("columnLineage".into(), self.column_lineage(l));
+        }
+        let owners: Vec<Json> = [("owner", "OWNER"), ("steward", "DATA_STEWARD")]
+            .iter()
+            .filter_map(|(k, t)| m.config.meta.get(*k).and_then(Json::as_str).map(|n| json!({"name": n, "type": t})))
+            .collect();
+        if !owners.is_empty() {
+            facets.insert("ownership".into(), facet("OwnershipDatasetFacet.json", json!({"owners": owners})));
+        }
+        if !m.description.is_empty() {
+            facets.insert(
+                "documentation".into(),
+                facet("DocumentationDatasetFacet.json", json!({"description": m.description})),
+            );
+        }
+        Some(json!({"namespace": ns, "name": name, "facets": facets}))
+    }
+
+    /// The `columnLineage` facet: each column's input fields and how.
+    fn column_lineage(&self, l: &crate::lineage::ModelLineage) -> Json {
+        let mut cl = serde_json::Map::new();
+        for c in &l.columns {
+            let Some(origins) = &c.origins else { continue };
+            let input_fields: Vec<Json> = origins
+                .iter()
+                .filter_map(|(i, kinds)| {
+                    let (ns, name) = dataset_name(&self.location_of(&i.relation)?);
+                    let transformations: Vec<Json> = kinds
+                        .iter()
+                        .map(|k| {
+                            let direct = if k.is_direct() { "DIRECT" } else { "INDIRECT" };
+                            json!({"type": direct, "subtype": serde_json::to_value(k).unwrap_or_default()})
+                        })
+                        .collect();
+                    Some(json!({"namespace": ns, "name": name, "field": i.column, "transformations": transformations}))
+                })
+                .collect();
+            cl.insert(c.name.clone(), json!({"inputFields": input_fields}));
+        }
+        facet("ColumnLineageDatasetFacet.json", json!({"fields": cl}))
+    }
+
+    /// The test job of one relation: START and COMPLETE/FAIL, its input
+    /// carrying the `dataQualityAssertions` facet.
+    fn test_events(&self, relation: &str, (from, to, outcomes): Tested<'_>) -> Vec<Timed> {
+        let Some(loc) = self.location_of(relation) else { return Vec::new() };
         let (ns, name) = dataset_name(&loc);
         let assertions: Vec<Json> = outcomes.iter().map(|o| assertion_json(o)).collect();
         let inputs = json!([{"namespace": ns, "name": name, "facets": {}, "inputFacets": {
             "dataQualityAssertions": facet("DataQualityAssertionsDatasetFacet.json", json!({"assertions": assertions})),
         }}]);
-        let job = json!({"namespace": ctx.namespace, "name": format!("{}.{relation}.test", compiled.project_name), "facets": {
+        let job = json!({"namespace": self.ctx.namespace, "name": format!("{}.{relation}.test", self.ctx.compiled.project_name), "facets": {
             "jobType": facet("JobTypeJobFacet.json", json!({"processingType": "BATCH", "integration": "WH", "jobType": "TEST"})),
         }});
         let failed = outcomes.iter().any(|o| matches!(o.status, TestStatus::Fail | TestStatus::Error));
         let run_id = uuid::Uuid::new_v4().to_string();
-        out.push((from, event("START", &from, child_run(&run_id, json!({})), &job, &inputs, &json!([]))));
         let end = if failed { "FAIL" } else { "COMPLETE" };
-        out.push((to, event(end, &to, child_run(&run_id, json!({})), &job, &inputs, &json!([]))));
+        vec![
+            (from, event("START", &from, self.child_run(&run_id, json!({})), &job, &inputs, &json!([]))),
+            (to, event(end, &to, self.child_run(&run_id, json!({})), &job, &inputs, &json!([]))),
+        ]
     }
-    let failed = results.iter().any(|r| r.status == Status::Error);
-    out.push((finished_at, parent(if failed { "FAIL" } else { "COMPLETE" }, &finished_at)));
-    out.sort_by_key(|(t, _)| *t);
-    out.into_iter().map(|(_, e)| e).collect()
+}
+
+/// One RunEvent.
+fn event(kind: &str, at: &DateTime<Utc>, run: Json, job: &Json, inputs: &Json, outputs: &Json) -> Json {
+    json!({
+        "eventType": kind, "eventTime": ts(at), "run": run, "job": job,
+        "inputs": inputs, "outputs": outputs, "producer": PRODUCER, "schemaURL": format!("{SPEC}#/$defs/RunEvent"),
+    })
 }
 
 /// A tested relation's assertions, with the earliest start and latest end.

@@ -4,7 +4,9 @@
 //! indirect: join, filter, group by, window, sort (OpenLineage's terms).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
+use datafusion::arrow::datatypes::Field;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::Column;
 use datafusion::logical_expr::{Expr, LogicalPlan};
@@ -101,24 +103,25 @@ fn compose(o: &Origins, step: Kind) -> Origins {
         .collect()
 }
 
+/// Names the relation behind a table scan (a model, or `source.table`).
+type RelationOf<'a> = &'a dyn Fn(&str) -> String;
+
 /// Computes the lineage of `plan`. `relation_of` names the relation behind
 /// a table scan (a model, or `source.table`).
-pub fn lineage(plan: &LogicalPlan, relation_of: &dyn Fn(&str) -> String) -> PlanLineage {
+pub fn lineage(plan: &LogicalPlan, relation_of: RelationOf<'_>) -> PlanLineage {
+    let unknown = |n: usize| PlanLineage { columns: vec![None; n], ..Default::default() };
+    let constant = |n: usize| PlanLineage { columns: vec![Some(Origins::new()); n], ..Default::default() };
     match plan {
         LogicalPlan::TableScan(scan) => {
             let rel = relation_of(&scan.table_name.to_string());
-            let columns = scan
-                .projected_schema
-                .fields()
-                .iter()
-                .map(|f| {
-                    Some(Origins::from([(
-                        Input { relation: rel.clone(), column: f.name().clone() },
-                        BTreeSet::from([Kind::Identity]),
-                    )]))
-                })
-                .collect();
-            PlanLineage { columns, indirect: Origins::new() }
+            let identity = |f: &Arc<Field>| {
+                let input = Input { relation: rel.clone(), column: f.name().clone() };
+                Some(Origins::from([(input, BTreeSet::from([Kind::Identity]))]))
+            };
+            PlanLineage {
+                columns: scan.projected_schema.fields().iter().map(identity).collect(),
+                indirect: Origins::new(),
+            }
         }
         LogicalPlan::Projection(p) => {
             let input = lineage(&p.input, relation_of);
@@ -128,31 +131,11 @@ pub fn lineage(plan: &LogicalPlan, relation_of: &dyn Fn(&str) -> String) -> Plan
         LogicalPlan::Filter(f) => {
             let mut out = lineage(&f.input, relation_of);
             if let Some(o) = expr_origins(&f.predicate, &out, f.input.as_ref(), relation_of) {
-                let filter = relabel(&o, Kind::Filter);
-                merge(&mut out.indirect, &filter);
+                merge(&mut out.indirect, &relabel(&o, Kind::Filter));
             }
             out
         }
-        LogicalPlan::Aggregate(a) => {
-            let input = lineage(&a.input, relation_of);
-            let mut indirect = input.indirect.clone();
-            let mut columns = Vec::new();
-            for g in &a.group_expr {
-                let o = expr_origins(g, &input, a.input.as_ref(), relation_of);
-                if let Some(o) = &o {
-                    merge(&mut indirect, &relabel(o, Kind::GroupBy));
-                }
-                columns.push(o);
-            }
-            for e in &a.aggr_expr {
-                columns.push(
-                    expr_origins(e, &input, a.input.as_ref(), relation_of).map(|o| compose(&o, Kind::Aggregation)),
-                );
-            }
-            // Grouping sets add an internal id column.
-            columns.resize(a.schema.fields().len(), None);
-            PlanLineage { columns, indirect }
-        }
+        LogicalPlan::Aggregate(a) => aggregate(a, relation_of),
         LogicalPlan::Window(w) => {
             let input = lineage(&w.input, relation_of);
             let mut columns = input.columns.clone();
@@ -161,30 +144,7 @@ pub fn lineage(plan: &LogicalPlan, relation_of: &dyn Fn(&str) -> String) -> Plan
             }
             PlanLineage { columns, indirect: input.indirect }
         }
-        LogicalPlan::Join(j) => {
-            let left = lineage(&j.left, relation_of);
-            let right = lineage(&j.right, relation_of);
-            let mut indirect = left.indirect.clone();
-            merge(&mut indirect, &right.indirect);
-            for (l, r) in &j.on {
-                for (e, side, plan) in [(l, &left, j.left.as_ref()), (r, &right, j.right.as_ref())] {
-                    if let Some(o) = expr_origins(e, side, plan, relation_of) {
-                        merge(&mut indirect, &relabel(&o, Kind::Join));
-                    }
-                }
-            }
-            let mut columns = left.columns.clone();
-            columns.extend(right.columns.iter().cloned());
-            let mut out = PlanLineage { columns, indirect };
-            if let Some(filter) = &j.filter {
-                // The join filter sees both sides' columns, in the joined schema.
-                if let Some(o) = expr_origins(filter, &out.clone(), plan, relation_of) {
-                    merge(&mut out.indirect, &relabel(&o, Kind::Join));
-                }
-            }
-            out.columns.resize(j.schema.fields().len(), None);
-            out
-        }
+        LogicalPlan::Join(j) => join(plan, j, relation_of),
         LogicalPlan::Sort(s) => {
             let mut out = lineage(&s.input, relation_of);
             for e in &s.expr {
@@ -194,27 +154,9 @@ pub fn lineage(plan: &LogicalPlan, relation_of: &dyn Fn(&str) -> String) -> Plan
             }
             out
         }
-        LogicalPlan::Union(u) => {
-            let parts: Vec<PlanLineage> = u.inputs.iter().map(|i| lineage(i, relation_of)).collect();
-            let mut out =
-                PlanLineage { columns: vec![Some(Origins::new()); u.schema.fields().len()], ..Default::default() };
-            for p in &parts {
-                merge(&mut out.indirect, &p.indirect);
-                for (i, c) in out.columns.iter_mut().enumerate() {
-                    match (c.as_mut(), p.columns.get(i).cloned().flatten()) {
-                        (Some(acc), Some(o)) => merge(acc, &o),
-                        _ => *c = None,
-                    }
-                }
-            }
-            out
-        }
-        LogicalPlan::EmptyRelation(e) => {
-            PlanLineage { columns: vec![Some(Origins::new()); e.schema.fields().len()], ..Default::default() }
-        }
-        LogicalPlan::Values(v) => {
-            PlanLineage { columns: vec![Some(Origins::new()); v.schema.fields().len()], ..Default::default() }
-        }
+        LogicalPlan::Union(u) => union(u, relation_of),
+        LogicalPlan::EmptyRelation(e) => constant(e.schema.fields().len()),
+        LogicalPlan::Values(v) => constant(v.schema.fields().len()),
         LogicalPlan::SubqueryAlias(_)
         | LogicalPlan::Limit(_)
         | LogicalPlan::Repartition(_)
@@ -228,24 +170,89 @@ pub fn lineage(plan: &LogicalPlan, relation_of: &dyn Fn(&str) -> String) -> Plan
                 by_name(plan, input, &inner)
             }
         }
-        LogicalPlan::Unnest(_) => {
-            let input = plan.inputs()[0];
-            let inner = lineage(input, relation_of);
-            let mut out = by_name(plan, input, &inner);
-            // An unnested list column becomes its elements: a transformation.
-            for (i, f) in plan.schema().fields().iter().enumerate() {
-                if out.columns[i].is_none() {
-                    let base =
-                        f.name().trim_start_matches("__unnest_placeholder(").split([')', '.']).next().unwrap_or("");
-                    if let Some(idx) = input.schema().index_of_column_by_name(None, base) {
-                        out.columns[i] = inner.columns[idx].as_ref().map(|o| compose(o, Kind::Transformation));
-                    }
-                }
-            }
-            out
-        }
-        _ => PlanLineage { columns: vec![None; plan.schema().fields().len()], ..Default::default() },
+        LogicalPlan::Unnest(_) => unnest(plan, relation_of),
+        _ => unknown(plan.schema().fields().len()),
     }
+}
+
+/// Group keys keep their origins and shape every row; aggregates compose
+/// theirs with `Aggregation`.
+fn aggregate(a: &datafusion::logical_expr::Aggregate, relation_of: RelationOf<'_>) -> PlanLineage {
+    let input = lineage(&a.input, relation_of);
+    let mut indirect = input.indirect.clone();
+    let mut columns = Vec::new();
+    for g in &a.group_expr {
+        let o = expr_origins(g, &input, a.input.as_ref(), relation_of);
+        if let Some(o) = &o {
+            merge(&mut indirect, &relabel(o, Kind::GroupBy));
+        }
+        columns.push(o);
+    }
+    for e in &a.aggr_expr {
+        columns.push(expr_origins(e, &input, a.input.as_ref(), relation_of).map(|o| compose(&o, Kind::Aggregation)));
+    }
+    // Grouping sets add an internal id column.
+    columns.resize(a.schema.fields().len(), None);
+    PlanLineage { columns, indirect }
+}
+
+/// Both sides' columns; the join keys and filter shape every row.
+fn join(plan: &LogicalPlan, j: &datafusion::logical_expr::Join, relation_of: RelationOf<'_>) -> PlanLineage {
+    let left = lineage(&j.left, relation_of);
+    let right = lineage(&j.right, relation_of);
+    let mut indirect = left.indirect.clone();
+    merge(&mut indirect, &right.indirect);
+    for (l, r) in &j.on {
+        for (e, side, plan) in [(l, &left, j.left.as_ref()), (r, &right, j.right.as_ref())] {
+            if let Some(o) = expr_origins(e, side, plan, relation_of) {
+                merge(&mut indirect, &relabel(&o, Kind::Join));
+            }
+        }
+    }
+    let mut columns = left.columns.clone();
+    columns.extend(right.columns.iter().cloned());
+    let mut out = PlanLineage { columns, indirect };
+    if let Some(filter) = &j.filter {
+        // The join filter sees both sides' columns, in the joined schema.
+        if let Some(o) = expr_origins(filter, &out.clone(), plan, relation_of) {
+            merge(&mut out.indirect, &relabel(&o, Kind::Join));
+        }
+    }
+    out.columns.resize(j.schema.fields().len(), None);
+    out
+}
+
+/// Each column comes from the same column of every input; unknown if it
+/// is unknown in one.
+fn union(u: &datafusion::logical_expr::Union, relation_of: RelationOf<'_>) -> PlanLineage {
+    let parts: Vec<PlanLineage> = u.inputs.iter().map(|i| lineage(i, relation_of)).collect();
+    let mut out = PlanLineage { columns: vec![Some(Origins::new()); u.schema.fields().len()], ..Default::default() };
+    for p in &parts {
+        merge(&mut out.indirect, &p.indirect);
+        for (i, c) in out.columns.iter_mut().enumerate() {
+            match (c.as_mut(), p.columns.get(i).cloned().flatten()) {
+                (Some(acc), Some(o)) => merge(acc, &o),
+                _ => *c = None,
+            }
+        }
+    }
+    out
+}
+
+/// An unnested list column becomes its elements: a transformation.
+fn unnest(plan: &LogicalPlan, relation_of: RelationOf<'_>) -> PlanLineage {
+    let input = plan.inputs()[0];
+    let inner = lineage(input, relation_of);
+    let mut out = by_name(plan, input, &inner);
+    for (i, f) in plan.schema().fields().iter().enumerate() {
+        if out.columns[i].is_none() {
+            let base = f.name().trim_start_matches("__unnest_placeholder(").split([')', '.']).next().unwrap_or("");
+            if let Some(idx) = input.schema().index_of_column_by_name(None, base) {
+                out.columns[i] = inner.columns[idx].as_ref().map(|o| compose(o, Kind::Transformation));
+            }
+        }
+    }
+    out
 }
 
 /// Maps output columns to input columns of the same name.

@@ -2,6 +2,7 @@
 //! properties, sources, exposures, and their checks.
 
 use super::*;
+use crate::project::config::{SourceDef, SourceTableDef};
 
 impl Project {
     pub(super) fn load_schema_file(&mut self, rel: &Path) -> Result<(), ProjectError> {
@@ -11,57 +12,29 @@ impl Project {
         }
         let mut file: SchemaFile = yaml::parse(&text, rel)?;
         let names = name_positions(&text);
-        let at = |name: &str| names.get(name).copied().unwrap_or((0, 0));
-        let unused = [
-            ("macros", file.macros.is_some(), CompatKind::Ignored, "macro properties are documentation only"),
-            ("analyses", file.analyses.is_some(), CompatKind::Ignored, "analyses are not run"),
-            ("groups", file.groups.is_some(), CompatKind::Ignored, "groups are accepted and not enforced"),
-            ("unit_tests", file.unit_tests.is_some(), CompatKind::Unsupported, "unit tests are not run"),
-            (
-                "semantic_models",
-                file.semantic_models.is_some(),
-                CompatKind::Unsupported,
-                "the semantic layer is not supported",
-            ),
-            ("metrics", file.metrics.is_some(), CompatKind::Unsupported, "the semantic layer is not supported"),
-            (
-                "saved_queries",
-                file.saved_queries.is_some(),
-                CompatKind::Unsupported,
-                "the semantic layer is not supported",
-            ),
-        ];
-        for (key, present, kind, detail) in unused {
-            if present {
-                let (line, col) = find_in_text(&text, &format!("{key}:")).unwrap_or((0, 0));
-                self.compat.push(CompatNote {
-                    kind,
-                    what: key.to_string(),
-                    detail: detail.to_string(),
-                    location: Some(Location::at(rel, line, col)),
-                });
-            }
-        }
+        let at = |name: &str| {
+            let (line, col) = names.get(name).copied().unwrap_or((0, 0));
+            Location::at(rel, line, col)
+        };
+        self.note_unused_keys(&file, &text, rel);
         for props in file.models.iter().chain(&file.seeds).chain(&file.snapshots) {
             if props.versions.is_some() {
-                let (line, col) = at(&props.name);
                 self.compat.push(CompatNote {
                     kind: CompatKind::Unsupported,
                     what: format!("versions of `{}`", props.name),
                     detail: "model versions are not supported: only the unversioned model is built".into(),
-                    location: Some(Location::at(rel, line, col)),
+                    location: Some(at(&props.name)),
                 });
             }
         }
         file.models.append(&mut file.seeds);
         file.models.append(&mut file.snapshots);
         for e in file.exposures {
-            let (line, col) = at(&e.name);
-            self.exposures.push((e, Location::at(rel, line, col)));
+            let defined_at = at(&e.name);
+            self.exposures.push((e, defined_at));
         }
         for props in file.models {
-            let (line, col) = at(&props.name);
-            let defined_at = Location::at(rel, line, col);
+            let defined_at = at(&props.name);
             if let Some(prev) = self.props.get(&props.name) {
                 return Err(ProjectError::invalid(
                     format!("model `{}` is described twice (first at {})", props.name, prev.defined_at),
@@ -76,78 +49,104 @@ impl Project {
             self.props.insert(props.name.clone(), DeclaredProps { props, config, defined_at });
         }
         for source in file.sources {
-            for table in source.tables {
-                let (line, col) = at(&table.name);
-                let defined_at = Location::at(rel, line, col);
+            for table in &source.tables {
                 let key = format!("{}.{}", source.name, table.name);
                 if self.sources.contains_key(&key) {
-                    return Err(ProjectError::invalid(
-                        format!("source table `{key}` is declared twice"),
-                        defined_at,
-                        None,
-                    ));
+                    let message = format!("source table `{key}` is declared twice");
+                    return Err(ProjectError::invalid(message, at(&table.name), None));
                 }
-                let mut tests = table.tests;
-                tests.extend(table.data_tests);
-                let mut tags = source.tags.0.clone();
-                tags.extend(table.tags.0);
-                let mut meta = source.meta.clone();
-                meta.extend(table.meta.clone());
-                let loaded_at_field = table.loaded_at_field.or(source.loaded_at_field.clone());
-                // dbt-duckdb reads files through `external_location`, in the
-                // table's or the source's meta or config, `{name}` standing
-                // for the table (or its identifier).
-                let external = |m: Option<&Map<String, Json>>| {
-                    m.and_then(|m| m.get("external_location")).and_then(Json::as_str).map(str::to_string)
-                };
-                let location = table.location.clone().or_else(|| {
-                    external(Some(&table.meta))
-                        .or_else(|| external(table.config.as_ref()))
-                        .or_else(|| external(Some(&source.meta)))
-                        .or_else(|| external(source.config.as_ref()))
-                        .map(|l| {
-                            let ident = table.identifier.clone().unwrap_or_else(|| table.name.clone());
-                            l.replace("{name}", &ident).replace("{identifier}", &ident)
-                        })
-                });
-                let freshness = table.freshness.or(source.freshness.clone());
-                if freshness.is_some() && loaded_at_field.is_none() {
-                    return Err(ProjectError::invalid(
-                        format!("source `{key}` declares `freshness` but no `loaded_at_field`"),
-                        defined_at,
-                        Some(
-                            "add `loaded_at_field: COLUMN` (the time each row was loaded) to the table or source"
-                                .into(),
-                        ),
-                    ));
-                }
-                let format = table.format.or(source.format).unwrap_or_else(|| format_of(location.as_deref()));
-                self.sources.insert(
-                    key,
-                    SourceTable {
-                        source: source.name.clone(),
-                        name: table.name,
-                        description: table.description,
-                        source_description: source.description.clone(),
-                        location_template: location,
-                        format,
-                        has_header: table.has_header.unwrap_or(true),
-                        delimiter: table.delimiter.unwrap_or(','),
-                        meta,
-                        tags,
-                        columns: table.columns,
-                        tests,
-                        loaded_at_field,
-                        freshness,
-                        column_types: Map::new(),
-                        defined_at,
-                    },
-                );
+                let table = source_table(&source, table.clone(), at(&table.name))?;
+                self.sources.insert(key, table);
             }
         }
         Ok(())
     }
 
+    /// Notes the top-level keys of dbt's schema files that wh reads and
+    /// does not use, for the compatibility report.
+    fn note_unused_keys(&mut self, file: &SchemaFile, text: &str, rel: &Path) {
+        const SEMANTIC: &str = "the semantic layer is not supported";
+        let unused = [
+            ("macros", file.macros.is_some(), CompatKind::Ignored, "macro properties are documentation only"),
+            ("analyses", file.analyses.is_some(), CompatKind::Ignored, "analyses are not run"),
+            ("groups", file.groups.is_some(), CompatKind::Ignored, "groups are accepted and not enforced"),
+            ("unit_tests", file.unit_tests.is_some(), CompatKind::Unsupported, "unit tests are not run"),
+            ("semantic_models", file.semantic_models.is_some(), CompatKind::Unsupported, SEMANTIC),
+            ("metrics", file.metrics.is_some(), CompatKind::Unsupported, SEMANTIC),
+            ("saved_queries", file.saved_queries.is_some(), CompatKind::Unsupported, SEMANTIC),
+        ];
+        for (key, present, kind, detail) in unused {
+            if present {
+                let (line, col) = find_in_text(text, &format!("{key}:")).unwrap_or((0, 0));
+                self.compat.push(CompatNote {
+                    kind,
+                    what: key.to_string(),
+                    detail: detail.to_string(),
+                    location: Some(Location::at(rel, line, col)),
+                });
+            }
+        }
+    }
+}
+
+/// One table of a `sources:` entry, with what it inherits from its source.
+fn source_table(source: &SourceDef, table: SourceTableDef, defined_at: Location) -> Result<SourceTable, ProjectError> {
+    let key = format!("{}.{}", source.name, table.name);
+    let mut tests = table.tests.clone();
+    tests.extend(table.data_tests.iter().cloned());
+    let mut tags = source.tags.0.clone();
+    tags.extend(table.tags.0.iter().cloned());
+    let mut meta = source.meta.clone();
+    meta.extend(table.meta.clone());
+    let loaded_at_field = table.loaded_at_field.clone().or(source.loaded_at_field.clone());
+    let location = table.location.clone().or_else(|| external_location(source, &table));
+    let freshness = table.freshness.clone().or(source.freshness.clone());
+    if freshness.is_some() && loaded_at_field.is_none() {
+        return Err(ProjectError::invalid(
+            format!("source `{key}` declares `freshness` but no `loaded_at_field`"),
+            defined_at,
+            Some("add `loaded_at_field: COLUMN` (the time each row was loaded) to the table or source".into()),
+        ));
+    }
+    let format = table.format.or(source.format).unwrap_or_else(|| format_of(location.as_deref()));
+    Ok(SourceTable {
+        source: source.name.clone(),
+        name: table.name,
+        description: table.description,
+        source_description: source.description.clone(),
+        location_template: location,
+        format,
+        has_header: table.has_header.unwrap_or(true),
+        delimiter: table.delimiter.unwrap_or(','),
+        meta,
+        tags,
+        columns: table.columns,
+        tests,
+        loaded_at_field,
+        freshness,
+        column_types: Map::new(),
+        defined_at,
+    })
+}
+
+/// dbt-duckdb reads files through `external_location`, in the table's or
+/// the source's meta or config, `{name}` standing for the table (or its
+/// identifier).
+fn external_location(source: &SourceDef, table: &SourceTableDef) -> Option<String> {
+    let external = |m: Option<&Map<String, Json>>| {
+        m.and_then(|m| m.get("external_location")).and_then(Json::as_str).map(str::to_string)
+    };
+    external(Some(&table.meta))
+        .or_else(|| external(table.config.as_ref()))
+        .or_else(|| external(Some(&source.meta)))
+        .or_else(|| external(source.config.as_ref()))
+        .map(|l| {
+            let ident = table.identifier.clone().unwrap_or_else(|| table.name.clone());
+            l.replace("{name}", &ident).replace("{identifier}", &ident)
+        })
+}
+
+impl Project {
     /// Reads a `config:` block of a YAML file; dbt keys wh does not use are
     /// noted for the compatibility report.
     pub(super) fn yaml_config(
