@@ -40,6 +40,31 @@ impl fmt::Display for Location {
     }
 }
 
+/// One problem as the user reads it: what is wrong, where, and what to do.
+/// Every error, failed model and broken rule becomes one, and
+/// [`Diagnostic::render`] is the one place that formats them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub message: String,
+    pub location: Option<Location>,
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    /// `heading: message`, the place with its source line, and the hint;
+    /// `root` is the project folder relative locations are read from.
+    pub fn render(&self, heading: &str, root: &Path) -> String {
+        let mut out = format!("{heading}: {}\n", self.message);
+        if let Some(loc) = &self.location {
+            out.push_str(&render_location(loc, root));
+        }
+        if let Some(hint) = &self.hint {
+            out.push_str(&format!("  hint: {hint}\n"));
+        }
+        out
+    }
+}
+
 /// Renders `--> file:line:col`, the source line and a caret, reading the line
 /// from `root.join(file)`; falls back to the arrow line alone.
 pub fn render_location(loc: &Location, root: &Path) -> String {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::compile::CompileError;
-use crate::diagnostic::{render_location, Location};
+use crate::diagnostic::{Diagnostic, Location};
 use crate::exec::ExecError;
 use crate::graph::GraphError;
 use crate::project::ProjectError;
@@ -74,23 +74,25 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The error as one diagnostic: its message with its causes, place
+    /// and hint.
+    pub fn diagnostic(&self) -> Diagnostic {
+        let mut message = self.to_string();
+        let mut source = std::error::Error::source(self);
+        // transparent variants share their source with the inner error: skip it
+        if matches!(self, Error::Project(_) | Error::Compile(_) | Error::Graph(_) | Error::Query(_)) {
+            source = source.and_then(std::error::Error::source);
+        }
+        while let Some(cause) = source {
+            message.push_str(&format!("\n  caused by: {cause}"));
+            source = cause.source();
+        }
+        Diagnostic { message, location: self.location().cloned(), hint: self.hint() }
+    }
+}
+
 /// Formats an error for stderr: message, causes, place and hint.
 pub fn render(err: &Error, root: &Path) -> String {
-    let mut out = format!("error: {err}\n");
-    let mut source = std::error::Error::source(err);
-    // transparent variants share their source with the inner error: skip it
-    if matches!(err, Error::Project(_) | Error::Compile(_) | Error::Graph(_) | Error::Query(_)) {
-        source = source.and_then(std::error::Error::source);
-    }
-    while let Some(cause) = source {
-        out.push_str(&format!("  caused by: {cause}\n"));
-        source = cause.source();
-    }
-    if let Some(loc) = err.location() {
-        out.push_str(&render_location(loc, root));
-    }
-    if let Some(hint) = err.hint() {
-        out.push_str(&format!("  hint: {hint}\n"));
-    }
-    out
+    err.diagnostic().render("error", root)
 }

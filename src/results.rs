@@ -4,7 +4,6 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::diagnostic::Location;
 use crate::project::config::Materialization;
 use crate::quality::run::Outcome;
 
@@ -28,12 +27,7 @@ impl Status {
 }
 
 /// Why a model failed, with where to look.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    pub message: String,
-    pub location: Option<Location>,
-    pub hint: Option<String>,
-}
+pub type Failure = crate::diagnostic::Diagnostic;
 
 /// The outcome of one model.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use serde_json::Value as Json;
 
 use super::{compile_project, Settings};
-use crate::diagnostic::{render_location, Location};
+use crate::diagnostic::{Diagnostic, Location};
 use crate::error::Error;
 use crate::project::config::CheckLevel;
 use crate::quality::Subject;
@@ -15,9 +15,7 @@ use crate::quality::Subject;
 struct Finding {
     rule: &'static str,
     level: CheckLevel,
-    message: String,
-    location: Option<Location>,
-    hint: Option<String>,
+    problem: Diagnostic,
 }
 
 /// The findings so far; a rule at `off` adds none.
@@ -27,7 +25,7 @@ struct Findings(Vec<Finding>);
 impl Findings {
     fn add(&mut self, rule: &'static str, level: CheckLevel, message: String, location: Option<Location>) {
         if level != CheckLevel::Off {
-            self.0.push(Finding { rule, level, message, location, hint: None });
+            self.0.push(Finding { rule, level, problem: Diagnostic { message, location, hint: None } });
         }
     }
 }
@@ -56,14 +54,7 @@ pub async fn execute(settings: &Settings) -> Result<ExitCode, Error> {
     let errors = findings.iter().filter(|f| f.level == CheckLevel::Error).count();
     for f in &findings {
         let level = if f.level == CheckLevel::Error { "error" } else { "warning" };
-        let mut block = format!("{level}[{}]: {}\n", f.rule, f.message);
-        if let Some(loc) = &f.location {
-            block.push_str(&render_location(loc, &settings.project.root));
-        }
-        if let Some(hint) = &f.hint {
-            block.push_str(&format!("  hint: {hint}\n"));
-        }
-        eprint!("{block}");
+        eprint!("{}", f.problem.render(&format!("{level}[{}]", f.rule), &settings.project.root));
     }
     settings.log(format!(
         "Checked {} models and {} sources: {errors} error(s), {} warning(s)",
@@ -141,9 +132,7 @@ fn classified_rules(
     let classes = crate::policy::classify::propagate(compiled, graph, lineage, policies);
     let target = &settings.project.target.name;
     for e in crate::policy::classify::public_exposures(compiled, &classes, policies, target) {
-        findings.0.push(Finding {
-            rule: "classified-column-public",
-            level: settings.project.checks.classified_column_public,
+        let problem = Diagnostic {
             message: format!(
                 "public model `{}` would publish `{}` unmasked: column `{}` carries `{}` along {}",
                 e.model,
@@ -159,6 +148,8 @@ fn classified_rules(
                  why it may stay (meta: {{unmasked_reason: ...}})",
                 e.class, settings.project.file_name
             )),
-        });
+        };
+        let level = settings.project.checks.classified_column_public;
+        findings.0.push(Finding { rule: "classified-column-public", level, problem });
     }
 }

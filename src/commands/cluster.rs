@@ -54,8 +54,8 @@ pub fn execute(role: ClusterRole) -> Result<ExitCode, Error> {
             runtime.block_on(node::run_executor(opts))
         }
     };
-    result.map(|()| ExitCode::SUCCESS).map_err(|message| Error::Usage {
-        message,
+    result.map(|()| ExitCode::SUCCESS).map_err(|e| Error::Usage {
+        message: e.message,
         hint: Some("see `wh cluster --help`; the log above says what the node did".into()),
     })
 }

@@ -181,7 +181,7 @@ impl Settings {
             .map(|e| e.with_dialect(self.dialect()))
             .map_err(|e| {
                 self.target_error(
-                    e,
+                    e.message,
                     Some(match scheduler {
                         Some(_) => {
                             "start the scheduler (`wh cluster scheduler`) and its executors (`wh cluster executor`), or check --scheduler".into()

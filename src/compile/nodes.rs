@@ -39,14 +39,10 @@ pub(super) fn assertions(
     for (subject, column, entry, at) in declared {
         let d =
             Declared { project: &project.name, subject, column, entry, defined_at: at.clone(), as_of: as_of.clone() };
-        let fail = |message: String| {
-            let hint = message.split_once("; ").map(|(_, h)| h.to_string());
-            let message = message.split_once("; ").map(|(m, _)| m.to_string()).unwrap_or(message);
-            CompileError {
-                message: format!("invalid test on `{}`: {message}", d.subject.name()),
-                location: at.clone(),
-                hint,
-            }
+        let fail = |e: test_sql::InvalidTest| CompileError {
+            message: format!("invalid test on `{}`: {}", d.subject.name(), e.message),
+            location: at.clone(),
+            hint: e.hint,
         };
         let assertion = match test_sql::parse(&d, &is_custom).map_err(fail)? {
             Parsed::Builtin(a) => a,

@@ -37,8 +37,18 @@ pub fn arrow_type(sql: &str) -> Option<DataType> {
     })
 }
 
-/// Checks `schema` against the model's declared columns; returns the diff.
-pub fn check(model: &CompiledModel, schema: &Schema) -> Result<(), String> {
+/// A model's output that differs from its enforced contract: one line per
+/// column (`-` missing, `+` not declared, `~` another type, `?` unknown
+/// declared type).
+#[derive(Debug, thiserror::Error)]
+#[error("contract of `{model}` is not met (nothing was published):\n{}", differences.join("\n"))]
+pub struct ContractBreach {
+    pub model: String,
+    pub differences: Vec<String>,
+}
+
+/// Checks `schema` against the model's declared columns.
+pub fn check(model: &CompiledModel, schema: &Schema) -> Result<(), ContractBreach> {
     if !model.config.contract_enforced {
         return Ok(());
     }
@@ -67,7 +77,7 @@ pub fn check(model: &CompiledModel, schema: &Schema) -> Result<(), String> {
     if lines.is_empty() {
         Ok(())
     } else {
-        Err(format!("contract of `{}` is not met (nothing was published):\n{}", model.name, lines.join("\n")))
+        Err(ContractBreach { model: model.name.clone(), differences: lines })
     }
 }
 

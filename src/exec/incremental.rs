@@ -41,13 +41,31 @@ pub enum Mode {
     Snapshot { previous: bool },
 }
 
+/// Why an incremental build or a snapshot cannot combine its new rows
+/// with the published table.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct IncrementalError(pub String);
+
+impl From<String> for IncrementalError {
+    fn from(message: String) -> Self {
+        IncrementalError(message)
+    }
+}
+
+impl From<datafusion::error::DataFusionError> for IncrementalError {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        IncrementalError(e.strip_backtrace())
+    }
+}
+
 /// Returns the columns the table has after an incremental build, with
 /// their types, or why the build must stop.
 pub fn columns_after(
     policy: OnSchemaChange,
     published: &Schema,
     new: &Schema,
-) -> Result<Vec<(String, DataType)>, String> {
+) -> Result<Vec<(String, DataType)>, IncrementalError> {
     let fields = |s: &Schema| s.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect::<Vec<_>>();
     let (old, now) = (fields(published), fields(new));
     let find = |list: &[(String, DataType)], name: &str| list.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone());
@@ -72,11 +90,13 @@ pub fn columns_after(
         OnSchemaChange::Fail if !(added.is_empty() && removed.is_empty() && retyped.is_empty()) => Err(format!(
             "its columns differ from the published table's ({}) and on_schema_change is `fail`",
             describe()
-        )),
+        )
+        .into()),
         OnSchemaChange::Ignore if !removed.is_empty() => Err(format!(
             "the published table has columns the model no longer returns ({}) and on_schema_change is `ignore`",
             names(&removed)
-        )),
+        )
+        .into()),
         OnSchemaChange::Fail | OnSchemaChange::Ignore => Ok(old),
         OnSchemaChange::AppendNewColumns => Ok(old.into_iter().chain(added.into_iter().cloned()).collect()),
         OnSchemaChange::SyncAllColumns => Ok(now),
@@ -89,7 +109,7 @@ fn names(columns: &[&(String, DataType)]) -> String {
 
 /// Drops the rows a model marks deleted (its `delete_flag` column true)
 /// and the flag column itself; other models are returned as they are.
-pub fn without_deleted(model: &CompiledModel, df: DataFrame) -> Result<DataFrame, String> {
+pub fn without_deleted(model: &CompiledModel, df: DataFrame) -> Result<DataFrame, IncrementalError> {
     let Some(flag) = &model.config.delete_flag else { return Ok(df) };
     if df.schema().as_arrow().field_with_name(flag).is_err() {
         return Ok(df);
@@ -98,7 +118,7 @@ pub fn without_deleted(model: &CompiledModel, df: DataFrame) -> Result<DataFrame
         df.schema().as_arrow().fields().iter().map(|f| f.name().clone()).filter(|n| n != flag).collect();
     df.filter(ident(flag).is_not_true())
         .and_then(|d| d.select(kept.iter().map(ident).collect::<Vec<_>>()))
-        .map_err(|e| e.strip_backtrace())
+        .map_err(|e| IncrementalError(e.strip_backtrace()))
 }
 
 /// Returns whether an incremental build keeps the published columns as they
@@ -115,11 +135,11 @@ pub fn same_columns(model: &CompiledModel, published: &Schema, new: &Schema) -> 
 
 /// Merges the new rows into the published ones by the model's strategy.
 /// Keys compare NULL-safe: a NULL key replaces the published NULL key.
-pub async fn merge(model: &CompiledModel, published: DataFrame, new: DataFrame) -> Result<DataFrame, String> {
+pub async fn merge(model: &CompiledModel, published: DataFrame, new: DataFrame) -> Result<DataFrame, IncrementalError> {
     let cfg = &model.config;
     if let Some(flag) = &cfg.delete_flag {
         if new.schema().as_arrow().field_with_name(flag).is_err() {
-            return Err(format!("delete_flag column `{flag}` is not a column of the new rows"));
+            return Err(format!("delete_flag column `{flag}` is not a column of the new rows").into());
         }
     }
     // Keys come from every new row, rows to insert from those not deleted.
@@ -137,7 +157,7 @@ pub async fn merge(model: &CompiledModel, published: DataFrame, new: DataFrame) 
     for k in keys {
         for (schema, side) in [(&old_schema, "the published table"), (&new_schema, "the new rows")] {
             if schema.field_with_name(k).is_err() {
-                return Err(format!("{what} column `{k}` is not a column of {side}"));
+                return Err(format!("{what} column `{k}` is not a column of {side}").into());
             }
         }
     }
@@ -154,7 +174,8 @@ pub async fn merge(model: &CompiledModel, published: DataFrame, new: DataFrame) 
         if repeated > 0 {
             return Err(format!(
                 "{repeated} unique_key value(s) appear more than once among the new rows; `merge` takes one row per key"
-            ));
+            )
+            .into());
         }
     }
     let kept = if keys.is_empty() {
@@ -187,7 +208,7 @@ pub async fn merge(model: &CompiledModel, published: DataFrame, new: DataFrame) 
     shaped(kept, &old_schema)
         .and_then(|k| k.union(shaped(new, &new_schema)?))
         .and_then(|u| u.sort(order))
-        .map_err(df_err)
+        .map_err(IncrementalError::from)
 }
 
 /// Quotes an SQL identifier.
@@ -212,7 +233,7 @@ pub fn snapshot_sql(
     source_rel: &str,
     history_rel: &str,
     now: DateTime<Utc>,
-) -> Result<String, String> {
+) -> Result<String, IncrementalError> {
     let snap = Snapshot::new(model, source, history, now)?;
     let cfg = &model.config;
     let vf = &snap.names[0];
@@ -453,15 +474,15 @@ mod tests {
         let old = schema(&[("id", DataType::Int64), ("a", DataType::Utf8), ("b", DataType::Float64)]);
         let new = schema(&[("id", DataType::Int64), ("a", DataType::Utf8), ("c", DataType::Int64)]);
         let names = |cols: Vec<(String, DataType)>| cols.into_iter().map(|(n, _)| n).collect::<Vec<_>>();
-        let err = columns_after(OnSchemaChange::Fail, &old, &new).unwrap_err();
+        let err = columns_after(OnSchemaChange::Fail, &old, &new).unwrap_err().0;
         assert!(err.contains("new `c`") && err.contains("gone `b`"), "{err}");
-        let err = columns_after(OnSchemaChange::Ignore, &old, &new).unwrap_err();
+        let err = columns_after(OnSchemaChange::Ignore, &old, &new).unwrap_err().0;
         assert!(err.contains("no longer returns (`b`)"), "{err}");
         assert_eq!(names(columns_after(OnSchemaChange::AppendNewColumns, &old, &new).unwrap()), ["id", "a", "b", "c"]);
         assert_eq!(names(columns_after(OnSchemaChange::SyncAllColumns, &old, &new).unwrap()), ["id", "a", "c"]);
         // Same columns: every policy keeps them.
         assert_eq!(names(columns_after(OnSchemaChange::Fail, &old, &old).unwrap()), ["id", "a", "b"]);
         let retyped = schema(&[("id", DataType::Int64), ("a", DataType::Int64), ("b", DataType::Float64)]);
-        assert!(columns_after(OnSchemaChange::Fail, &old, &retyped).unwrap_err().contains("`a` is Int64, was Utf8"));
+        assert!(columns_after(OnSchemaChange::Fail, &old, &retyped).unwrap_err().0.contains("`a` is Int64, was Utf8"));
     }
 }

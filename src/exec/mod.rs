@@ -203,7 +203,7 @@ impl Engine {
         cluster: &cluster::Cluster<'_>,
         stores: &crate::storage::Stores,
         warehouse: &crate::storage::Warehouse,
-    ) -> Result<Engine, String> {
+    ) -> Result<Engine, cluster::ClusterError> {
         let ctx = cluster::session(session_config(partitions), cluster.scheduler, cluster.s3).await?;
         let run = uuid::Uuid::new_v4().simple().to_string();
         let scratch = Scratch { warehouse: warehouse.clone(), run, files: Default::default() };
@@ -380,7 +380,7 @@ impl Engine {
         match mode {
             Mode::Full => {
                 let df = incremental::without_deleted(model, self.plan(&model.sql).await?)
-                    .map_err(|message| ExecError::Runtime { message })?;
+                    .map_err(|e| ExecError::Runtime { message: e.0 })?;
                 Ok(Some((df, None)))
             }
             Mode::Incremental => {

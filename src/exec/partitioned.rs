@@ -50,19 +50,36 @@ fn escape(value: &str) -> String {
     out
 }
 
+/// Why a partitioned table was not published.
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionError {
+    /// A `partition_by` column the model does not return.
+    #[error("partition column `{column}` is not a column of the model ({})", columns.join(", "))]
+    UnknownColumn { column: String, columns: Vec<String> },
+    /// Writing, checking or publishing a file or the pointer failed.
+    #[error("{0}")]
+    Write(String),
+}
+
+impl From<String> for PartitionError {
+    fn from(message: String) -> Self {
+        PartitionError::Write(message)
+    }
+}
+
 /// Splits `batches` by the values of `columns`: the Hive path of each
 /// partition (`a=1/b=x`) with its rows, in path order.
 pub fn split(
     schema: &SchemaRef,
     batches: &[RecordBatch],
     columns: &[String],
-) -> Result<Vec<(String, RecordBatch)>, String> {
+) -> Result<Vec<(String, RecordBatch)>, PartitionError> {
     let indices: Vec<usize> = columns
         .iter()
         .map(|c| {
-            schema.index_of(c).map_err(|_| {
-                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-                format!("partition column `{c}` is not a column of the model ({})", names.join(", "))
+            schema.index_of(c).map_err(|_| PartitionError::UnknownColumn {
+                column: c.clone(),
+                columns: schema.fields().iter().map(|f| f.name().clone()).collect(),
             })
         })
         .collect::<Result<_, _>>()?;
@@ -116,7 +133,7 @@ pub async fn publish(
     schema: &SchemaRef,
     batches: &[RecordBatch],
     columns: &[String],
-) -> Result<Published, String> {
+) -> Result<Published, PartitionError> {
     let version = format!("{VERSION}{run_id}");
     let parts = split(schema, batches, columns)?;
     let (mut rows, mut bytes, mut files) = (0, 0, Vec::new());
@@ -128,7 +145,7 @@ pub async fn publish(
         let problems = publish::compatibility_problems(&staged.temp).map_err(|e| e.to_string())?;
         if !problems.is_empty() {
             publish::discard(&staged);
-            return Err(format!("the written file would not open in every BI tool: {}", problems.join("; ")));
+            return Err(format!("the written file would not open in every BI tool: {}", problems.join("; ")).into());
         }
         rows += staged.rows;
         bytes += staged.bytes;
@@ -179,6 +196,6 @@ mod tests {
         assert_eq!(paths, ["month=2024-01", "month=2024-02", "month=__HIVE_DEFAULT_PARTITION__"]);
         assert_eq!(parts[1].1.num_rows(), 2);
         assert_eq!(escape("a/b=c"), "a%2Fb%3Dc");
-        assert!(split(&parts[0].1.schema(), &[], &["nope".into()]).unwrap_err().contains("`nope`"));
+        assert!(split(&parts[0].1.schema(), &[], &["nope".into()]).unwrap_err().to_string().contains("`nope`"));
     }
 }

@@ -219,8 +219,7 @@ async fn write_files(
         .await
         .map(|p| (Some(p.rows), Some(p.bytes)))
         .map_err(|e| Failure {
-            hint: e
-                .contains("is not a column of the model")
+            hint: matches!(e, crate::exec::partitioned::PartitionError::UnknownColumn { .. })
                 .then(|| "`partition_by` names columns the model returns".to_string()),
             message: format!("cannot publish `{}`: {e}", warehouse.location(rel)),
             location: model.props_at.clone().or_else(|| Some(Location::file(&model.path))),
@@ -301,8 +300,8 @@ async fn plan_table(
 
 /// Checks the model's contract (when enforced) against what it returned.
 fn check_contract(model: &CompiledModel, schema: &Schema) -> Result<(), Failure> {
-    crate::exec::contract::check(model, schema).map_err(|diff| Failure {
-        message: diff,
+    crate::exec::contract::check(model, schema).map_err(|breach| Failure {
+        message: breach.to_string(),
         location: Some(model.props_at.clone().unwrap_or_else(|| Location::file(&model.path))),
         hint: Some("declare the columns as the model returns them, or cast in the SQL to the declared types".into()),
     })

@@ -19,13 +19,16 @@ impl Warehouse {
         _schema: datafusion::arrow::datatypes::SchemaRef,
         _batches: Vec<datafusion::arrow::array::RecordBatch>,
         _partition_by: &[String],
-    ) -> Result<i64, String> {
-        Err(format!("{NO_DELTA}; {ALL_FEATURES_HINT}"))
+    ) -> Result<i64, StorageError> {
+        Err(format!("{NO_DELTA}; {ALL_FEATURES_HINT}").into())
     }
 
     /// Delta tables need the `delta` feature.
-    pub async fn delta_provider(&self, _rel: &str) -> Result<Arc<dyn datafusion::catalog::TableProvider>, String> {
-        Err(format!("{NO_DELTA}; {ALL_FEATURES_HINT}"))
+    pub async fn delta_provider(
+        &self,
+        _rel: &str,
+    ) -> Result<Arc<dyn datafusion::catalog::TableProvider>, StorageError> {
+        Err(format!("{NO_DELTA}; {ALL_FEATURES_HINT}").into())
     }
 }
 
@@ -87,7 +90,7 @@ impl Warehouse {
         schema: datafusion::arrow::datatypes::SchemaRef,
         batches: Vec<datafusion::arrow::array::RecordBatch>,
         partition_by: &[String],
-    ) -> Result<i64, String> {
+    ) -> Result<i64, StorageError> {
         let url = self.delta_url(rel)?;
         if let Warehouse::Local(root) = self {
             std::fs::create_dir_all(root.join(rel)).map_err(|e| e.to_string())?;
@@ -111,11 +114,11 @@ impl Warehouse {
     }
 
     /// Opens the Delta table at `rel` for reading, at its latest version.
-    pub async fn delta_provider(&self, rel: &str) -> Result<Arc<dyn datafusion::catalog::TableProvider>, String> {
+    pub async fn delta_provider(&self, rel: &str) -> Result<Arc<dyn datafusion::catalog::TableProvider>, StorageError> {
         let url = self.delta_url(rel)?;
         let table =
             deltalake::open_table_with_storage_options(url, self.delta_options()).await.map_err(|e| e.to_string())?;
-        table.table_provider().await.map_err(|e| e.to_string())
+        Ok(table.table_provider().await.map_err(|e| e.to_string())?)
     }
 }
 

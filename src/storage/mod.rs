@@ -54,6 +54,7 @@ pub struct Remote {
     pub bucket: String,
     pub prefix: String,
     pub store: Arc<dyn ObjectStore>,
+    #[cfg_attr(not(feature = "delta"), allow(dead_code))]
     settings: S3Settings,
     scratch: tempfile::TempDir,
 }
@@ -64,6 +65,12 @@ pub struct Remote {
 pub struct StorageError {
     pub message: String,
     pub hint: Option<String>,
+}
+
+impl From<String> for StorageError {
+    fn from(message: String) -> Self {
+        StorageError { message, hint: None }
+    }
 }
 
 impl StorageError {

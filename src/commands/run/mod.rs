@@ -14,7 +14,6 @@ use super::{compile_project, test, Settings};
 use crate::artifacts::Invocation;
 use crate::commands::compile::write_compiled;
 use crate::compile::Compiled;
-use crate::diagnostic::render_location;
 use crate::error::Error;
 use crate::exec::Engine;
 use crate::freshness::FreshStatus;
@@ -416,14 +415,7 @@ fn summarize(settings: &Settings, run: &Finished<'_>, unrecorded: &[String], aud
     let count = |s: Status| results.iter().filter(|r| r.status == s).count();
     let (ok, errors, skipped) = (count(Status::Success), count(Status::Error), count(Status::Skipped));
     for f in results.iter().filter(|r| r.status == Status::Error).filter_map(|r| r.failure.as_ref()) {
-        let mut block = format!("\nerror: {}\n", f.message);
-        if let Some(loc) = &f.location {
-            block.push_str(&render_location(loc, &settings.project.root));
-        }
-        if let Some(h) = &f.hint {
-            block.push_str(&format!("  hint: {h}\n"));
-        }
-        eprint!("{block}");
+        eprint!("\n{}", f.render("error", &settings.project.root));
     }
     let failed_checks = test::summarize(settings, &run.outcomes);
     let reused = results.iter().filter(|r| r.reused).count();

@@ -52,8 +52,22 @@ pub enum Parsed {
     Custom { kind: String, args: Map<String, Json>, shell: Assertion },
 }
 
+/// A declared test that cannot be turned into an assertion.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct InvalidTest {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl From<String> for InvalidTest {
+    fn from(message: String) -> Self {
+        InvalidTest { message, hint: None }
+    }
+}
+
 /// Returns the kind and arguments of a test entry.
-pub fn kind_and_args(entry: &Json) -> Result<(String, Map<String, Json>), String> {
+fn kind_and_args(entry: &Json) -> Result<(String, Map<String, Json>), String> {
     match entry {
         Json::String(kind) => Ok((kind.clone(), Map::new())),
         Json::Object(map) if map.len() == 1 => {
@@ -70,7 +84,7 @@ pub fn kind_and_args(entry: &Json) -> Result<(String, Map<String, Json>), String
 
 /// Parses one declared test. `is_custom` tells whether a `{% test %}` macro
 /// of that name exists.
-pub fn parse(d: &Declared<'_>, is_custom: &dyn Fn(&str) -> bool) -> Result<Parsed, String> {
+pub fn parse(d: &Declared<'_>, is_custom: &dyn Fn(&str) -> bool) -> Result<Parsed, InvalidTest> {
     let (kind, mut args) = kind_and_args(d.entry)?;
     // dbt accepts common keys at the top level or under `config:`.
     if let Some(Json::Object(cfg)) = args.remove("config") {
@@ -84,7 +98,7 @@ pub fn parse(d: &Declared<'_>, is_custom: &dyn Fn(&str) -> bool) -> Result<Parse
         }
         let hint = crate::diagnostic::did_you_mean(&kind, BUILTIN.iter().copied())
             .unwrap_or_else(|| "define it with {% test name(model, column_name) %} in macros/".into());
-        return Err(format!("unknown test `{kind}`; {hint}"));
+        return Err(InvalidTest { message: format!("unknown test `{kind}`"), hint: Some(hint) });
     }
     let mut b = Builtin { kind: &kind, d, params: &shell.params, scoped: scoped(d, &shell.filter), depends_on: None };
     let (failing_sql, row_predicate) = if ROW_TESTS.contains(&kind.as_str()) {

@@ -14,10 +14,8 @@
 pub mod node;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use datafusion::common::config::ConfigExtension;
-use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::SessionConfig;
 
 use crate::project::config::S3Settings;
@@ -68,31 +66,39 @@ impl S3Options {
     }
 }
 
+/// A cluster that cannot be addressed, reached or started.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ClusterError {
+    pub message: String,
+}
+
+impl From<String> for ClusterError {
+    fn from(message: String) -> Self {
+        ClusterError { message }
+    }
+}
+
 /// Splits a scheduler address, `df://host:port`, into host and port.
-pub fn scheduler_host_port(address: &str) -> Result<(String, u16), String> {
+pub fn scheduler_host_port(address: &str) -> Result<(String, u16), ClusterError> {
     let bad = || format!("`{address}` is not a scheduler address: expected df://host:port");
     let rest = address.strip_prefix("df://").ok_or_else(bad)?;
     let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
     let port = port.parse().map_err(|_| bad())?;
     if host.is_empty() {
-        return Err(bad());
+        return Err(bad().into());
     }
     Ok((host.to_string(), port))
 }
 
-/// Every session on a cluster shares one runtime: the in-process
-/// executor reads through the object stores the sessions register.
-fn shared_runtime() -> Arc<RuntimeEnv> {
-    static RUNTIME: std::sync::OnceLock<Arc<RuntimeEnv>> = std::sync::OnceLock::new();
-    RUNTIME.get_or_init(|| Arc::new(RuntimeEnv::default())).clone()
-}
-
 #[cfg(feature = "ballista")]
 mod imp {
+    use std::sync::{Arc, OnceLock};
     use std::time::Duration;
 
     use ballista_core::extension::{SessionConfigExt, SessionStateExt};
     use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+    use datafusion::execution::runtime_env::RuntimeEnv;
     use datafusion::execution::SessionState;
     use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -102,8 +108,15 @@ mod imp {
     /// The in-process cluster's scheduler, started by the first session.
     static STANDALONE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
 
+    /// Every session on a cluster shares one runtime: the in-process
+    /// executor reads through the object stores the sessions register.
+    fn shared_runtime() -> Arc<RuntimeEnv> {
+        static RUNTIME: OnceLock<Arc<RuntimeEnv>> = OnceLock::new();
+        RUNTIME.get_or_init(Arc::default).clone()
+    }
+
     fn state(config: SessionConfig) -> SessionState {
-        super::node::cluster_state(config, super::shared_runtime())
+        super::node::cluster_state(config, shared_runtime())
     }
 
     /// Starts Ballista's standalone scheduler and one executor; returns the
@@ -140,7 +153,10 @@ mod imp {
 
     /// Returns a session whose queries run on the cluster: the scheduler at
     /// `scheduler` (`df://host:port`), else the in-process cluster.
-    pub async fn session(config: SessionConfig, scheduler: Option<&str>) -> Result<SessionContext, String> {
+    pub async fn session(
+        config: SessionConfig,
+        scheduler: Option<&str>,
+    ) -> Result<SessionContext, super::ClusterError> {
         let url = match scheduler {
             Some(address) => {
                 let url = address.replacen("df://", "http://", 1);
@@ -171,7 +187,7 @@ pub async fn session(
     config: SessionConfig,
     scheduler: Option<&str>,
     s3: &S3Settings,
-) -> Result<datafusion::prelude::SessionContext, String> {
+) -> Result<datafusion::prelude::SessionContext, ClusterError> {
     let config = config.with_option_extension(S3Options::from_settings(s3));
     #[cfg(feature = "ballista")]
     {
@@ -180,7 +196,7 @@ pub async fn session(
     #[cfg(not(feature = "ballista"))]
     {
         let _ = (config, scheduler);
-        Err(format!("this wh was built without the `ballista` feature; {}", crate::storage::ALL_FEATURES_HINT))
+        Err(format!("this wh was built without the `ballista` feature; {}", crate::storage::ALL_FEATURES_HINT).into())
     }
 }
 

@@ -143,7 +143,7 @@ impl ObjectStoreRegistry for ClusterStores {
 }
 
 /// Runs a scheduler until the process is stopped.
-pub async fn run_scheduler(opts: SchedulerOptions) -> Result<(), String> {
+pub async fn run_scheduler(opts: SchedulerOptions) -> Result<(), super::ClusterError> {
     use ballista_scheduler::cluster::BallistaCluster;
     use ballista_scheduler::config::SchedulerConfig;
     use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
@@ -172,12 +172,12 @@ pub async fn run_scheduler(opts: SchedulerOptions) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot start the scheduler: {e}"))?;
     eprintln!("wh cluster scheduler: listening on df://{host}:{}", addr.port());
-    start_grpc_service_with_listener(listener, scheduler).await.map_err(|e| e.to_string())
+    Ok(start_grpc_service_with_listener(listener, scheduler).await.map_err(|e| e.to_string())?)
 }
 
 /// Runs an executor until the process is stopped or its scheduler tells
 /// it to stop.
-pub async fn run_executor(opts: ExecutorOptions) -> Result<(), String> {
+pub async fn run_executor(opts: ExecutorOptions) -> Result<(), super::ClusterError> {
     use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
 
     let (host, port) = super::scheduler_host_port(&opts.scheduler)?;
@@ -208,7 +208,7 @@ pub async fn run_executor(opts: ExecutorOptions) -> Result<(), String> {
         ..Default::default()
     };
     announce_when_ready(config.health.clone(), opts.scheduler.clone(), opts.slots);
-    start_executor_process(Arc::new(config)).await.map_err(|e| e.to_string())
+    Ok(start_executor_process(Arc::new(config)).await.map_err(|e| e.to_string())?)
 }
 
 /// Says once, on standard error, that the executor's first heartbeat
