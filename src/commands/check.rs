@@ -47,7 +47,7 @@ pub async fn execute(settings: &Settings) -> Result<ExitCode, Error> {
     // Classes follow the column lineage (planned from source schemas):
     // a public model gets none unmasked.
     if rules.classified_column_public != CheckLevel::Off {
-        let lineage = settings.lineage(&compiled, &graph, &settings.warehouse()?).await?;
+        let lineage = super::context::Context::open(settings, &compiled)?.lineage(&compiled, &graph).await;
         classified_rules(&mut findings, settings, &compiled, &graph, &lineage);
     }
     let findings = findings.0;

@@ -17,7 +17,7 @@ use crate::project::{CompatKind, CompatNote};
 /// Prints the report; exit code 1 if a model cannot be planned.
 pub async fn compat(settings: &Settings, format: QueryFormat) -> Result<ExitCode, Error> {
     let (compiled, graph) = compile_project(settings)?;
-    let lineage = settings.lineage(&compiled, &graph, &settings.warehouse()?).await?;
+    let lineage = super::context::Context::open(settings, &compiled)?.lineage(&compiled, &graph).await;
     let counts = counts(&compiled);
     let project = &settings.project;
     if format == QueryFormat::Json {

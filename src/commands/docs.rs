@@ -7,11 +7,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::{compile_project, Settings};
-use crate::compile::Compiled;
 use crate::docs::{site_data, History, INDEX_HTML};
 use crate::error::Error;
 use crate::storage::publish::write_atomic;
-use crate::storage::Warehouse;
 
 /// How many recent runs of each assertion the site shows.
 const HISTORY_RUNS: usize = 10;
@@ -20,10 +18,10 @@ const HISTORY_RUNS: usize = 10;
 pub async fn generate(settings: &Settings, out: &Path) -> Result<ExitCode, Error> {
     let clock = std::time::Instant::now();
     let (compiled, graph) = compile_project(settings)?;
-    let warehouse = settings.warehouse()?;
-    let lineage = settings.lineage(&compiled, &graph, &warehouse).await?;
-    let history = read_history(settings, &compiled, &warehouse).await;
-    let footers = crate::catalog::footers(&compiled, &warehouse).await;
+    let ctx = super::context::Context::open(settings, &compiled)?;
+    let lineage = ctx.lineage(&compiled, &graph).await;
+    let history = read_history(&ctx).await;
+    let footers = crate::catalog::footers(&compiled, &ctx.warehouse).await;
     let data = site_data(&compiled, &graph, &lineage, &settings.project.exposures, &footers, &history);
     let dir = if out.is_absolute() { out.to_path_buf() } else { settings.project.root.join(out) };
     let js = format!("window.WH_DOCS = {};\n", serde_json::to_string(&data).unwrap_or_default());
@@ -41,13 +39,14 @@ pub async fn generate(settings: &Settings, out: &Path) -> Result<ExitCode, Error
 }
 
 /// Reads the latest outcomes of each assertion from the history, if any.
-async fn read_history(settings: &Settings, compiled: &Compiled, warehouse: &Warehouse) -> History {
+async fn read_history(ctx: &super::context::Context) -> History {
+    let warehouse = &ctx.warehouse;
     let mut out = History::new();
     let dir = format!("{}/", crate::quality::history::DIR);
     if !warehouse.exists(&dir).await.unwrap_or(false) {
         return out;
     }
-    let Ok(engine) = settings.engine(compiled, warehouse, Some(1)).await else { return out };
+    let Ok(engine) = ctx.engine(Some(1)).await else { return out };
     if engine.register_published("wh_test_results", &warehouse.location(&dir)).await.is_err() {
         return out;
     }

@@ -62,13 +62,14 @@ pub async fn execute(mut settings: Settings, identifiers: &[String], reason: Opt
         .filter(|m| !policy::identifier_columns(m).is_empty())
         .flat_map(|m| std::iter::once(m.name.clone()).chain(graph.descendants(&m.name, None)))
         .collect();
-    let warehouse = settings.reachable_warehouse().await?;
+    let ctx = super::context::Context::reachable(&settings, &compiled).await?;
+    let warehouse = &ctx.warehouse;
     let inv = Invocation::new("forget", &settings.project);
     let requested_at = chrono::Utc::now();
     // No build may run while the list changes; the rebuild takes the lock
     // again (a build started in between applies the new list too).
-    let lock = run::take_lock(&settings, &warehouse, &inv).await?;
-    let found = find_and_add(&settings, &compiled, &carriers, &warehouse, &policy, &wanted).await;
+    let lock = run::take_lock(&settings, warehouse, &inv).await?;
+    let found = find_and_add(&settings, &compiled, &carriers, &ctx, &policy, &wanted).await;
     lock.release().await;
     let Some((profiles, hashed, before)) = found? else {
         return Ok(ExitCode::from(1));
@@ -81,8 +82,8 @@ pub async fn execute(mut settings: Settings, identifiers: &[String], reason: Opt
     settings.select = crate::graph::selector::parse(&carriers.iter().cloned().collect::<Vec<_>>())?;
     settings.exclude = crate::graph::selector::Selection(Vec::new());
     let code = run::execute(&settings, "build", true, None, false).await?;
-    let engine = settings.engine(&compiled, &warehouse, Some(1)).await?;
-    let after = row_counts(&engine, &warehouse, &compiled, &carriers).await;
+    let engine = ctx.engine(Some(1)).await?;
+    let after = row_counts(&engine, warehouse, &compiled, &carriers).await;
     let removed: BTreeMap<&String, u64> =
         before.iter().filter_map(|(m, n)| after.get(m).filter(|a| **a < *n).map(|a| (m, n - a))).collect();
     let mut by_type: BTreeMap<&str, usize> = BTreeMap::new();
@@ -127,12 +128,12 @@ async fn find_and_add(
     settings: &Settings,
     compiled: &Compiled,
     carriers: &BTreeSet<String>,
-    warehouse: &Warehouse,
+    ctx: &super::context::Context,
     policy: &crate::project::config::ForgetPolicy,
     wanted: &[(String, String)],
 ) -> Result<Option<Found>, Error> {
     let model = &compiled.models[&policy.model];
-    let engine = settings.engine(compiled, warehouse, Some(1)).await?;
+    let (engine, warehouse) = (ctx.engine(Some(1)).await?, &ctx.warehouse);
     let rel = model.output_path().unwrap_or_default();
     if !warehouse.exists(&rel).await.unwrap_or(false) {
         return Err(Error::Usage {

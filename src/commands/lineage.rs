@@ -33,7 +33,7 @@ pub async fn execute(settings: &Settings, req: Request<'_>) -> Result<ExitCode, 
     let (relation, column) = parse_target(&compiled, req.target)?;
     let (mut edges, unresolved) = match &column {
         Some(col) => {
-            let lin = settings.lineage(&compiled, &graph, &settings.warehouse()?).await?;
+            let lin = super::context::Context::open(settings, &compiled)?.lineage(&compiled, &graph).await;
             check_column(&lin, &relation, col)?;
             (lin.edges(req.indirect), lin.unresolved)
         }

@@ -4,6 +4,7 @@ pub mod build;
 pub mod check;
 pub mod cluster;
 pub mod compile;
+pub mod context;
 pub mod debug;
 pub mod docs;
 pub mod forget;
@@ -30,7 +31,6 @@ use crate::exec::Engine;
 use crate::graph::selector::{self, Selection};
 use crate::graph::Graph;
 use crate::project::{yaml, Overrides, Project};
-use crate::storage::Warehouse;
 
 /// Everything a command needs, resolved once from flags and project files.
 pub struct Settings {
@@ -122,113 +122,6 @@ impl Settings {
         }
     }
 
-    /// Opens the target's warehouse (a local folder or an S3 prefix).
-    pub fn warehouse(&self) -> Result<Warehouse, Error> {
-        let target = &self.project.target;
-        Warehouse::open(&target.warehouse, self.project.local_warehouse(), &target.s3)
-            .map_err(|e| self.target_error(e.message, e.hint))
-    }
-
-    /// An error about the target's warehouse or S3 settings, located at the
-    /// target's declaration in wh_project.yml.
-    fn target_error(&self, message: String, hint: Option<String>) -> Error {
-        let target = &self.project.target;
-        Error::Project(crate::project::ProjectError::Invalid {
-            message: format!("target `{}`: {message}", target.name),
-            location: target.defined_at.clone(),
-            hint,
-        })
-    }
-
-    /// Opens the warehouse and checks that it can be reached, so that
-    /// refused credentials stop a command before it does any work.
-    pub async fn reachable_warehouse(&self) -> Result<Warehouse, Error> {
-        let warehouse = self.warehouse()?;
-        warehouse.check_access().await.map_err(|e| self.target_error(e.message, e.hint))?;
-        Ok(warehouse)
-    }
-
-    /// Returns a session that runs queries on the target's engine and can
-    /// read the warehouse and every S3 bucket the sources name.
-    pub async fn engine(
-        &self,
-        compiled: &Compiled,
-        warehouse: &Warehouse,
-        partitions: Option<usize>,
-    ) -> Result<Engine, Error> {
-        self.executor(&self.stores(compiled, warehouse)?, warehouse, partitions).await
-    }
-
-    /// Returns a session that runs queries on the target's engine: this
-    /// process, or a Ballista cluster.
-    pub async fn executor(
-        &self,
-        stores: &crate::storage::Stores,
-        warehouse: &Warehouse,
-        partitions: Option<usize>,
-    ) -> Result<Engine, Error> {
-        let crate::project::EngineChoice::Ballista { scheduler, job_timeout } = &self.project.target.engine else {
-            return Ok(self.session(stores, partitions));
-        };
-        let target = &self.project.target;
-        let cluster = crate::exec::cluster::Cluster {
-            scheduler: scheduler.as_deref(),
-            s3: &target.s3,
-            job_timeout: *job_timeout,
-        };
-        Engine::on_cluster(partitions, &cluster, stores, warehouse)
-            .await
-            .map(|e| e.with_dialect(self.dialect()))
-            .map_err(|e| {
-                self.target_error(
-                    e.message,
-                    Some(match scheduler {
-                        Some(_) => {
-                            "start the scheduler (`wh cluster scheduler`) and its executors (`wh cluster executor`), or check --scheduler".into()
-                        }
-                        None => "run with --engine local".into(),
-                    }),
-                )
-            })
-    }
-
-    /// Returns a local DataFusion session reading these stores, with the
-    /// memory limit and the SQL dialect of the project (planning, and
-    /// queries on the local engine).
-    pub fn session(&self, stores: &crate::storage::Stores, partitions: Option<usize>) -> Engine {
-        Engine::with_stores(partitions, self.memory_limit, stores).with_dialect(self.dialect())
-    }
-
-    /// Plans every model (sources give schemas, no data is read) for its
-    /// column lineage.
-    pub async fn lineage(
-        &self,
-        compiled: &Compiled,
-        graph: &Graph,
-        warehouse: &Warehouse,
-    ) -> Result<crate::lineage::ProjectLineage, Error> {
-        Ok(crate::lineage::project_lineage(compiled, graph, self.session(&self.stores(compiled, warehouse)?, Some(1)))
-            .await)
-    }
-
-    /// Returns an S3 client for the warehouse's bucket and each bucket the
-    /// sources name.
-    pub fn stores(&self, compiled: &Compiled, warehouse: &Warehouse) -> Result<crate::storage::Stores, Error> {
-        let mut out = crate::storage::Stores::new();
-        if let Warehouse::Remote(r) = warehouse {
-            out.insert(r.bucket.clone(), r.store.clone());
-        }
-        for bucket in crate::storage::buckets(compiled.sources.values().map(|s| s.location.as_str())) {
-            if out.contains_key(&bucket) {
-                continue;
-            }
-            let store = crate::storage::s3_store(&bucket, &self.project.target.s3)
-                .map_err(|e| self.target_error(e.message, e.hint))?;
-            out.insert(bucket, store);
-        }
-        Ok(out)
-    }
-
     /// Reads the previous run's artifacts (`--state`, default the target
     /// path) for `state:` and `result:` selectors.
     pub fn previous(&self) -> crate::graph::selector::Previous {
@@ -310,9 +203,13 @@ pub fn compile_project(settings: &Settings) -> Result<(Compiled, Graph), Error> 
 /// Opens the warehouse for reading: sources, published tables, and views
 /// and ephemerals planned from their SQL. Inputs that cannot be opened are
 /// left out (a query that needs one then names it as unknown).
-pub async fn open_warehouse(settings: &Settings, compiled: &Compiled, graph: &Graph) -> Result<Engine, Error> {
-    let warehouse = settings.reachable_warehouse().await?;
-    let engine = settings.engine(compiled, &warehouse, None).await?;
+pub async fn open_warehouse(
+    settings: &Settings,
+    ctx: &context::Context,
+    compiled: &Compiled,
+    graph: &Graph,
+) -> Result<Engine, Error> {
+    let (engine, warehouse) = (ctx.engine(None).await?, &ctx.warehouse);
     // Tables come from their Parquet files; only views and ephemerals read
     // sources, so only their sources are worth a warning when missing.
     let read_by_views: std::collections::BTreeSet<&String> =
@@ -331,7 +228,7 @@ pub async fn open_warehouse(settings: &Settings, compiled: &Compiled, graph: &Gr
                 if !warehouse.exists(&rel).await.unwrap_or(false) {
                     continue;
                 }
-                crate::pipeline::register_output(&engine, &warehouse, model).await
+                crate::pipeline::register_output(&engine, warehouse, model).await
             }
             None => engine.register_view(name, &model.sql).await,
         };

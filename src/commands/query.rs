@@ -19,7 +19,8 @@ pub async fn execute(
     format: QueryFormat,
 ) -> Result<ExitCode, Error> {
     let (compiled, graph) = compile_project(settings)?;
-    let engine = open_warehouse(settings, &compiled, &graph).await?;
+    let ctx = super::context::Context::reachable(settings, &compiled).await?;
+    let engine = open_warehouse(settings, &ctx, &compiled, &graph).await?;
     print(&engine, sql, limit, format).await
 }
 

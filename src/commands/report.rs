@@ -22,8 +22,9 @@ const SAMPLE_PREVIEW: usize = 10;
 /// Writes the report to `out` (relative to the project).
 pub async fn execute(settings: &Settings, out: &Path, runs: usize) -> Result<ExitCode, Error> {
     let (compiled, graph) = compile_project(settings)?;
-    let warehouse = settings.warehouse()?;
-    let engine = open_warehouse(settings, &compiled, &graph).await?;
+    let ctx = super::context::Context::reachable(settings, &compiled).await?;
+    let warehouse = &ctx.warehouse;
+    let engine = open_warehouse(settings, &ctx, &compiled, &graph).await?;
     if !engine.has_table("wh_test_results") {
         return Err(Error::Usage {
             message: "the warehouse has no assertion history yet".into(),

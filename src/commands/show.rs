@@ -16,7 +16,8 @@ pub async fn execute(settings: &Settings, model: &str, limit: usize) -> Result<E
             hint: did_you_mean(model, compiled.models.keys().map(String::as_str)),
         });
     };
-    let engine = open_warehouse(settings, &compiled, &graph).await?;
+    let ctx = super::context::Context::reachable(settings, &compiled).await?;
+    let engine = open_warehouse(settings, &ctx, &compiled, &graph).await?;
     if !engine.has_table(model) {
         return Err(Error::Usage {
             message: format!("model `{model}` has not been built ({} has no output yet)", m.path.display()),

@@ -15,7 +15,7 @@ pub async fn freshness(settings: &Settings) -> Result<ExitCode, Error> {
     let clock = std::time::Instant::now();
     let (compiled, _) = compile_project(settings)?;
     let inv = Invocation::new("source freshness", &settings.project);
-    let engine = settings.engine(&compiled, &settings.warehouse()?, None).await?;
+    let engine = super::context::Context::open(settings, &compiled)?.engine(None).await?;
     let results = check(settings, &compiled, engine, &inv.id, clock).await?;
     if results.is_empty() {
         settings.log("No source declares `freshness` with a `loaded_at_field`");

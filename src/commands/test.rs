@@ -22,9 +22,10 @@ pub async fn execute(settings: &Settings, junit: Option<&Path>) -> Result<ExitCo
     let clock = Instant::now();
     let (compiled, graph) = compile_project(settings)?;
     let selected = settings.selected(&compiled, &graph)?;
-    let warehouse = settings.reachable_warehouse().await?;
+    let ctx = super::context::Context::reachable(settings, &compiled).await?;
+    let warehouse = &ctx.warehouse;
     let mut compiled = compiled;
-    crate::state::fill_volume_baselines(&mut compiled.assertions, &crate::state::load(&warehouse).await);
+    crate::state::fill_volume_baselines(&mut compiled.assertions, &crate::state::load(warehouse).await);
     let inv = Invocation::new("test", &settings.project);
     let everything = settings.select.0.is_empty() && settings.exclude.0.is_empty();
     let read_sources: std::collections::BTreeSet<&String> =
@@ -43,8 +44,8 @@ pub async fn execute(settings: &Settings, junit: Option<&Path>) -> Result<ExitCo
         chosen.len(),
         settings.project.target.warehouse
     ));
-    let engine = open_warehouse(settings, &compiled, &graph).await?;
-    let samples = Samples { warehouse: &warehouse, run_id: &inv.id };
+    let engine = open_warehouse(settings, &ctx, &compiled, &graph).await?;
+    let samples = Samples { warehouse, run_id: &inv.id };
     let outcomes = run_all(&engine, &chosen, Some(&samples)).await;
     let refs: Vec<&Outcome> = outcomes.iter().collect();
     for o in &refs {
@@ -55,7 +56,7 @@ pub async fn execute(settings: &Settings, junit: Option<&Path>) -> Result<ExitCo
             if o.status == Status::Pass { String::new() } else { o.message.clone() }
         ));
     }
-    record(settings, &compiled, &warehouse, &inv, &refs).await?;
+    record(settings, &compiled, warehouse, &inv, &refs).await?;
     let elapsed = clock.elapsed().as_secs_f64();
     let run_results = artifacts::run_results(&inv, &[], &refs, elapsed, settings.args.clone());
     let path = settings.target_dir().join("run_results.json");

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use super::context::Context;
 use super::{compile_project, test, Settings};
 use crate::artifacts::Invocation;
 use crate::commands::compile::write_compiled;
@@ -27,7 +28,7 @@ use crate::quality::run::Outcome;
 use crate::quality::Status as TestStatus;
 use crate::results::{RunOutput, Status};
 use crate::state;
-use crate::storage::{LockError, Stores, Warehouse, WarehouseLock};
+use crate::storage::{LockError, Warehouse, WarehouseLock};
 use progress::{megabytes, Progress};
 
 /// Runs the selected models; `audit` runs their assertions before
@@ -42,12 +43,12 @@ pub async fn execute(
     let clock = Instant::now();
     let (compiled, graph) = compile_project(settings)?;
     let selected = settings.selected(&compiled, &graph)?;
-    let warehouse = settings.reachable_warehouse().await?;
+    let ctx = Context::reachable(settings, &compiled).await?;
     let inv = Invocation::new(command, &settings.project);
     // One build or run at a time per warehouse: taken before anything is
     // cleaned or written, freed whatever the outcome.
-    let lock = take_lock(settings, &warehouse, &inv).await?;
-    let prepared = Prepared { clock, compiled, graph, selected, warehouse, inv, full_refresh };
+    let lock = take_lock(settings, &ctx.warehouse, &inv).await?;
+    let prepared = Prepared { clock, compiled, graph, selected, ctx, inv, full_refresh };
     let result = locked(settings, audit, junit, prepared).await;
     lock.release().await;
     result
@@ -141,37 +142,37 @@ struct Prepared {
     compiled: Compiled,
     graph: Graph,
     selected: BTreeSet<String>,
-    warehouse: Warehouse,
+    /// The warehouse and stores, and how engines are made.
+    ctx: Context,
     inv: Invocation,
     full_refresh: bool,
 }
 
 /// The run itself, with the warehouse lock held.
 async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, mut p: Prepared) -> Result<ExitCode, Error> {
-    let stores = settings.stores(&p.compiled, &p.warehouse)?;
     // Column lineage for the manifest: planning only, sources give schemas.
-    let lineage = crate::lineage::project_lineage(&p.compiled, &p.graph, settings.session(&stores, Some(1))).await;
+    let lineage = p.ctx.lineage(&p.compiled, &p.graph).await;
     write_compiled(settings, &p.inv, &p.compiled, Some(&lineage))?;
     warn_unplannable(settings, &p, &lineage);
     refuse_unrunnable(settings, &p, &lineage)?;
     let threads = announce(settings, &p);
     let policies = Policies::resolve(settings, &p, &lineage).await;
     // Up-to-date tables are reused, not rebuilt (see state.rs).
-    let fingerprints = state::fingerprints(&p.compiled, &p.graph, &stores, &policies.fingerprint_extra()).await;
-    let recorded = state::load(&p.warehouse).await;
+    let fingerprints = state::fingerprints(&p.compiled, &p.graph, &p.ctx.stores, &policies.fingerprint_extra()).await;
+    let recorded = state::load(&p.ctx.warehouse).await;
     state::fill_volume_baselines(&mut p.compiled.assertions, &recorded);
     let reuse = reusable(settings, &p, &fingerprints, &recorded, audit).await;
-    let stale = check_sources(settings, &p, &stores).await?;
-    let engine = settings.executor(&stores, &p.warehouse, None).await?;
+    let stale = check_sources(settings, &p).await?;
+    let engine = p.ctx.engine(None).await?;
     let scratch = engine.clone();
-    policies.register(&engine, &p.warehouse).await?;
+    policies.register(&engine, &p.ctx.warehouse).await?;
     let plan = RunPlan {
         compiled: &p.compiled,
         graph: &p.graph,
         selected: &p.selected,
         engine,
         policies: policies.by_model,
-        warehouse: p.warehouse.clone(),
+        warehouse: p.ctx.warehouse.clone(),
         compiled_dir: settings.project.target_path.join("compiled"),
         threads,
         audit,
@@ -196,7 +197,7 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, mut p: P
         test::write_junit(path, &p.inv, &output.models, &run.outcomes)?;
     }
     record::emit_lineage(settings, &run, &lineage);
-    record::write_catalog(settings, &p.compiled, &p.warehouse, &p.inv).await?;
+    record::write_catalog(settings, &p.compiled, &p.ctx.warehouse, &p.inv).await?;
     let failed = summarize(settings, &run, &unrecorded, audit);
     record::send_alerts(settings, &run, &stale.report);
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
@@ -274,7 +275,7 @@ fn refuse_unrunnable(settings: &Settings, p: &Prepared, lineage: &ProjectLineage
 /// Removes what an interrupted run left and says what runs where; returns
 /// how many models run at once.
 fn announce(settings: &Settings, p: &Prepared) -> usize {
-    let removed = p.warehouse.remove_leftovers();
+    let removed = p.ctx.warehouse.remove_leftovers();
     if removed > 0 {
         settings.log(format!("Removed {removed} temporary file(s) left by an interrupted run"));
     }
@@ -316,7 +317,7 @@ impl Policies {
         let by_model = crate::policy::policies(&settings.project, &p.compiled, &classes);
         let filters_forgotten = by_model.values().any(|p| !p.forget.is_empty());
         let forgotten = match filters_forgotten {
-            true => match p.warehouse.get(crate::policy::FORGOTTEN_FILE).await {
+            true => match p.ctx.warehouse.get(crate::policy::FORGOTTEN_FILE).await {
                 Ok(Some(bytes)) => Some(state::digest(&bytes)),
                 _ => None,
             },
@@ -361,7 +362,7 @@ async fn reusable(
     if p.full_refresh {
         return BTreeSet::new();
     }
-    let reuse = state::reusable(&p.compiled, &p.selected, fingerprints, recorded, &p.warehouse, audit).await;
+    let reuse = state::reusable(&p.compiled, &p.selected, fingerprints, recorded, &p.ctx.warehouse, audit).await;
     if !reuse.is_empty() {
         settings.log(format!(
             "{} of {} selected models are up to date and will not be rebuilt (--full-refresh rebuilds them)",
@@ -382,12 +383,12 @@ struct Stale {
 
 /// Checks the freshness of the sources that declare it; stale ones warn,
 /// or (on-stale-source: skip) keep their readers from running.
-async fn check_sources(settings: &Settings, p: &Prepared, stores: &Stores) -> Result<Stale, Error> {
+async fn check_sources(settings: &Settings, p: &Prepared) -> Result<Stale, Error> {
     let mut stale = Stale::default();
     if !p.compiled.sources.values().any(|s| s.table.freshness.is_some() && s.table.loaded_at_field.is_some()) {
         return Ok(stale);
     }
-    let engine = settings.executor(stores, &p.warehouse, None).await?;
+    let engine = p.ctx.engine(None).await?;
     let results = super::source::check(settings, &p.compiled, engine, &p.inv.id, p.clock).await?;
     for f in results.iter().filter(|f| f.status != FreshStatus::Pass) {
         let skip = settings.project.on_stale_source == StalePolicy::Skip

@@ -26,7 +26,7 @@ pub(super) async fn record(
     mut recorded: BTreeMap<String, state::Entry>,
     audit: bool,
 ) -> Result<Vec<String>, Error> {
-    let (warehouse, inv) = (&run.p.warehouse, &run.p.inv);
+    let (warehouse, inv) = (&run.p.ctx.warehouse, &run.p.inv);
     let mut unrecorded: Vec<String> = Vec::new();
     for r in &run.output.models {
         match r.status {
@@ -72,7 +72,7 @@ pub(super) fn emit_lineage(settings: &Settings, run: &Finished<'_>, lineage: &Pr
     let ol = RunContext {
         compiled: &p.compiled,
         lineage,
-        warehouse: &p.warehouse,
+        warehouse: &p.ctx.warehouse,
         invocation_id: &p.inv.id,
         started_at: p.inv.started_at,
         namespace: format!("wh://{}/{}", p.compiled.project_name, settings.project.target.name),
@@ -108,7 +108,7 @@ pub(super) fn send_alerts(settings: &Settings, run: &Finished<'_>, stale: &[serd
     }
     let models = &run.output.models;
     let mut summary =
-        crate::alerts::summary(&run.p.inv, models, &run.outcomes, run.elapsed, &run.p.warehouse.display());
+        crate::alerts::summary(&run.p.inv, models, &run.outcomes, run.elapsed, &run.p.ctx.warehouse.display());
     let mut level = crate::alerts::level(models, &run.outcomes);
     if !stale.is_empty() {
         if level == AlertOn::Success {
