@@ -146,12 +146,7 @@ fn a_dbt_project_calling_duckdb_functions_runs_on_ballista_as_it_does_locally() 
 #[test]
 fn what_ballista_cannot_run_is_refused_before_the_build_starts() {
     // A Delta table, and the models reading it.
-    let p = TempProject::example();
-    p.write(
-        "models/marts/orders_delta.sql",
-        "{{ config(materialized='table', format='delta') }}\nselect * from {{ ref('fct_orders') }}\n",
-    );
-    p.write("models/marts/reads_delta.sql", "select count(*) as n from {{ ref('orders_delta') }}\n");
+    let p = TempProject::fixture("what_ballista_cannot_run_is_refused_before_the_build_starts");
     // And 24 identity rounds: 12 per query, deeper than Ballista decodes.
     let vars = golden_vars().replace('}', ", cdp_rounds: 24}");
     let out = p.wh(&["build", "--vars", &vars, "--engine", "ballista"]);

@@ -247,23 +247,7 @@ fn dirty_raw_data_is_cleaned() {
 
 #[test]
 fn views_ephemerals_macros_show_and_query() {
-    let p = TempProject::empty();
-    p.write(
-        "wh_project.yml",
-        "name: demo\nvars:\n  factor: 10\nmodels:\n  demo:\n    +materialized: table\n    helpers:\n      +materialized: ephemeral\n",
-    );
-    p.write("sources.yml", "sources:\n  - name: raw\n    tables:\n      - name: nums\n        format: csv\n        location: data/nums.csv\n");
-    p.write("data/nums.csv", "n,label\n1,a\n2,b\n3,c\n");
-    p.write("macros/m.sql", "{% macro times(col, k) %}({{ col }} * {{ k }}){% endmacro %}\n");
-    p.write(
-        "models/helpers/scaled.sql",
-        "select n, {{ times('n', var('factor')) }} as scaled from {{ source('raw', 'nums') }}\n",
-    );
-    p.write(
-        "models/v_big.sql",
-        "{{ config(materialized='view') }}\nselect * from {{ ref('scaled') }} where scaled >= 20\n",
-    );
-    p.write("models/out.sql", "select count(*) as big, sum(scaled) as total from {{ ref('v_big') }}\n");
+    let p = TempProject::fixture("views_ephemerals_macros_show_and_query");
     let out = p.wh(&["build"]);
     assert_exit(&out, 0);
     assert_eq!(p.rows("out.parquet"), table(&[&["2", "50"]]));
@@ -382,36 +366,14 @@ fn killed_build_leaves_every_published_file_whole() {
 
 #[test]
 fn sources_read_directories_and_globs() {
-    let p = TempProject::empty();
-    p.write("wh_project.yml", "name: demo\n");
-    p.write(
-        "sources.yml",
-        "sources:\n  - name: raw\n    format: csv\n    tables:\n      - name: by_dir\n        location: data/parts\n      \
-         - name: by_glob\n        location: \"data/parts/2024-*.csv\"\n      - name: semi\n        delimiter: ';'\n        \
-         location: data/semi.txt\n",
-    );
-    p.write("data/parts/2023-12.csv", "id,amount\n1,10\n");
-    p.write("data/parts/2024-01.csv", "id,amount\n2,20\n");
-    p.write("data/parts/2024-02.csv", "id,amount\n3,30\n");
-    p.write("data/semi.txt", "id;amount\n9;90\n");
-    p.write(
-        "models/totals.sql",
-        "select 'dir' as src, count(*) as n, sum(amount) as total from {{ source('raw', 'by_dir') }}\n\
-         union all select 'glob', count(*), sum(amount) from {{ source('raw', 'by_glob') }}\n\
-         union all select 'semi', count(*), sum(amount) from {{ source('raw', 'semi') }}\norder by src\n",
-    );
+    let p = TempProject::fixture("sources_read_directories_and_globs");
     assert_exit(&p.wh(&["build"]), 0);
     assert_eq!(p.rows("totals.parquet"), table(&[&["dir", "3", "60"], &["glob", "2", "50"], &["semi", "1", "90"]]));
 }
 
 #[test]
 fn deep_view_chains_fail_with_a_hint_instead_of_exhausting_memory() {
-    let p = TempProject::empty();
-    p.write(
-        "wh_project.yml",
-        "name: demo\nmodels:\n  demo:\n    +materialized: view\n    out:\n      +materialized: table\n",
-    );
-    p.write("models/v00.sql", "select 1 as id, 1 as v\n");
+    let p = TempProject::fixture("deep_view_chains_fail_with_a_hint_instead_of_exhausting_memory");
     for i in 1..=24 {
         p.write(
             &format!("models/v{i:02}.sql"),

@@ -111,8 +111,7 @@ fn unknown_target_and_bad_selector_and_no_project() {
 
 #[test]
 fn unreadable_previous_manifest_names_its_file() {
-    let p = TempProject::example();
-    p.write("target/manifest.json", "{\"nodes\": {\"model.x\": 3}}\n");
+    let p = TempProject::fixture("unreadable_previous_manifest_names_its_file");
     assert_exit(&snapshot_run("broken_state", &p, &["ls", "--select", "state:modified"]), 2);
     // Without a state: selector the file is not needed, and not an error.
     assert_exit(&p.wh(&["ls", "--select", "stg_orders"]), 0);

@@ -212,12 +212,7 @@ fn day_by_day_incremental_builds_equal_one_full_build() {
 
 /// A project with one CSV source of events and one incremental model.
 fn events_project(model: &str) -> TempProject {
-    let p = TempProject::empty();
-    p.write("wh_project.yml", "name: inc\ntargets:\n  dev: {warehouse: warehouse}\n");
-    p.write(
-        "sources.yml",
-        "version: 2\nsources:\n  - name: raw\n    tables:\n      - name: events\n        format: csv\n        location: \"{{ var('events', 'raw/none.csv') }}\"\n",
-    );
+    let p = TempProject::fixture("events_project");
     p.write("models/events_inc.sql", model);
     p
 }
@@ -443,11 +438,7 @@ fn segment_changes_list_the_customers_whose_segment_changed_in_the_latest_build(
 
 #[test]
 fn a_snapshot_needs_its_strategy_settings() {
-    let p = TempProject::example();
-    p.write(
-        "snapshots/snp_customers.sql",
-        "{% snapshot snp_customers %}\n{{ config(unique_key='customer_id', strategy='timestamp') }}\nselect 1 as customer_id\n{% endsnapshot %}\n",
-    );
+    let p = TempProject::fixture("a_snapshot_needs_its_strategy_settings");
     let out = p.wh(&["compile", "--vars", &golden_vars()]);
     assert_exit(&out, 2);
     let err = stderr(&out);

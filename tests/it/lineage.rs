@@ -76,23 +76,7 @@ fn table_lineage_dot_and_mermaid() {
 
 #[test]
 fn lineage_through_ctes_unions_star_subqueries_and_ephemerals() {
-    let p = TempProject::empty();
-    p.write("wh_project.yml", "name: demo\nmodels:\n  demo:\n    eph:\n      +materialized: ephemeral\n");
-    p.write(
-        "sources.yml",
-        "sources:\n  - name: raw\n    format: csv\n    tables:\n      - {name: a, location: data/a.csv}\n      - {name: b, location: data/b.csv}\n",
-    );
-    p.write("data/a.csv", "id,x\n1,10\n");
-    p.write("data/b.csv", "id,x\n2,20\n");
-    p.write(
-        "models/eph/both.sql",
-        "select id, x from {{ source('raw', 'a') }} union all select id, x * 2 from {{ source('raw', 'b') }}\n",
-    );
-    p.write(
-        "models/out.sql",
-        "with t as (select * from {{ ref('both') }})\n\
-         select id, x, (select max(x) from {{ source('raw', 'a') }}) as top from t where id in (select id from {{ source('raw', 'b') }})\n",
-    );
+    let p = TempProject::fixture("lineage_through_ctes_unions_star_subqueries_and_ephemerals");
     let tree = {
         let out = p.wh(&["lineage", "out.x"]);
         assert_exit(&out, 0);
@@ -113,11 +97,7 @@ fn lineage_through_ctes_unions_star_subqueries_and_ephemerals() {
 
 #[test]
 fn exposures_must_read_known_models() {
-    let p = TempProject::example();
-    p.write(
-        "models/exposures.yml",
-        "version: 2\nexposures:\n  - name: r\n    type: dashboard\n    depends_on: [\"ref('mart_customer_rf')\"]\n",
-    );
+    let p = TempProject::fixture("exposures_must_read_known_models");
     let out = p.wh(&["compile"]);
     assert_exit(&out, 2);
     assert!(stderr(&out).contains("exposure `r` reads unknown model `mart_customer_rf`"), "{}", stderr(&out));

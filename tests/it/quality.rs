@@ -162,14 +162,7 @@ fn walk_has_tmp(dir: &std::path::Path) -> bool {
 
 #[test]
 fn contract_mismatch_prints_a_diff_and_publishes_nothing() {
-    let p = TempProject::example();
-    p.write(
-        "models/marts/_contract.yml",
-        "version: 2\nmodels:\n  - name: pareto_top20\n    config:\n      contract: {enforced: true}\n    columns:\n      \
-         - {name: buyers, data_type: bigint}\n      - {name: top_customers, data_type: int}\n      \
-         - {name: top_revenue, data_type: double}\n      - {name: total_revenue, data_type: double}\n      \
-         - {name: share, data_type: double}\n",
-    );
+    let p = TempProject::fixture("contract_mismatch_prints_a_diff_and_publishes_nothing");
     // pareto_top20 is also described in models/analyses: keep one description.
     let analyses = std::fs::read_to_string(p.path().join("models/analyses/_analyses.yml")).unwrap();
     let start = analyses.find("  - name: pareto_top20").unwrap();
@@ -223,35 +216,7 @@ fn run_then_test_checks_the_published_warehouse() {
 
 #[test]
 fn generic_custom_singular_thresholds_and_where() {
-    let p = TempProject::empty();
-    p.write("wh_project.yml", "name: demo\n");
-    p.write(
-        "sources.yml",
-        "sources:\n  - name: raw\n    format: csv\n    tables:\n      - name: t\n        location: data/t.csv\n        \
-         columns:\n          - name: id\n            data_tests: [unique]\n",
-    );
-    p.write(
-        "data/t.csv",
-        "id,kind,amount,email\n1,a,10,x@y.com\n2,a,20,bad\n3,b,-5,z@y.com\n4,c,40,\n5,a,50,q@y.com\n",
-    );
-    p.write(
-        "macros/tests.sql",
-        "{% test is_even(model, column_name) %}\nselect * from {{ model }} where {{ column_name }} % 2 <> 0\n{% endtest %}\n",
-    );
-    p.write("models/m.sql", "select * from {{ source('raw', 't') }} order by id\n");
-    p.write(
-        "models/m.yml",
-        "version: 2\nmodels:\n  - name: m\n    data_tests:\n      - row_count: {min: 1, max: 10}\n      - not_empty\n    columns:\n      \
-         - name: id\n        data_tests:\n          - is_even: {severity: warn}\n          - is_even:\n              name: even_ids_of_a\n              \
-         where: \"kind = 'a'\"\n              warn_if: \">50%\"\n              severity: warn\n      \
-         - name: kind\n        data_tests:\n          - accepted_values: {values: [a, b, c]}\n      \
-         - name: amount\n        data_tests:\n          - accepted_range: {min_value: 0, error_if: \">25%\", warn_if: \">0\"}\n      \
-         - name: email\n        data_tests:\n          - matches_regex: {regex: '^[^@]+@[^@]+$', error_if: \">1\", warn_if: \">0\"}\n",
-    );
-    p.write(
-        "data_tests/no_big_amounts.sql",
-        "{{ config(severity='warn') }}\nselect * from {{ ref('m') }} where amount > 45\n",
-    );
+    let p = TempProject::fixture("generic_custom_singular_thresholds_and_where");
     let out = p.wh(&["build"]);
     assert_exit(&out, 0);
     let rows = history_rows(history_files(&p).last().unwrap());
