@@ -86,10 +86,8 @@ pub fn send(alerts: &AlertsFile, summary: &Json, level: AlertOn, root: &Path) ->
     let mut problems = Vec::new();
     let url = alerts.webhook.clone().or_else(|| alerts.webhook_env.as_ref().and_then(|v| std::env::var(v).ok()));
     if let Some(url) = url {
-        if let Err(e) = ureq::post(&url).send_json(summary) {
-            // The URL may carry a token: name its host only.
-            let host = url::Url::parse(&url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
-            problems.push(format!("the alert webhook at {host} was not reached: {e}"));
+        if let Err(e) = crate::storage::http::post_json(&url, summary) {
+            problems.push(format!("the alert webhook was not reached: {e}"));
         }
     } else if let Some(var) = &alerts.webhook_env {
         problems.push(format!("alerts.webhook_env names `{var}`, which is not set"));

@@ -333,10 +333,11 @@ pub fn emit(events: &[Json], path: &Path) -> std::io::Result<usize> {
     let Ok(url) = std::env::var("OPENLINEAGE_URL") else { return Ok(0) };
     let endpoint = format!("{}/api/v1/lineage", url.trim_end_matches('/'));
     let mut sent = 0;
+    // The first event that is not taken stops the rest: a dead endpoint
+    // costs one timeout, not one per event.
     for e in events {
-        ureq::post(&endpoint)
-            .send_json(e)
-            .map_err(|err| std::io::Error::other(format!("OpenLineage endpoint {endpoint}: {err}")))?;
+        crate::storage::http::post_json(&endpoint, e)
+            .map_err(|err| std::io::Error::other(format!("the OpenLineage endpoint {err}")))?;
         sent += 1;
     }
     Ok(sent)

@@ -10,6 +10,7 @@
 //! temporary object is ever created under the prefix.
 
 mod delta;
+pub mod http;
 mod lock;
 pub mod publish;
 
