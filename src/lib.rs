@@ -17,6 +17,7 @@ pub mod diagnostic;
 pub mod docs;
 pub mod error;
 pub mod exec;
+pub mod failpoint;
 pub mod freshness;
 pub mod graph;
 pub mod lineage;

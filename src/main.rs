@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    let _failpoints = wh::failpoint::setup();
     let cli = wh::cli::Cli::parse();
     let root = cli.shared.project_dir.clone();
     match wh::commands::dispatch(cli) {

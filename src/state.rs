@@ -210,6 +210,7 @@ pub async fn save(warehouse: &Warehouse, entries: &BTreeMap<String, Entry>) -> s
         .collect();
     let mut text = serde_json::to_vec_pretty(&json!({"models": models})).map_err(std::io::Error::other)?;
     text.push(b'\n');
+    crate::failpoint::hit("state.write")?;
     warehouse.put(STATE, text).await
 }
 

@@ -43,7 +43,9 @@ pub fn write_compiled(
     }
     let manifest = artifacts::manifest(inv, compiled, &settings.project.exposures, lineage);
     let path = settings.target_dir().join("manifest.json");
-    artifacts::write_json(&path, &manifest).map_err(|source| Error::Io { path, source })
+    crate::failpoint::hit("manifest.write")
+        .and_then(|()| artifacts::write_json(&path, &manifest))
+        .map_err(|source| Error::Io { path, source })
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), Error> {

@@ -72,6 +72,10 @@ impl ExecError {
                 "check that the cluster's executors are alive (their logs say why one stopped); \
                  a query that needs longer needs a larger --job-timeout (or the target's `job_timeout:`)",
             ),
+            ExecError::Io { source, .. } if publish::no_space(source) => Some(
+                "the disk is full: free space where the warehouse (for S3: $TMPDIR) lives and rerun; \
+                 this table was not published",
+            ),
             _ => None,
         }
     }
@@ -307,7 +311,7 @@ impl Engine {
     }
 
     /// Registers one local Parquet file, whatever its name, as `name`.
-    async fn register_file(&self, name: &str, path: &str) -> Result<(), ExecError> {
+    pub async fn register_file(&self, name: &str, path: &str) -> Result<(), ExecError> {
         let options = ParquetReadOptions { file_extension: "", ..Default::default() };
         self.deregister(name);
         self.ctx.register_parquet(TableReference::bare(name), path, options).await.map_err(runtime_error)

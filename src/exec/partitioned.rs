@@ -10,8 +10,9 @@
 //! ```
 //!
 //! A build writes a new version folder beside the current one (each file
-//! published whole, as any table), then replaces the pointer, which is one
-//! atomic file write or object PUT. A reader that follows the pointer sees
+//! published whole, as any table), then stages the new pointer, which the
+//! build's publishing step puts in place with its other tables (one atomic
+//! rename or object copy). A reader that follows the pointer sees
 //! the previous set of files or the new one, never a mix. The previous
 //! version stays until the next build, so a reader that read the pointer
 //! just before the switch can finish; older versions are removed. The
@@ -119,13 +120,17 @@ pub fn split(
         .collect()
 }
 
-/// What a published version holds.
+/// What a written version holds, and the pointer that publishes it.
 pub struct Published {
     pub rows: usize,
     pub bytes: u64,
+    /// The version folder, relative to the warehouse.
+    pub folder: String,
+    /// The pointer's new text, for `<rel>/_current.json`.
+    pub pointer: Vec<u8>,
 }
 
-/// Writes a new version of the table at `rel` and points readers at it.
+/// Writes a new version of the table at `rel` (not yet pointed at).
 pub async fn publish(
     warehouse: &Warehouse,
     rel: &str,
@@ -160,15 +165,15 @@ pub async fn publish(
         "rows": rows,
     });
     let text = serde_json::to_vec_pretty(&pointer).map_err(|e| e.to_string())?;
-    warehouse.put(&format!("{rel}/{POINTER}"), text).await.map_err(|e| format!("cannot publish the pointer: {e}"))?;
-    // Keep the version just replaced for readers that are still on it.
-    let keep = [Some(version), previous];
+    // Keep the current version for readers that are still on it (a version
+    // an interrupted build wrote and never pointed at goes).
+    let keep = [Some(version.clone()), previous];
     for old in warehouse.list_folders(rel).await.unwrap_or_default() {
         if old.starts_with(VERSION) && !keep.iter().flatten().any(|k| k == &old) {
             let _ = warehouse.remove_folder(&format!("{rel}/{old}")).await;
         }
     }
-    Ok(Published { rows, bytes })
+    Ok(Published { rows, bytes, folder: format!("{rel}/{version}"), pointer: text })
 }
 
 /// Returns the current version folder's name, if the table was published.

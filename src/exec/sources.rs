@@ -27,6 +27,13 @@ impl Engine {
                 FileFormat::Csv => ".csv".to_string(),
             }
         };
+        if local && !is_glob && table.format == FileFormat::Parquet {
+            check_footers(Path::new(location), &ext).map_err(|message| ExecError::Source {
+                message: format!("source `{}`: {message}", table.key()),
+                location: table.defined_at.clone(),
+                hint: Some("the file is truncated or damaged: write it again, or point the source elsewhere".into()),
+            })?;
+        }
         let parquet = ParquetReadOptions { file_extension: &ext, ..Default::default() };
         let csv =
             CsvReadOptions::new().has_header(table.has_header).delimiter(table.delimiter as u8).file_extension(&ext);
@@ -150,4 +157,45 @@ impl Engine {
             }
         }
     }
+}
+
+/// Checks that each Parquet file at `location` (a file, or the files with
+/// `ext` in a folder) is whole: the magic at both ends and a footer length
+/// that fits the file, before the Parquet reader decodes the footer (a
+/// damaged length overflowed it).
+fn check_footers(location: &Path, ext: &str) -> Result<(), String> {
+    let files: Vec<std::path::PathBuf> = if location.is_dir() {
+        walkdir::WalkDir::new(location)
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file() && e.file_name().to_string_lossy().ends_with(ext))
+            .map(|e| e.into_path())
+            .collect()
+    } else {
+        vec![location.to_path_buf()]
+    };
+    files.iter().try_for_each(|f| {
+        check_footer(f).map_err(|why| format!("`{}` is not a whole Parquet file: {why}", f.display()))
+    })
+}
+
+fn check_footer(file: &Path) -> Result<(), String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(file).map_err(|e| e.to_string())?;
+    let len = f.metadata().map_err(|e| e.to_string())?.len();
+    if len < 12 {
+        return Err(format!("{len} bytes is too short"));
+    }
+    let mut head = [0u8; 4];
+    let mut tail = [0u8; 8];
+    f.read_exact(&mut head).map_err(|e| e.to_string())?;
+    f.seek(SeekFrom::End(-8)).and_then(|_| f.read_exact(&mut tail)).map_err(|e| e.to_string())?;
+    if &head != b"PAR1" || &tail[4..] != b"PAR1" {
+        return Err("it does not begin and end with the magic `PAR1`".into());
+    }
+    let footer = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+    if footer + 12 > len {
+        return Err(format!("its footer claims {footer} bytes of a {len}-byte file"));
+    }
+    Ok(())
 }

@@ -1,15 +1,17 @@
 //! Tables held in memory for the models that read them. Once the last
 //! selected reader of a table has finished (or was skipped), the table is
-//! read from its published file instead, so that its batches are freed: a
+//! read from its staged (or published) file instead, so that its batches are freed: a
 //! run holds only the tables some model still needs, not every table it
 //! built.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::scheduler::Scheduler;
+use super::staging::Staging;
 use super::{register_output, RunPlan};
 
 pub(super) struct InMemory {
+    staging: Staging,
     /// Per model: its selected readers that have not finished.
     readers_left: BTreeMap<String, usize>,
     /// Tables built by this run and registered from memory.
@@ -17,8 +19,22 @@ pub(super) struct InMemory {
 }
 
 impl InMemory {
-    pub fn new(scheduler: &Scheduler<'_>) -> InMemory {
-        InMemory { readers_left: scheduler.reader_counts(), held: BTreeSet::new() }
+    pub fn new(scheduler: &Scheduler<'_>, staging: &Staging) -> InMemory {
+        InMemory { staging: staging.clone(), readers_left: scheduler.reader_counts(), held: BTreeSet::new() }
+    }
+
+    /// Registers the version of `name` this build reads: its staged file
+    /// when it staged one, else its published one, if any.
+    pub async fn register_current(&self, plan: &RunPlan<'_>, name: &str) {
+        if let Ok(true) = self.staging.register(&plan.engine, name).await {
+            return;
+        }
+        let model = &plan.compiled.models[name];
+        if let Some(rel) = model.output_path() {
+            if plan.warehouse.exists(&rel).await.unwrap_or(false) {
+                let _ = register_output(&plan.engine, &plan.warehouse, model).await;
+            }
+        }
     }
 
     /// Counts `done` as finished readers of their inputs, adds `held`, and
@@ -36,16 +52,9 @@ impl InMemory {
             self.held.iter().filter(|m| self.readers_left.get(*m).is_none_or(|n| *n == 0)).cloned().collect();
         for name in free {
             self.held.remove(&name);
-            // A table whose file is missing (not published) stays in memory;
-            // one read from its file already stays as it is.
-            let model = &plan.compiled.models[&name];
-            if !plan.engine.holds(&name).await {
-                continue;
-            }
-            if let Some(rel) = model.output_path() {
-                if plan.warehouse.exists(&rel).await.unwrap_or(false) {
-                    let _ = register_output(&plan.engine, &plan.warehouse, model).await;
-                }
+            // One read from its file already stays as it is.
+            if plan.engine.holds(&name).await {
+                self.register_current(plan, &name).await;
             }
         }
     }

@@ -8,6 +8,7 @@ mod audits;
 mod memory;
 mod model;
 mod scheduler;
+mod staging;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ use audits::Audits;
 use memory::InMemory;
 use model::{run_model, ModelJob};
 use scheduler::Scheduler;
+use staging::Staging;
 
 /// Everything a run needs.
 pub struct RunPlan<'a> {
@@ -78,9 +80,12 @@ pub async fn run(plan: RunPlan<'_>, report: &mut dyn FnMut(Event)) -> RunOutput 
     let (mut blocked, mut other_assertions) = register_sources(&plan, &upstream).await;
     register_upstream(&plan, &upstream, &mut blocked).await;
     let mut scheduler = Scheduler::new(plan.graph, plan.selected, &audits);
-    run_selected(&plan, &audits, &blocked, &mut scheduler, report).await;
-    let results = scheduler.into_results();
+    let staging = Staging::default();
+    run_selected(&plan, &audits, &blocked, &mut scheduler, &staging, report).await;
+    let mut results = scheduler.into_results();
     other_assertions.extend(run_deferred(&plan, &audits, &results).await);
+    // The build's tables become visible together.
+    staging.commit(&plan.warehouse, &plan.run_id, &mut results).await;
     RunOutput { models: results, other_assertions }
 }
 
@@ -205,9 +210,10 @@ async fn run_selected(
     audits: &Audits,
     blocked: &Blocked,
     scheduler: &mut Scheduler<'_>,
+    staging: &Staging,
     report: &mut dyn FnMut(Event),
 ) {
-    let mut memory = InMemory::new(scheduler);
+    let mut memory = InMemory::new(scheduler, staging);
     let mut tasks: JoinSet<NodeResult> = JoinSet::new();
     let mut running: BTreeMap<tokio::task::Id, String> = BTreeMap::new();
     loop {
@@ -221,7 +227,7 @@ async fn run_selected(
                 continue;
             }
             report(Event::Started(&name));
-            let handle = tasks.spawn(run_model(job_for(plan, audits, model)));
+            let handle = tasks.spawn(run_model(job_for(plan, audits, model, staging)));
             running.insert(handle.id(), name);
         }
         let Some(joined) = tasks.join_next_with_id().await else { break };
@@ -244,7 +250,7 @@ async fn run_selected(
 }
 
 /// What a model's task needs.
-fn job_for(plan: &RunPlan<'_>, audits: &Audits, model: &CompiledModel) -> ModelJob {
+fn job_for(plan: &RunPlan<'_>, audits: &Audits, model: &CompiledModel, staging: &Staging) -> ModelJob {
     let name = &model.name;
     let policy = plan.policies.get(name);
     ModelJob {
@@ -259,6 +265,7 @@ fn job_for(plan: &RunPlan<'_>, audits: &Audits, model: &CompiledModel) -> ModelJ
         now: plan.now,
         policy: policy.cloned().unwrap_or_default(),
         unmet: policy.and_then(|p| crate::policy::unmet(model, p, &plan.graph.ancestors(name, None))),
+        staging: staging.clone(),
     }
 }
 
@@ -288,12 +295,7 @@ async fn fail(
         if !scheduler.waited_on(name) {
             continue;
         }
-        let model = &plan.compiled.models[name];
-        if let Some(rel) = model.output_path() {
-            if plan.warehouse.exists(&rel).await.unwrap_or(false) {
-                let _ = register_output(&plan.engine, &plan.warehouse, model).await;
-            }
-        }
+        memory.register_current(plan, name).await;
         scheduler.release(name);
     }
     memory.settle(plan, scheduler, &ended, &[]).await;

@@ -10,6 +10,7 @@ use datafusion::arrow::datatypes::Schema;
 use datafusion::prelude::DataFrame;
 
 use super::audits::audit_verdict;
+use super::staging::{Readable, Staging};
 use super::{failure_of, finished, register_output};
 use crate::compile::assertions::Assertion;
 use crate::compile::CompiledModel;
@@ -36,6 +37,8 @@ pub(super) struct ModelJob {
     pub policy: crate::policy::WritePolicy,
     /// Why the policy cannot be enforced (fails the model).
     pub unmet: Option<String>,
+    /// Where its table is staged for the build's publishing step.
+    pub staging: Staging,
 }
 
 /// What writing a model leaves besides its result: the outcomes of its
@@ -65,6 +68,7 @@ impl ModelJob {
     /// the contract, then the assertions.
     async fn audit(&self, compat: Result<(), Failure>, schema: &Schema, written: &mut Written) -> Result<(), Failure> {
         compat.and_then(|()| check_contract(&self.model, schema))?;
+        crate::failpoint::hit("model.before_assertions").map_err(|e| io_failure(&self.model, e))?;
         written.outcomes = self.run_assertions().await;
         audit_verdict(&written.outcomes)
     }
@@ -170,6 +174,10 @@ async fn write(job: &ModelJob, mode: Option<Mode>, planned: Planned, written: &m
             match job.engine.stage_table(&model.name, df, &job.warehouse.staging_path(&rel)).await {
                 Ok(out) => {
                     written.spilled = out.spilled_bytes;
+                    if let Err(e) = merge_failpoint(mode) {
+                        publish::discard(&out.staged);
+                        return Err(io_failure(model, e));
+                    }
                     write_parquet(job, &rel, out, written).await
                 }
                 Err(e) => Err(failure_of(&e, Some(&compiled_at))),
@@ -207,23 +215,59 @@ async fn write_files(
     let rows = batches.iter().map(|b| b.num_rows()).sum::<usize>();
     let partition_by = &model.config.partition_by;
     if model.is_delta() {
-        return warehouse.write_delta(rel, schema, batches, partition_by).await.map(|_| (Some(rows), None)).map_err(
-            |e| Failure {
-                message: format!("cannot commit the Delta table `{}`: {e}", warehouse.location(rel)),
-                location: None,
-                hint: None,
-            },
-        );
+        return commit_delta(job, rel, schema, batches).await.map(|()| (Some(rows), None));
     }
-    crate::exec::partitioned::publish(warehouse, rel, &job.run_id, &schema, &batches, partition_by)
+    let written = crate::exec::partitioned::publish(warehouse, rel, &job.run_id, &schema, &batches, partition_by)
         .await
-        .map(|p| (Some(p.rows), Some(p.bytes)))
         .map_err(|e| Failure {
             hint: matches!(e, crate::exec::partitioned::PartitionError::UnknownColumn { .. })
                 .then(|| "`partition_by` names columns the model returns".to_string()),
             message: format!("cannot publish `{}`: {e}", warehouse.location(rel)),
             location: model.props_at.clone().or_else(|| Some(Location::file(&model.path))),
-        })
+        })?;
+    let pointer = format!("{rel}/{}", crate::exec::partitioned::POINTER);
+    let entry =
+        warehouse.stage_bytes(&pointer, written.pointer, &job.run_id).await.map_err(|e| io_failure(model, e))?;
+    job.staging.add(&model.name, entry);
+    job.staging.readable_at(&model.name, Readable::Folder(format!("{}/", warehouse.location(&written.folder))));
+    Ok((Some(written.rows), Some(written.bytes)))
+}
+
+/// Commits a Delta table that passed its checks: Delta's own transaction
+/// log makes it visible at once (it is not part of the build's step).
+async fn commit_delta(
+    job: &ModelJob,
+    rel: &str,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    batches: Vec<datafusion::arrow::array::RecordBatch>,
+) -> Result<(), Failure> {
+    let warehouse = &job.warehouse;
+    let fail = |e: String| Failure {
+        message: format!("cannot commit the Delta table `{}`: {e}", warehouse.location(rel)),
+        location: None,
+        hint: None,
+    };
+    crate::failpoint::hit("delta.before_commit").map_err(|e| fail(e.to_string()))?;
+    warehouse
+        .write_delta(rel, schema, batches, &job.model.config.partition_by)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    crate::failpoint::hit("delta.after_commit").map_err(|e| fail(e.to_string()))
+}
+
+/// The failpoint inside an incremental merge or a snapshot: its new
+/// version is written, not yet checked or staged.
+fn merge_failpoint(mode: Option<Mode>) -> std::io::Result<()> {
+    match mode {
+        Some(Mode::Incremental) => crate::failpoint::hit("incremental.merge"),
+        Some(Mode::Snapshot { .. }) => crate::failpoint::hit("snapshot.merge"),
+        _ => Ok(()),
+    }
+}
+
+/// A failed write of the model's files.
+fn io_failure(model: &CompiledModel, e: std::io::Error) -> Failure {
+    Failure { message: format!("cannot write `{}`: {e}", model.name), location: None, hint: None }
 }
 
 /// Checks a staged Parquet file and publishes it; a file that is not
@@ -245,27 +289,22 @@ async fn write_parquet(job: &ModelJob, rel: &str, out: crate::exec::TableOutput,
     publish_parquet(job, rel, &out.staged).await
 }
 
-/// Publishes a staged file that passed its checks, registers it for the
-/// models after it, and exports it as CSV when asked.
+/// Stages a file that passed its checks for the build's publishing step
+/// (the models after it read the staged version), and its CSV export when
+/// asked.
 async fn publish_parquet(job: &ModelJob, rel: &str, staged: &publish::Staged) -> Published {
-    let (engine, warehouse, model) = (&job.engine, &job.warehouse, &job.model);
-    if let Err(source) = warehouse.publish(staged, rel).await {
-        publish::discard(staged);
-        return Err(failure_of(&ExecError::Io { path: warehouse.location(rel).into(), source }, None));
-    }
-    // Readers read the published file (the staged one moved).
-    if register_output(engine, warehouse, model).await.is_err() {
-        return Err(Failure {
-            message: format!(
-                "`{}` was published but cannot be read back for the models after it",
-                warehouse.location(rel)
-            ),
-            location: Some(Location::file(&model.path)),
-            hint: Some("check that the warehouse is readable, then rerun: wh retry".into()),
-        });
-    }
+    let (warehouse, model) = (&job.warehouse, &job.model);
+    let (entry, readable) = match warehouse.stage_for_commit(staged, rel, &job.run_id).await {
+        Ok(staged_at) => staged_at,
+        Err(source) => {
+            publish::discard(staged);
+            return Err(failure_of(&ExecError::Io { path: warehouse.location(rel).into(), source }, None));
+        }
+    };
+    job.staging.add(&model.name, entry);
+    job.staging.readable_at(&model.name, Readable::File(readable));
     if model.config.export == Some(Export::Csv) {
-        export_csv(engine, warehouse, &model.name, rel).await?;
+        export_csv(job, rel).await?;
     }
     Ok((Some(staged.rows), Some(staged.bytes)))
 }
@@ -307,8 +346,9 @@ fn check_contract(model: &CompiledModel, schema: &Schema) -> Result<(), Failure>
     })
 }
 
-/// Writes the published table `name` as CSV beside its Parquet file.
-async fn export_csv(engine: &Engine, warehouse: &Warehouse, name: &str, rel: &str) -> Result<(), Failure> {
+/// Stages the table as CSV beside its Parquet file.
+async fn export_csv(job: &ModelJob, rel: &str) -> Result<(), Failure> {
+    let (engine, warehouse, name) = (&job.engine, &job.warehouse, &job.model.name);
     let csv_rel = format!("{}.csv", rel.trim_end_matches(".parquet"));
     let fail = |message: String| Failure {
         message: format!("the CSV export `{}` failed: {message}", warehouse.location(&csv_rel)),
@@ -317,5 +357,10 @@ async fn export_csv(engine: &Engine, warehouse: &Warehouse, name: &str, rel: &st
     };
     let (_, batches) = engine.query(&format!("select * from \"{name}\"")).await.map_err(|e| fail(e.to_string()))?;
     let staged = publish::stage_csv(&batches, &warehouse.staging_path(&csv_rel)).map_err(|e| fail(e.to_string()))?;
-    warehouse.publish(&staged, &csv_rel).await.map_err(|e| fail(e.to_string()))
+    let result = warehouse.stage_for_commit(&staged, &csv_rel, &job.run_id).await;
+    if matches!(warehouse, Warehouse::Remote(_)) || result.is_err() {
+        publish::discard(&staged);
+    }
+    job.staging.add(name, result.map_err(|e| fail(e.to_string()))?.0);
+    Ok(())
 }

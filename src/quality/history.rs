@@ -99,6 +99,7 @@ pub async fn append(
     let stamp = run.started_at.format("%Y%m%dT%H%M%S%.6fZ");
     let rel = format!("{DIR}/{stamp}_{}.parquet", run.run_id);
     let staged = publish::stage(&[batch], &schema, &warehouse.staging_path(&rel))?;
+    crate::failpoint::hit("history.write").inspect_err(|_| publish::discard(&staged))?;
     warehouse.publish(&staged, &rel).await?;
     Ok(Some(warehouse.location(&rel)))
 }

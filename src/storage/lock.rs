@@ -23,10 +23,26 @@ pub enum LockError {
     Io(String),
 }
 
-/// Returns whether process `pid` is alive on this machine.
+/// Returns whether process `pid` is alive on this machine: signal 0 is
+/// sent to it, which any Unix answers without `/proc` (EPERM: it lives,
+/// as another user's). Elsewhere every process counts as alive, so a lock
+/// is never taken from a live run.
 pub(super) fn process_alive(pid: u64) -> bool {
-    let proc_dir = Path::new("/proc");
-    !proc_dir.is_dir() || proc_dir.join(pid.to_string()).exists()
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+        if pid <= 0 {
+            return false;
+        }
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        alive || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
 }
 
 impl Warehouse {
@@ -95,7 +111,7 @@ impl Warehouse {
     }
 
     /// Deletes `rel` if it exists.
-    async fn delete(&self, rel: &str) -> std::io::Result<()> {
+    pub(super) async fn delete(&self, rel: &str) -> std::io::Result<()> {
         match self {
             Warehouse::Local(root) => match std::fs::remove_file(root.join(rel)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),

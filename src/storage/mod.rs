@@ -9,11 +9,13 @@
 //! completes. A reader sees the previous object or the new one; no
 //! temporary object is ever created under the prefix.
 
+mod commit;
 mod delta;
 pub mod http;
 mod lock;
 pub mod publish;
 
+pub use commit::{CommitError, Entry, RolledForward, JOURNAL, STAGED};
 pub use delta::{ALL_FEATURES_HINT, NO_DELTA};
 pub use lock::{LockError, WarehouseLock, LOCK};
 
@@ -430,18 +432,29 @@ impl Warehouse {
         }
     }
 
-    /// Removes what an interrupted run left. Locally: temporary files. On
-    /// S3 nothing is left under the prefix (uploads are single objects, and
-    /// an unfinished multipart upload is never visible).
-    pub fn remove_leftovers(&self) -> usize {
+    /// Removes what an interrupted run left (the caller holds the lock, so
+    /// nothing of it is in use): locally temporary files and a cluster
+    /// run's scratch files; on S3 the objects under `_wh/scratch/` and
+    /// `_wh/staged/` (an unfinished multipart upload is never visible).
+    /// Call it after [`Warehouse::roll_forward`]. Returns how many.
+    pub async fn remove_leftovers(&self) -> usize {
         match self {
             Warehouse::Local(root) => {
-                // A cluster run's scratch files (runs hold the lock, so
-                // none is in use).
                 let scratch = usize::from(std::fs::remove_dir_all(root.join(SCRATCH)).is_ok());
+                let _ = std::fs::remove_dir(root.join(STAGED));
                 publish::remove_leftovers(root) + scratch
             }
-            Warehouse::Remote(_) => 0,
+            Warehouse::Remote(r) => {
+                let mut removed = 0;
+                for rel in [SCRATCH, STAGED] {
+                    let prefix = Self::key(r, rel);
+                    let keys: Vec<_> = r.store.list(Some(&prefix)).try_collect().await.unwrap_or_default();
+                    for meta in keys {
+                        removed += usize::from(r.store.delete(&meta.location).await.is_ok());
+                    }
+                }
+                removed
+            }
         }
     }
 }

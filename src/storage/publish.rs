@@ -234,6 +234,29 @@ pub fn stage_csv(batches: &[RecordBatch], dest: &Path) -> std::io::Result<Staged
     }
 }
 
+/// Writes `bytes` to a temporary file beside `dest`, synced to disk.
+pub fn stage_bytes(dest: &Path, bytes: &[u8]) -> std::io::Result<Staged> {
+    let temp = temp_path(dest, "file")?;
+    let write = || -> std::io::Result<()> {
+        let mut file = File::create(&temp)?;
+        std::io::Write::write_all(&mut file, bytes)?;
+        file.sync_all()
+    };
+    match write() {
+        Ok(()) => Ok(Staged { temp, dest: dest.to_path_buf(), rows: 0, bytes: bytes.len() as u64 }),
+        Err(e) => {
+            let _ = std::fs::remove_file(&temp);
+            Err(e)
+        }
+    }
+}
+
+/// Whether `e` says the device is full (ENOSPC), also when it was wrapped
+/// by the Parquet writer.
+pub fn no_space(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(28) || e.to_string().contains("No space left on device")
+}
+
 /// Renames a staged file into place (atomic on one file system).
 pub fn publish(staged: &Staged) -> std::io::Result<()> {
     std::fs::rename(&staged.temp, &staged.dest)?;

@@ -308,60 +308,118 @@ fn init_scaffolds_a_project_that_builds() {
     assert_exit(&again, 2);
 }
 
+/// Where a kill -9 landed, read off the warehouse it left: in the
+/// publishing step (its journal is there), while models ran (their staged
+/// files are), or outside both.
+#[derive(Debug, PartialEq, Clone, Copy)]
+enum Phase {
+    Building,
+    Publishing,
+    Outside,
+}
+
+fn phase_of(warehouse: &std::path::Path) -> Phase {
+    if warehouse.join("_wh/journal.json").exists() {
+        Phase::Publishing
+    } else if walk(warehouse).iter().any(|f| f.contains(".wh-tmp-")) {
+        Phase::Building
+    } else {
+        Phase::Outside
+    }
+}
+
 #[test]
 fn killed_build_leaves_every_published_file_whole() {
+    use rand::{Rng, SeedableRng};
     let old_raw = tempfile::tempdir().unwrap();
     let new_raw = tempfile::tempdir().unwrap();
-    wh::datagen::generate(old_raw.path(), 0.3, 1).unwrap();
-    wh::datagen::generate(new_raw.path(), 0.3, 2).unwrap();
+    wh::datagen::generate(old_raw.path(), 3.0, 1).unwrap();
+    wh::datagen::generate(new_raw.path(), 3.0, 2).unwrap();
     let old_vars = format!("{{raw_root: '{}'}}", old_raw.path().display());
     let new_vars = format!("{{raw_root: '{}'}}", new_raw.path().display());
 
     let p = TempProject::example();
+    // A view: `wh run --select v_probe` takes the lock and builds no table.
+    p.write("models/v_probe.sql", "{{ config(materialized='view') }}\nselect 1 as x\n");
     assert_exit(&p.wh(&["build", "--vars", &old_vars]), 0);
     let reference = TempProject::example();
     assert_exit(&reference.wh(&["build", "--vars", &new_vars]), 0);
     // Snapshots and the segment feed hold the history of the builds that
     // wrote them, so they match no single reference: they must stay readable.
-    let (files, history): (Vec<String>, Vec<String>) = walk(&p.path().join("warehouse"))
+    let warehouse = p.path().join("warehouse");
+    let (files, history): (Vec<String>, Vec<String>) = walk(&warehouse)
         .into_iter()
         .filter(|f| f.ends_with(".parquet") && !f.contains("/_wh/"))
-        .map(|f| f[p.path().join("warehouse").to_string_lossy().len() + 1..].to_string())
+        .map(|f| f[warehouse.to_string_lossy().len() + 1..].to_string())
         .partition(|f| !f.starts_with("snapshots/") && !f.contains("rfm_segment_changes"));
     assert_eq!(history.len(), 3);
-    let old: Vec<_> = files.iter().map(|f| p.rows(f)).collect();
-    let new: Vec<_> = files.iter().map(|f| reference.rows(f)).collect();
+    // Equal inputs give byte-identical files: a table is compared by its
+    // checksum.
+    let sums = |project: &TempProject| -> Vec<String> {
+        files.iter().map(|f| checksum(&project.path().join("warehouse").join(f))).collect()
+    };
+    let (old, new) = (sums(&p), sums(&reference));
 
+    // Each publish of the step is slowed (a sleep after it), so that a kill
+    // can land inside it; half the kills wait for the step to begin, half
+    // land anywhere in the build. The moments are random (seeded).
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
     let bin = wh_bin();
-    let mut interrupted = 0;
-    for delay_ms in [30, 120, 250, 400] {
-        // Incremental facts merge to the same rows as a full build, so every
-        // table is the old build's or the new one's.
+    let mut phases = Vec::new();
+    // Each build goes from the version the warehouse holds to the other
+    // one (--full-refresh: incremental models rebuild, so each table is
+    // one version or the other).
+    let versions = [(&old_vars, &old), (&new_vars, &new)];
+    let mut current = 0;
+    for i in 0..6 {
+        let (from, to) = (versions[current].1, versions[1 - current]);
         let mut child = std::process::Command::new(&bin)
             .current_dir(p.path())
-            .args(["build", "--quiet", "--threads", "2", "--vars", &new_vars])
+            .env("FAILPOINTS", "commit.after_publish=sleep(30)")
+            .args(["build", "--quiet", "--full-refresh", "--vars", to.0])
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        child.kill().unwrap(); // SIGKILL
-        if child.wait().unwrap().code().is_none() {
-            interrupted += 1;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        if i % 2 == 0 {
+            while !warehouse.join("_wh/journal.json").exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(rng.random_range(0..400)));
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(rng.random_range(50..4000)));
         }
-        for (i, f) in files.iter().enumerate() {
-            let rows = p.rows(f);
-            assert!(rows == old[i] || rows == new[i], "{f} is neither the old nor the new version after kill -9");
+        child.kill().unwrap(); // SIGKILL
+        let killed = child.wait().unwrap().code().is_none();
+        let phase = if killed { phase_of(&warehouse) } else { Phase::Outside };
+        phases.push(phase);
+        for (i, sum) in sums(&p).iter().enumerate() {
+            assert!(sum == &from[i] || sum == &to.1[i], "{} is neither version after kill -9", files[i]);
         }
         for f in &history {
             let _ = p.rows(f);
         }
+        // The next command completes a publishing step that began, so no
+        // reader ever sees the two builds mixed once it has run.
+        assert_exit(&p.wh(&["run", "--select", "v_probe", "--vars", to.0]), 0);
+        let now = sums(&p);
+        let mixed = &now != from && &now != to.1;
+        assert!(!mixed, "the builds are mixed after a kill in {phase:?} and the next command");
+        match phase {
+            Phase::Building => assert!(&now == from, "a kill while models ran published something"),
+            Phase::Publishing => assert!(&now == to.1, "the next command did not complete the publishing step"),
+            Phase::Outside => {}
+        }
+        if &now == to.1 {
+            current = 1 - current;
+        }
     }
-    assert!(interrupted > 0, "no kill landed while a build was running");
-    let out = p.wh(&["build", "--vars", &new_vars]);
+    eprintln!("kill -9 landed in: {phases:?}");
+    assert!(phases.contains(&Phase::Publishing), "no kill landed in the publishing step: {phases:?}");
+    assert!(phases.contains(&Phase::Building), "no kill landed while models ran: {phases:?}");
+    let out = p.wh(&["build", "--full-refresh", "--vars", &new_vars]);
     assert_exit(&out, 0);
-    assert!(walk(&p.path().join("warehouse")).iter().all(|f| !f.contains(".wh-tmp-")));
-    for (i, f) in files.iter().enumerate() {
-        assert_eq!(p.rows(f), new[i], "{f}");
-    }
+    assert!(walk(&warehouse).iter().all(|f| !f.contains(".wh-tmp-") && !f.contains("_wh/journal")));
+    assert_eq!(sums(&p), new);
 }
 
 #[test]
@@ -425,18 +483,17 @@ fn this_host() -> String {
 
 #[test]
 fn a_second_build_is_refused_while_the_warehouse_is_locked() {
-    let raw = tempfile::tempdir().unwrap();
-    wh::datagen::generate(raw.path(), 2.0, 5).unwrap();
-    let vars = format!("{{raw_root: '{}'}}", raw.path().display());
     let p = TempProject::example();
     let lock = p.path().join("warehouse/_wh/lock");
-    let bin = wh_bin();
-    let mut first = std::process::Command::new(&bin)
+    let vars = golden_vars();
+    // The first build holds the lock for 3 s before it builds anything
+    // (a failpoint's sleep), so the second certainly overlaps it.
+    let mut first = wh_command()
         .current_dir(p.path())
-        .args(["build", "--quiet", "--threads", "1", "--vars", &vars])
+        .env("FAILPOINTS", "lock.taken=sleep(3000)")
+        .args(["build", "--quiet", "--vars", &vars])
         .spawn()
         .unwrap();
-    // Wait until the first build holds the lock, then start a second one.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !lock.exists() {
         assert!(std::time::Instant::now() < deadline, "the first build never took the lock");
@@ -444,6 +501,7 @@ fn a_second_build_is_refused_while_the_warehouse_is_locked() {
     }
     let holder: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&lock).unwrap()).unwrap();
     let second = p.wh(&["build", "--vars", &vars]);
+    assert!(lock.exists(), "the second build ran after the first had ended: no overlap");
     let first = first.wait().unwrap();
     assert_eq!(first.code(), Some(0));
     assert_exit(&second, 2);
@@ -458,14 +516,15 @@ fn a_second_build_is_refused_while_the_warehouse_is_locked() {
 
 #[test]
 fn two_builds_started_at_once_never_corrupt_the_warehouse() {
-    let raw = tempfile::tempdir().unwrap();
-    wh::datagen::generate(raw.path(), 0.5, 9).unwrap();
-    let vars = format!("{{raw_root: '{}'}}", raw.path().display());
+    let vars = golden_vars();
     let p = TempProject::example();
     let bin = wh_bin();
+    // Whichever takes the lock holds it 3 s before building: the other,
+    // started at the same moment, meets it held.
     let start = || {
         std::process::Command::new(&bin)
             .current_dir(p.path())
+            .env("FAILPOINTS", "lock.taken=sleep(3000)")
             .args(["build", "--vars", &vars])
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -475,13 +534,9 @@ fn two_builds_started_at_once_never_corrupt_the_warehouse() {
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     let mut codes = [a.status.code(), b.status.code()];
     codes.sort();
-    // One builds; the other is refused at once (or, had it started after
-    // the first ended, builds too). Never both at the same time.
-    assert!(codes == [Some(0), Some(2)] || codes == [Some(0), Some(0)], "{codes:?}\n{}\n{}", stderr(&a), stderr(&b));
-    if codes == [Some(0), Some(2)] {
-        let refused = if a.status.code() == Some(2) { &a } else { &b };
-        assert!(stderr(refused).contains("is locked by run"), "{}", stderr(refused));
-    }
+    assert_eq!(codes, [Some(0), Some(2)], "{}\n{}", stderr(&a), stderr(&b));
+    let refused = if a.status.code() == Some(2) { &a } else { &b };
+    assert!(stderr(refused).contains("is locked by run"), "{}", stderr(refused));
     assert!(!p.path().join("warehouse/_wh/lock").exists());
     // Every table equals what one build alone writes.
     let alone = TempProject::example();

@@ -122,6 +122,12 @@ pub fn copy(from: &Path, to: &Path) {
     }
 }
 
+/// The SHA-256 of a file, in hex.
+pub fn checksum(path: &Path) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(std::fs::read(path).unwrap()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Reads all batches of a Parquet file.
 pub fn read_batches(path: &Path) -> (Schema, Vec<RecordBatch>) {
     let file = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));

@@ -14,7 +14,9 @@ upload gets an error and the listener closes, so retries are refused."""
 import logging
 import os
 import socket
+import struct
 import threading
+import time
 
 import boto3
 import moto.settings
@@ -40,8 +42,41 @@ class S3Server:
         self.server = None
         self.thread = None
         self.puts_left = None
+        self.fault = None
+
+    def inject(self, match, status=None, count=1, delay=0.0, reset=False):
+        """The next `count` requests that `match(environ)` accepts fail, as a
+        failing S3 does: answered with `status` (500, 503...), held `delay`
+        seconds first (beyond a client's timeout), or cut by a TCP reset."""
+        self.fault = {"match": match, "status": status, "count": count, "delay": delay, "reset": reset, "hits": 0}
+
+    def clear(self):
+        hits = self.fault["hits"] if self.fault else 0
+        self.fault = None
+        return hits
+
+    def _faulted(self, environ, start_response):
+        f = self.fault
+        if not f or f["count"] <= 0 or not f["match"](environ):
+            return None
+        f["count"] -= 1
+        f["hits"] += 1
+        if f["delay"]:
+            time.sleep(f["delay"])
+        if f["reset"]:
+            sock = environ["werkzeug.socket"]
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+            raise ConnectionResetError("injected reset")
+        if f["status"] is None:
+            return None  # only slow: answered late, by the store
+        start_response(f"{f['status']} Injected", [("Content-Type", "application/xml")])
+        return [b"<Error><Code>InternalError</Code><Message>injected</Message></Error>"]
 
     def _wsgi(self, environ, start_response):
+        faulted = self._faulted(environ, start_response)
+        if faulted is not None:
+            return faulted
         if self.puts_left is not None and environ["REQUEST_METHOD"] == "PUT" \
                 and environ.get("PATH_INFO", "").endswith(".parquet") and "/_wh/" not in environ["PATH_INFO"]:
             self.puts_left -= 1

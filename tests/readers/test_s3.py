@@ -153,6 +153,8 @@ def test_server_stopping_mid_build_keeps_every_object_whole(s3, tmp_path):
     (tmp_path / "remote").mkdir()
     project = copy_example(tmp_path / "remote")
     with_prefix(project, "crash")
+    # A view: `wh run --select v_probe` takes the lock and writes no table.
+    (project / "models" / "v_probe.sql").write_text("{{ config(materialized='view') }}\nselect 1 as x\n")
     wh(project, "build", "--target", "prod", "--quiet", "--vars", vars_for(raw_v1), env=s3.env())
     before = set(s3.keys(BUCKET, "crash/"))
     # Snapshots carry their build's time, so they have no local twin: compare
@@ -165,7 +167,10 @@ def test_server_stopping_mid_build_keeps_every_object_whole(s3, tmp_path):
              env=s3.env(), check=False)
     s3.listen()
     assert out.returncode == 1, out.stderr
-    assert "cannot upload to s3://shop-warehouse/crash/" in out.stderr, out.stderr
+    # The build's tables are published together at its end, each by a
+    # server-side copy: the server went away during that step.
+    assert "not published yet: publishing stopped after 5 of" in out.stderr, out.stderr
+    assert "the next wh command completes the publishing from the journal" in out.stderr, out.stderr
     # Every model object is whole: the previous version or the new one.
     versions = {}
     for rel in twins["v1"]:
@@ -176,11 +181,24 @@ def test_server_stopping_mid_build_keeps_every_object_whole(s3, tmp_path):
         data = s3.get(BUCKET, key)
         versions[key] = "v1" if data == old else "v2"
         assert pq.read_table(io.BytesIO(data)).num_rows > 0, key
-    # The server took 5 uploads: 5 objects are new, none torn.
+    # The server took 5 copies: 5 objects are new, none torn.
     assert list(versions.values()).count("v2") == 5, versions
-    # No object appeared that was not there or a model's.
+    # No object appeared outside `_wh/` that was not there or a model's.
     after = set(s3.keys(BUCKET, "crash/"))
     assert not [k for k in after - before if not k.startswith("crash/_wh/")], after - before
+    assert "crash/_wh/journal.json" in after
+    # The next command completes the step: every table is the new build's.
+    out = wh(project, "run", "--target", "prod", "--select", "v_probe", "--vars", vars_for(raw_v2),
+             env=s3.env(), check=False)
+    assert out.returncode == 0, out.stderr
+    assert "Completed the publishing of run" in out.stderr, out.stderr
+    def rows(data):
+        return sorted(json.dumps(r, sort_keys=True, default=str) for r in pq.read_table(io.BytesIO(data)).to_pylist())
+    # (The segment feed lists the changes since the previous build, which
+    # here was v1: it has no twin.)
+    for rel in (r for r in twins["v2"] if "rfm_segment_changes" not in r):
+        assert rows(s3.get(BUCKET, f"crash/{rel}")) == rows(twins["v2"][rel]), rel
+    assert not [k for k in s3.keys(BUCKET, "crash/") if "/_wh/staged/" in k or k.endswith("_wh/journal.json")]
 
 
 def test_sources_on_s3_as_csv_prefix_and_glob(s3, local, tmp_path):

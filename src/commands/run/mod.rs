@@ -121,6 +121,10 @@ pub(crate) async fn take_lock(
             if let Some(old) = recovered {
                 settings.log(format!("Recovered the warehouse lock left by {}: its process is gone", describe(&old)));
             }
+            if let Err(e) = roll_forward(settings, warehouse).await {
+                lock.release().await;
+                return Err(e);
+            }
             Ok(lock)
         }
         Err(LockError::Held { holder, location }) => Err(Error::Usage {
@@ -132,6 +136,31 @@ pub(crate) async fn take_lock(
         Err(LockError::Io(e)) => Err(Error::Usage {
             message: format!("cannot lock the warehouse {}: {e}", warehouse.display()),
             hint: Some(format!("wh needs to create `{}` in the warehouse", crate::storage::LOCK)),
+        }),
+    }
+}
+
+/// Completes the publishing step of a run that was interrupted in it.
+async fn roll_forward(settings: &Settings, warehouse: &Warehouse) -> Result<(), Error> {
+    let done = match crate::failpoint::hit("lock.taken") {
+        Ok(()) => warehouse.roll_forward().await,
+        Err(e) => Err(e),
+    };
+    match done {
+        Ok(None) => Ok(()),
+        Ok(Some(done)) => {
+            settings.log(format!(
+                "Completed the publishing of run {} (interrupted in it): {} file(s) put in place",
+                done.run_id, done.published
+            ));
+            Ok(())
+        }
+        Err(e) => Err(Error::Usage {
+            message: format!("cannot complete the interrupted publishing step in {}: {e}", warehouse.display()),
+            hint: Some(format!(
+                "nothing was built; check that `{}` is readable and the warehouse writable, then rerun",
+                warehouse.location(crate::storage::JOURNAL)
+            )),
         }),
     }
 }
@@ -155,7 +184,7 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, mut p: P
     write_compiled(settings, &p.inv, &p.compiled, Some(&lineage))?;
     warn_unplannable(settings, &p, &lineage);
     refuse_unrunnable(settings, &p, &lineage)?;
-    let threads = announce(settings, &p);
+    let threads = announce(settings, &p).await;
     let policies = Policies::resolve(settings, &p, &lineage).await;
     // Up-to-date tables are reused, not rebuilt (see state.rs).
     let fingerprints = state::fingerprints(&p.compiled, &p.graph, &p.ctx.stores, &policies.fingerprint_extra()).await;
@@ -274,8 +303,8 @@ fn refuse_unrunnable(settings: &Settings, p: &Prepared, lineage: &ProjectLineage
 
 /// Removes what an interrupted run left and says what runs where; returns
 /// how many models run at once.
-fn announce(settings: &Settings, p: &Prepared) -> usize {
-    let removed = p.ctx.warehouse.remove_leftovers();
+async fn announce(settings: &Settings, p: &Prepared) -> usize {
+    let removed = p.ctx.warehouse.remove_leftovers().await;
     if removed > 0 {
         settings.log(format!("Removed {removed} temporary file(s) left by an interrupted run"));
     }

@@ -55,7 +55,9 @@ pub(super) async fn record(
         artifacts::run_results(inv, &run.output.models, &run.outcomes, run.elapsed, settings.args.clone());
     let stamp = inv.started_at.format("%Y%m%dT%H%M%S%.6fZ");
     let path = settings.target_dir().join("run_results.json");
-    artifacts::write_json(&path, &run_results).map_err(|source| Error::Io { path: path.clone(), source })?;
+    crate::failpoint::hit("artifacts.write")
+        .and_then(|()| artifacts::write_json(&path, &run_results))
+        .map_err(|source| Error::Io { path: path.clone(), source })?;
     let text = artifacts::json_bytes(&run_results);
     for rel in ["_wh/run_results.json".to_string(), format!("_wh/runs/{stamp}_{}.json", inv.id)] {
         if let Err(e) = warehouse.put(&rel, text.clone()).await {
