@@ -58,19 +58,29 @@ if [ ! -x "$mdbook" ]; then
   mdbook_install=$!
 fi
 
-step=$(date +%s)
-cargo test --all-features
-took "the Rust tests" "$step"
-
 if ! wait "$tools"; then
   cat .test-tools.log >&2
   echo "error: installing the test tools failed (see above)" >&2
   exit 1
 fi
 
+# The Python tests run beside the Rust tests: both spend part of their
+# time waiting on wh processes, servers and sleeps, so together they take
+# less than one after the other. Their output follows the Rust tests'.
 step=$(date +%s)
-WH_BIN="$target_dir/debug/wh" "$venv/bin/python" -m pytest -q --durations=15 tests/readers
-took "the Python tests" "$step"
+WH_BIN="$target_dir/debug/wh" "$venv/bin/python" -m pytest -q --durations=15 tests/readers > .pytest.log 2>&1 &
+pytest=$!
+rust=0
+cargo test --all-features || rust=$?
+took "the Rust tests" "$step"
+python=0
+wait "$pytest" || python=$?
+cat .pytest.log
+took "the Python tests (beside the Rust tests)" "$step"
+if [ "$rust" != 0 ] || [ "$python" != 0 ]; then
+  echo "error: the Rust tests exited $rust, the Python tests $python" >&2
+  exit 1
+fi
 
 step=$(date +%s)
 if [ -n "${mdbook_install:-}" ] && ! wait "$mdbook_install"; then

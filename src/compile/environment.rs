@@ -4,6 +4,10 @@
 
 use super::*;
 
+/// dbt's prefix of secret environment variables: allowed in profiles.yml
+/// only, never rendered into SQL.
+pub const SECRET_PREFIX: &str = "DBT_ENV_SECRET_";
+
 pub(super) fn environment<'a>(project: &'a Project, rec: &Shared) -> Result<Environment<'a>, CompileError> {
     let mut env = Environment::new();
     // A dbt project gets Jinja2's undefined (empty when printed, false when
@@ -61,6 +65,20 @@ pub(super) fn environment<'a>(project: &'a Project, rec: &Shared) -> Result<Envi
 
     let r = rec.clone();
     env.add_function("env_var", move |name: String, default: Option<String>| -> Result<String, minijinja::Error> {
+        if name.starts_with(SECRET_PREFIX) {
+            // As in dbt: a secret would be written to target/compiled/, the
+            // manifest and the lineage events with the SQL.
+            lock(&r).hint = Some(format!(
+                "use `{SECRET_PREFIX}*` variables only where wh keeps them out of every file (profiles.yml); \
+                 pass the value to the warehouse or source settings instead of the SQL"
+            ));
+            return Err(minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                format!(
+                    "`{name}` is a secret: {SECRET_PREFIX}* variables cannot be used in SQL or YAML that wh renders"
+                ),
+            ));
+        }
         match (std::env::var(&name), default) {
             (Ok(v), _) => Ok(v),
             (Err(_), Some(d)) => Ok(d),

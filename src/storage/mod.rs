@@ -204,6 +204,28 @@ impl Warehouse {
         })))
     }
 
+    /// Returns why writing `rel` would leave the warehouse: a `..` or an
+    /// absolute part, or (locally) a folder on its way that is a link to a
+    /// place outside the root.
+    pub fn escapes(&self, rel: &str) -> Option<String> {
+        use std::path::Component;
+        let path = Path::new(rel);
+        if path.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+            return Some(format!("`{rel}` is not a path inside the warehouse"));
+        }
+        let Warehouse::Local(root) = self else { return None };
+        let inside = root.canonicalize().ok()?;
+        let mut at = root.clone();
+        for part in path.components() {
+            at.push(part);
+            let Ok(real) = at.canonicalize() else { break };
+            if !real.starts_with(&inside) {
+                return Some(format!("`{}` leads to `{}`, outside the warehouse", at.display(), real.display()));
+            }
+        }
+        None
+    }
+
     /// Returns the local root, for a local warehouse.
     pub fn local_root(&self) -> Option<&Path> {
         match self {

@@ -361,8 +361,8 @@ fn killed_build_leaves_every_published_file_whole() {
     let (old, new) = (sums(&p), sums(&reference));
 
     // Each publish of the step is slowed (a sleep after it), so that a kill
-    // can land inside it; half the kills wait for the step to begin, half
-    // land anywhere in the build. The moments are random (seeded).
+    // can land inside it; half of the 4 kills wait for the step to begin,
+    // half land anywhere in the build. The moments are random (seeded).
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
     let bin = wh_bin();
     let mut phases = Vec::new();
@@ -371,7 +371,7 @@ fn killed_build_leaves_every_published_file_whole() {
     // one version or the other).
     let versions = [(&old_vars, &old), (&new_vars, &new)];
     let mut current = 0;
-    for i in 0..6 {
+    for i in 0..4 {
         let (from, to) = (versions[current].1, versions[1 - current]);
         let mut child = std::process::Command::new(&bin)
             .current_dir(p.path())

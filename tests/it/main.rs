@@ -23,3 +23,4 @@ mod lineage;
 mod outbound;
 mod quality;
 mod scale;
+mod security;

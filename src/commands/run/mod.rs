@@ -264,6 +264,22 @@ fn warn_unplannable(settings: &Settings, p: &Prepared, lineage: &ProjectLineage)
 fn refuse_unrunnable(settings: &Settings, p: &Prepared, lineage: &ProjectLineage) -> Result<(), Error> {
     let models = &p.compiled.models;
     let at = |m: &String| models[m].path.display().to_string();
+    let outside: Vec<String> = p
+        .selected
+        .iter()
+        .filter_map(|m| Some((m, p.ctx.warehouse.escapes(&models[m].output_path()?)?)))
+        .map(|(m, why)| format!("  {m}: {why}\n    --> {}", at(m)))
+        .collect();
+    if !outside.is_empty() {
+        return Err(Error::Usage {
+            message: format!(
+                "{} selected model(s) would write outside the warehouse; nothing was built:\n{}",
+                outside.len(),
+                outside.join("\n")
+            ),
+            hint: Some("replace the link with a folder inside the warehouse, or point the target elsewhere".into()),
+        });
+    }
     if !cfg!(feature = "delta") {
         let delta: Vec<String> = p
             .selected
