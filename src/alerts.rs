@@ -86,7 +86,7 @@ pub fn send(alerts: &AlertsFile, summary: &Json, level: AlertOn, root: &Path) ->
     let mut problems = Vec::new();
     let url = alerts.webhook.clone().or_else(|| alerts.webhook_env.as_ref().and_then(|v| std::env::var(v).ok()));
     if let Some(url) = url {
-        if let Err(e) = crate::storage::http::post_json(&url, summary) {
+        if let Err(e) = crate::storage::http::post_json(&url, summary, None) {
             problems.push(format!("the alert webhook was not reached: {e}"));
         }
     } else if let Some(var) = &alerts.webhook_env {

@@ -27,8 +27,12 @@ impl Engine {
                 FileFormat::Csv => ".csv".to_string(),
             }
         };
-        if local && !is_glob && table.format == FileFormat::Parquet {
-            check_footers(Path::new(location), &ext).map_err(|message| ExecError::Source {
+        if !is_glob && table.format == FileFormat::Parquet {
+            let checked = match local {
+                true => check_footers(Path::new(location), &ext),
+                false => self.check_remote_footers(location, &ext).await,
+            };
+            checked.map_err(|message| ExecError::Source {
                 message: format!("source `{}`: {message}", table.key()),
                 location: table.defined_at.clone(),
                 hint: Some("the file is truncated or damaged: write it again, or point the source elsewhere".into()),
@@ -150,6 +154,40 @@ impl Engine {
         Ok(())
     }
 
+    /// [`check_footers`] for the objects at a URL (`s3://bucket/raw/x.parquet`
+    /// or a folder of them), through the store the engine reads them with:
+    /// two ranged reads per object. A store the engine does not know is
+    /// left to the reader, which says so.
+    async fn check_remote_footers(&self, location: &str, ext: &str) -> Result<(), String> {
+        use datafusion::datasource::listing::ListingTableUrl;
+        use futures::TryStreamExt;
+        use object_store::ObjectStoreExt;
+        let Ok(url) = ListingTableUrl::parse(location) else { return Ok(()) };
+        let Ok(store) = self.ctx.runtime_env().object_store(url.object_store()) else { return Ok(()) };
+        let files = match store.head(url.prefix()).await {
+            Ok(meta) => vec![meta],
+            Err(_) => {
+                let listed: Vec<object_store::ObjectMeta> =
+                    store.list(Some(url.prefix())).try_collect().await.map_err(|e| e.to_string())?;
+                listed.into_iter().filter(|m| m.location.as_ref().ends_with(ext)).collect()
+            }
+        };
+        for meta in files {
+            let whole =
+                |why: String| format!("`{location}` holds `{}`, not a whole Parquet file: {why}", meta.location);
+            if meta.size < 12 {
+                return Err(whole(format!("{} bytes is too short", meta.size)));
+            }
+            let read = |range| store.get_range(&meta.location, range);
+            let (head, tail) =
+                futures::try_join!(read(0..4), read(meta.size - 8..meta.size)).map_err(|e| e.to_string())?;
+            let (head, tail): ([u8; 4], [u8; 8]) =
+                (head[..].try_into().unwrap_or_default(), tail[..].try_into().unwrap_or_default());
+            footer_problem(head, tail, meta.size).map_err(whole)?;
+        }
+        Ok(())
+    }
+
     pub(super) fn ensure_schema(&self, schema: &str) {
         if let Some(catalog) = self.ctx.catalog("datafusion") {
             if catalog.schema(schema).is_none() {
@@ -190,6 +228,12 @@ fn check_footer(file: &Path) -> Result<(), String> {
     let mut tail = [0u8; 8];
     f.read_exact(&mut head).map_err(|e| e.to_string())?;
     f.seek(SeekFrom::End(-8)).and_then(|_| f.read_exact(&mut tail)).map_err(|e| e.to_string())?;
+    footer_problem(head, tail, len)
+}
+
+/// What is wrong with a Parquet file of `len` bytes, from its first 4 and
+/// last 8 bytes: a missing magic, or a footer longer than the file.
+fn footer_problem(head: [u8; 4], tail: [u8; 8], len: u64) -> Result<(), String> {
     if &head != b"PAR1" || &tail[4..] != b"PAR1" {
         return Err("it does not begin and end with the magic `PAR1`".into());
     }

@@ -321,8 +321,23 @@ fn assertion_json(o: &Outcome) -> Json {
     j
 }
 
+/// Joins the base URL and the endpoint path: `http://host:5000` and
+/// `api/v1/lineage` give `http://host:5000/api/v1/lineage`; a query on the
+/// base URL (`?token=...`) stays at the end.
+fn endpoint_url(base: &str, endpoint: Option<&str>) -> String {
+    let path = endpoint.unwrap_or("api/v1/lineage").trim_start_matches('/');
+    let (base, query) = base.split_once('?').map_or((base, None), |(b, q)| (b, Some(q)));
+    let joined = format!("{}/{path}", base.trim_end_matches('/'));
+    match query {
+        Some(q) => format!("{joined}?{q}"),
+        None => joined,
+    }
+}
+
 /// Writes events as JSON lines to `path`, and posts them to
-/// `$OPENLINEAGE_URL/api/v1/lineage` when set. Returns how many were sent.
+/// `$OPENLINEAGE_URL/$OPENLINEAGE_ENDPOINT` (default `api/v1/lineage`) when
+/// the URL is set, with `$OPENLINEAGE_API_KEY` as a bearer token when set,
+/// as OpenLineage's own clients read them. Returns how many were sent.
 pub fn emit(events: &[Json], path: &Path) -> std::io::Result<usize> {
     let mut text = String::new();
     for e in events {
@@ -331,14 +346,27 @@ pub fn emit(events: &[Json], path: &Path) -> std::io::Result<usize> {
     }
     crate::storage::publish::write_atomic(path, text.as_bytes())?;
     let Ok(url) = std::env::var("OPENLINEAGE_URL") else { return Ok(0) };
-    let endpoint = format!("{}/api/v1/lineage", url.trim_end_matches('/'));
+    let endpoint = endpoint_url(&url, std::env::var("OPENLINEAGE_ENDPOINT").ok().as_deref());
+    let api_key = std::env::var("OPENLINEAGE_API_KEY").ok().filter(|k| !k.is_empty());
     let mut sent = 0;
     // The first event that is not taken stops the rest: a dead endpoint
     // costs one timeout, not one per event.
     for e in events {
-        crate::storage::http::post_json(&endpoint, e)
+        crate::storage::http::post_json(&endpoint, e, api_key.as_deref())
             .map_err(|err| std::io::Error::other(format!("the OpenLineage endpoint {err}")))?;
         sent += 1;
     }
     Ok(sent)
+}
+
+#[cfg(test)]
+mod endpoint_tests {
+    use super::endpoint_url;
+
+    #[test]
+    fn the_endpoint_joins_the_url_and_keeps_its_query_last() {
+        assert_eq!(endpoint_url("http://h:5000/", None), "http://h:5000/api/v1/lineage");
+        assert_eq!(endpoint_url("http://h:5000", Some("/events")), "http://h:5000/events");
+        assert_eq!(endpoint_url("https://h/x?token=t", None), "https://h/x/api/v1/lineage?token=t");
+    }
 }

@@ -9,6 +9,7 @@ use std::time::Instant;
 use datafusion::arrow::array::{Array, Int64Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
+use sha2::{Digest, Sha256};
 
 use crate::compile::assertions::{Assertion, Status};
 use crate::exec::Engine;
@@ -168,13 +169,43 @@ async fn single_row(engine: &Engine, sql: &str) -> Result<Vec<u64>, String> {
         .collect()
 }
 
+/// Returns an assertion's name as one file name: the name itself when it is
+/// letters, digits, `_`, `-` and `.` (not leading), else those characters
+/// kept, the rest `_`, and a hash of the name so that two names never share
+/// a file. A name such as `../../x` cannot leave the run's folder.
+fn file_name(name: &str) -> String {
+    let keep = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    if !name.is_empty() && !name.starts_with('.') && name.chars().all(keep) {
+        return name.to_string();
+    }
+    let safe: String = name.chars().take(80).map(|c| if keep(c) { c } else { '_' }).collect();
+    let digest: String = Sha256::digest(name.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("{}-{digest}", safe.trim_start_matches('.'))
+}
+
 async fn write_sample(engine: &Engine, a: &Assertion, s: &Samples<'_>) -> Option<String> {
     let sql = format!("select * from ({}) as failing limit {SAMPLE_ROWS}", a.failing_sql);
     let (schema, batches) = engine.query(&sql).await.ok()?;
     let schema = publish::bi_schema(&schema);
     let batches: Vec<_> = batches.iter().filter_map(|b| publish::to_bi(b, &schema).ok()).collect();
-    let rel = format!("_wh/failures/{}/{}.parquet", s.run_id, a.name);
+    let rel = format!("_wh/failures/{}/{}.parquet", s.run_id, file_name(&a.name));
     let staged = publish::stage(&batches, &schema, &s.warehouse.staging_path(&rel)).ok()?;
     s.warehouse.publish(&staged, &rel).await.ok()?;
     Some(rel)
+}
+
+#[cfg(test)]
+mod file_name_tests {
+    use super::file_name;
+
+    #[test]
+    fn assertion_names_become_one_file_name_inside_the_run_folder() {
+        assert_eq!(file_name("unique_orders_order_id"), "unique_orders_order_id");
+        for hostile in ["../../../etc/x", "a/b", ".hidden", "", "<img src=x>", "..", "c:\\x"] {
+            let f = file_name(hostile);
+            assert!(!f.contains('/') && !f.contains('\\') && !f.starts_with('.') && f.len() > 12, "{hostile} -> {f}");
+        }
+        assert_ne!(file_name("a/b"), file_name("a_b"));
+        assert_ne!(file_name("a/b"), file_name("a\\b"));
+    }
 }

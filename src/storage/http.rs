@@ -38,10 +38,15 @@ pub fn redacted(url: &str) -> String {
     }
 }
 
-/// POSTs `body` as JSON to `url`, waiting at most [`timeout`].
-pub fn post_json(url: &str, body: &Json) -> Result<(), HttpError> {
+/// POSTs `body` as JSON to `url`, waiting at most [`timeout`], with
+/// `Authorization: Bearer <token>` when a token is given.
+pub fn post_json(url: &str, body: &Json, bearer: Option<&str>) -> Result<(), HttpError> {
     let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(timeout())).build().into();
-    agent.post(url).send_json(body).map(|_| ()).map_err(|e| {
+    let mut request = agent.post(url);
+    if let Some(token) = bearer {
+        request = request.header("Authorization", format!("Bearer {token}"));
+    }
+    request.send_json(body).map(|_| ()).map_err(|e| {
         // The transport's own words, with the URL taken out should it
         // quote it.
         let why = e.to_string().replace(url, &redacted(url));

@@ -175,6 +175,16 @@ fn docs_generate_then_serve_on_loopback() {
     assert!(page.starts_with("HTTP/1.1 200 OK") && page.contains("<title>wh docs</title>"), "{page}");
     assert!(get("/data.js").unwrap().contains("window.WH_DOCS"));
     assert!(get("/../wh_project.yml").unwrap().starts_with("HTTP/1.1 404"));
+    // Loopback only: the machine's own outward address does not answer.
+    let outward = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|u| u.connect("10.254.254.254:9").and_then(|_| u.local_addr()))
+        .map(|a| a.ip())
+        .ok()
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified());
+    if let Some(ip) = outward {
+        let reached = std::net::TcpStream::connect_timeout(&(ip, port).into(), std::time::Duration::from_secs(2));
+        assert!(reached.is_err(), "`wh docs serve` answered on {ip}");
+    }
     server.kill().unwrap();
     server.wait().unwrap();
 }

@@ -72,21 +72,36 @@ fn secret_env_vars_never_reach_sql_target_or_messages() {
     assert!(!seen.contains(secret), "the secret's value was written or printed");
 }
 
+/// Each folder a node writes to, linked outside the warehouse in turn: a
+/// table model's, a snapshot's and a seed's. The build refuses up front
+/// with exit 2, naming the node and its file, and writes nothing anywhere.
 #[test]
 fn a_warehouse_folder_linked_outside_it_is_refused_before_anything_is_built() {
     let p = TempProject::example();
+    p.write("seeds/regions.csv", "region_id,region\n1,north\n");
     assert_exit(&p.wh(&["build", "--vars", &golden_vars()]), 0);
-    let outside = tempfile::tempdir().unwrap();
-    let marts = p.path().join("warehouse/marts");
-    std::fs::remove_dir_all(&marts).unwrap();
-    std::os::unix::fs::symlink(outside.path(), &marts).unwrap();
-    let before = checksum(&p.path().join("warehouse/staging/stg_orders.parquet"));
-    let out = p.wh(&["build", "--vars", &golden_vars()]);
-    assert_exit(&out, 2);
-    let err = stderr(&out);
-    assert!(err.contains("would write outside the warehouse; nothing was built"), "{err}");
-    assert!(err.contains("customer_order_summary: `"), "{err}");
-    assert!(err.contains("outside the warehouse"), "{err}");
-    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0, "something was written outside");
-    assert_eq!(checksum(&p.path().join("warehouse/staging/stg_orders.parquet")), before);
+    let cases = [
+        ("marts", "customer_order_summary", "models/marts/customer_order_summary.sql"),
+        ("snapshots", "snp_customers", "snapshots/snp_customers.sql"),
+        ("seeds", "regions", "seeds/regions.csv"),
+    ];
+    let staging = p.path().join("warehouse/staging/stg_orders.parquet");
+    let before = checksum(&staging);
+    for (folder, node, file) in cases {
+        let outside = tempfile::tempdir().unwrap();
+        let linked = p.path().join("warehouse").join(folder);
+        let kept = p.path().join(format!("kept-{folder}"));
+        std::fs::rename(&linked, &kept).unwrap();
+        std::os::unix::fs::symlink(outside.path(), &linked).unwrap();
+        let out = p.wh(&["build", "--vars", &golden_vars()]);
+        assert_exit(&out, 2);
+        let err = stderr(&out);
+        assert!(err.contains("would write outside the warehouse; nothing was built"), "{folder}: {err}");
+        assert!(err.contains(&format!("{node}: `")), "{folder}: {err}");
+        assert!(err.contains(&format!("--> {file}")), "{folder}: {err}");
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0, "{folder}: written outside");
+        assert_eq!(checksum(&staging), before, "{folder}");
+        std::fs::remove_file(&linked).unwrap();
+        std::fs::rename(&kept, &linked).unwrap();
+    }
 }

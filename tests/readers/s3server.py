@@ -123,6 +123,22 @@ class S3Server:
                             aws_access_key_id=self.credentials["AWS_ACCESS_KEY_ID"],
                             aws_secret_access_key=self.credentials["AWS_SECRET_ACCESS_KEY"])
 
+    def session_credentials(self):
+        """Temporary credentials with a session token, from STS AssumeRole on
+        a role the IAM user creates, as `AWS_*` variables: the server checks
+        requests signed with them as it checks the user's own."""
+        auth = dict(endpoint_url=self.endpoint, region_name="us-east-1",
+                    aws_access_key_id=self.credentials["AWS_ACCESS_KEY_ID"],
+                    aws_secret_access_key=self.credentials["AWS_SECRET_ACCESS_KEY"])
+        iam = boto3.client("iam", **auth)
+        trust = ('{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, '
+                 '"Action": "sts:AssumeRole"}]}')
+        role = iam.create_role(RoleName=f"wh-{free_port()}", AssumeRolePolicyDocument=trust)["Role"]
+        iam.put_role_policy(RoleName=role["RoleName"], PolicyName="all", PolicyDocument=POLICY)
+        c = boto3.client("sts", **auth).assume_role(RoleArn=role["Arn"], RoleSessionName="wh")["Credentials"]
+        return {"AWS_ACCESS_KEY_ID": c["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": c["SecretAccessKey"],
+                "AWS_SESSION_TOKEN": c["SessionToken"]}
+
     def env(self, **extra):
         """The environment `wh` runs with: the standard AWS variables."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}

@@ -4,14 +4,12 @@ shows every model, and selecting customer_order_summary.total_spent
 highlights its path back to the raw orders.total_amount. The screenshot is
 kept in target/test-artifacts/."""
 
-import shutil
 import subprocess
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from conftest import GOLDEN_RAW, ROOT, WH, copy_example
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
 ARTIFACTS = ROOT / "target" / "test-artifacts"
 
 
@@ -24,16 +22,6 @@ def site(tmp_path_factory):
     subprocess.run([WH, "build", "--quiet", "--vars", vars_], cwd=project, check=True)
     subprocess.run([WH, "docs", "generate", "--quiet", "--vars", vars_], cwd=project, check=True)
     return project / "target" / "docs" / "index.html"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"]
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
-        yield b
-        b.close()
 
 
 def test_graph_loads_and_traces_total_spent_to_the_raw_orders(site, browser):

@@ -229,6 +229,31 @@ def test_sources_on_s3_as_csv_prefix_and_glob(s3, local, tmp_path):
         assert pq.read_table(io.BytesIO(built[rel])).equals(pq.read_table(io.BytesIO(data))), rel
 
 
+def test_damaged_parquet_sources_on_s3_fail_their_models_without_a_panic(s3, tmp_path):
+    """The footer check for sources on S3: a footer length past the start
+    of the object (which overflowed the Parquet reader) and a truncated
+    object, each as a single object and inside a folder source."""
+    data = (GOLDEN_RAW / "orders.parquet").read_bytes()
+    long_footer = data[:-8] + (len(data) * 2).to_bytes(4, "little") + b"PAR1"
+    for name, body, location in [
+        ("footer", long_footer, "s3://shop-raw/damaged/footer/orders.parquet"),
+        ("truncated", data[: len(data) // 2], "s3://shop-raw/damaged/truncated/"),
+    ]:
+        key = location[len("s3://shop-raw/"):]
+        key = key + "part-0.parquet" if key.endswith("/") else key
+        s3.client().put_object(Bucket="shop-raw", Key=key, Body=body)
+        (tmp_path / name).mkdir()
+        project = copy_example(tmp_path / name)
+        sources = (project / "sources.yml").read_text()
+        old = "\"{{ var('raw_root', 'data/raw') }}/orders.parquet\""
+        assert old in sources
+        (project / "sources.yml").write_text(sources.replace(old, f"\"{location}\""))
+        out = wh(project, "build", "--vars", vars_for(GOLDEN_RAW), env=s3.env(), check=False)
+        assert out.returncode == 1, (name, out.stderr)
+        assert "not a whole Parquet file" in out.stderr and "source `shop.orders`" in out.stderr, (name, out.stderr)
+        assert "panicked" not in out.stderr, (name, out.stderr)
+
+
 def test_lock_on_s3_names_the_run_that_holds_it(s3, tmp_path):
     import os
 

@@ -263,57 +263,40 @@ fn warn_unplannable(settings: &Settings, p: &Prepared, lineage: &ProjectLineage)
 /// feature, or what a Ballista cluster cannot run.
 fn refuse_unrunnable(settings: &Settings, p: &Prepared, lineage: &ProjectLineage) -> Result<(), Error> {
     let models = &p.compiled.models;
-    let at = |m: &String| models[m].path.display().to_string();
-    let outside: Vec<String> = p
-        .selected
-        .iter()
-        .filter_map(|m| Some((m, p.ctx.warehouse.escapes(&models[m].output_path()?)?)))
-        .map(|(m, why)| format!("  {m}: {why}\n    --> {}", at(m)))
-        .collect();
-    if !outside.is_empty() {
-        return Err(Error::Usage {
-            message: format!(
-                "{} selected model(s) would write outside the warehouse; nothing was built:\n{}",
-                outside.len(),
-                outside.join("\n")
-            ),
-            hint: Some("replace the link with a folder inside the warehouse, or point the target elsewhere".into()),
-        });
-    }
+    let outside: Vec<(&String, String)> =
+        p.selected.iter().filter_map(|m| Some((m, p.ctx.warehouse.escapes(&models[m].output_path()?)?))).collect();
+    refuse(
+        p,
+        outside,
+        "would write outside the warehouse",
+        "replace the link with a folder inside the warehouse, or point the target elsewhere",
+    )?;
     if !cfg!(feature = "delta") {
-        let delta: Vec<String> = p
-            .selected
-            .iter()
-            .filter(|m| models[*m].is_delta())
-            .map(|m| format!("  {m}: writes a Delta table\n    --> {}", at(m)))
-            .collect();
-        if !delta.is_empty() {
-            return Err(Error::Usage {
-                message: format!(
-                    "{} selected model(s) need Delta Lake, and {}; nothing was built:\n{}",
-                    delta.len(),
-                    crate::storage::NO_DELTA,
-                    delta.join("\n")
-                ),
-                hint: Some(crate::storage::ALL_FEATURES_HINT.into()),
-            });
-        }
+        let delta = p.selected.iter().filter(|m| models[*m].is_delta()).map(|m| (m, "writes a Delta table".into()));
+        let what = format!("need Delta Lake, and {}", crate::storage::NO_DELTA);
+        refuse(p, delta.collect(), &what, crate::storage::ALL_FEATURES_HINT)?;
     }
     if !matches!(settings.project.target.engine, EngineChoice::Ballista { .. }) {
         return Ok(());
     }
     let refused = crate::exec::cluster::unsupported(&p.compiled, &p.selected, &lineage.depths);
+    let refused = refused.iter().map(|(m, why)| (m, why.clone())).collect();
+    refuse(p, refused, "cannot run on Ballista", "build them with --engine local, or leave them out (--exclude)")
+}
+
+/// Fails when any selected model is refused: one line per model with its
+/// reason and file, and `nothing was built`.
+fn refuse(p: &Prepared, refused: Vec<(&String, String)>, what: &str, hint: &str) -> Result<(), Error> {
     if refused.is_empty() {
         return Ok(());
     }
-    let lines: Vec<String> = refused.iter().map(|(m, why)| format!("  {m}: {why}\n    --> {}", at(m))).collect();
+    let lines: Vec<String> = refused
+        .iter()
+        .map(|(m, why)| format!("  {m}: {why}\n    --> {}", p.compiled.models[*m].path.display()))
+        .collect();
     Err(Error::Usage {
-        message: format!(
-            "{} selected model(s) cannot run on Ballista; nothing was built:\n{}",
-            refused.len(),
-            lines.join("\n")
-        ),
-        hint: Some("build them with --engine local, or leave them out (--exclude)".into()),
+        message: format!("{} selected model(s) {what}; nothing was built:\n{}", refused.len(), lines.join("\n")),
+        hint: Some(hint.into()),
     })
 }
 
