@@ -30,6 +30,15 @@ pub fn level(models: &[NodeResult], outcomes: &[&Outcome]) -> AlertOn {
     }
 }
 
+/// Tells whether the run's only problems are monitors' anomalies that go
+/// on from an earlier run without worsening: alerted once, not every run.
+pub fn only_ongoing(models: &[NodeResult], outcomes: &[&Outcome]) -> bool {
+    let problems: Vec<&&Outcome> = outcomes.iter().filter(|o| o.status != TestStatus::Pass).collect();
+    models.iter().all(|r| r.status != Status::Error)
+        && !problems.is_empty()
+        && problems.iter().all(|o| crate::quality::monitor::only_ongoing(o))
+}
+
 /// Builds the summary a webhook or command receives.
 pub fn summary(inv: &Invocation, models: &[NodeResult], outcomes: &[&Outcome], elapsed: f64, warehouse: &str) -> Json {
     let count = |s: Status| models.iter().filter(|r| r.status == s).count();
@@ -66,14 +75,24 @@ pub fn summary(inv: &Invocation, models: &[NodeResult], outcomes: &[&Outcome], e
             "fail": checks(TestStatus::Fail),
             "error": checks(TestStatus::Error),
         },
-        "problems": outcomes.iter().filter(|o| o.status != TestStatus::Pass).map(|o| json!({
-            "assertion": o.assertion.name,
-            "on": o.assertion.subject.name(),
-            "status": o.status.as_str(),
-            "failing_rows": o.failing,
-            "message": o.message,
-        })).collect::<Vec<_>>(),
+        "problems": outcomes.iter().filter(|o| o.status != TestStatus::Pass).map(|o| problem(o)).collect::<Vec<_>>(),
     })
+}
+
+/// Describes a failing or warning assertion; a monitor's with its
+/// anomalies (metric, dimension value, expected band, actual).
+fn problem(o: &Outcome) -> Json {
+    let mut p = json!({
+        "assertion": o.assertion.name,
+        "on": o.assertion.subject.name(),
+        "status": o.status.as_str(),
+        "failing_rows": o.failing,
+        "message": o.message,
+    });
+    if let (Some(m), Some(f)) = (&o.assertion.monitor, &o.findings) {
+        p["anomalies"] = crate::quality::monitor::anomalies_json(m, f, 20);
+    }
+    p
 }
 
 /// Sends the summary where `alerts` says, if the run's status is one it

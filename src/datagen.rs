@@ -15,6 +15,7 @@
 //!   `quantity` is DOUBLE holding whole numbers.
 
 pub mod cdp;
+pub mod sales;
 
 use std::fs::File;
 use std::path::Path;
@@ -78,6 +79,12 @@ fn round2(x: f64) -> f64 {
 
 /// Generates the four raw tables at `scale` into `out` as Parquet.
 pub fn generate(out: &Path, scale: f64, seed: u64) -> std::io::Result<Counts> {
+    generate_shaped(out, scale, seed, &sales::Shape::default())
+}
+
+/// Generates the four raw tables with orders spread over time as `shape`
+/// says (see [`sales`]).
+pub fn generate_shaped(out: &Path, scale: f64, seed: u64, shape: &sales::Shape) -> std::io::Result<Counts> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n_customers = ((10_000.0 * scale).round() as usize).max(2);
     let n_products = ((500.0 * scale).round() as usize).max(20);
@@ -86,7 +93,7 @@ pub fn generate(out: &Path, scale: f64, seed: u64) -> std::io::Result<Counts> {
     let products = products(n_products, &mut rng);
     let (mut customers, customer_cdf) = customers(n_customers, &mut rng);
     duplicate(&mut customers, 0.01, &mut rng);
-    let (mut orders, mut lines) = orders(n_orders, &customer_cdf, &products, &mut rng);
+    let (mut orders, mut lines) = orders(n_orders, &customer_cdf, &products, shape, &mut rng);
     duplicate(&mut orders, 0.01, &mut rng);
     duplicate(&mut lines, 0.01, &mut rng);
     write_raw(out, &customers, products, &orders, &lines)?;
@@ -163,16 +170,27 @@ type LineRow = (i64, i64, i64, f64, f64);
 
 /// Orders and their lines: some orders without lines, some lines with a
 /// non-positive quantity, some totals discounted.
-fn orders(n: usize, customer_cdf: &[f64], products: &Products, rng: &mut ChaCha8Rng) -> (Vec<OrderRow>, Vec<LineRow>) {
+fn orders(
+    n: usize,
+    customer_cdf: &[f64],
+    products: &Products,
+    shape: &sales::Shape,
+    rng: &mut ChaCha8Rng,
+) -> (Vec<OrderRow>, Vec<LineRow>) {
     let price = &products.price;
-    let first_day = days(ymd(2022, 1, 1));
+    let first_day = days(shape.start);
+    let day_cdf = shape.day_cdf();
     let mut o_rows: Vec<OrderRow> = Vec::with_capacity(n);
     let mut l_rows: Vec<LineRow> = Vec::with_capacity(n * 3);
     for i in 0..n {
         let id = i as i64 + 1;
         let customer = pick(customer_cdf, rng) as i64 + 1;
         let customer = if rng.random_bool(0.005) { None } else { Some(customer) };
-        let date = first_day + rng.random_range(0..1096);
+        let offset = shape.draw_day(day_cdf.as_deref(), rng);
+        let date = first_day + offset;
+        if !shape.drops.is_empty() && shape.drops_order(offset, rng) {
+            continue;
+        }
         let mut total = 0.0;
         if rng.random_bool(0.02) {
             total = round2(rng.random_range(5.0..300.0));
@@ -180,6 +198,9 @@ fn orders(n: usize, customer_cdf: &[f64], products: &Products, rng: &mut ChaCha8
             for _ in 0..rng.random_range(1..=5) {
                 let product = pick(&products.cdf, rng);
                 let mut qty = rng.random_range(1..=5) as f64;
+                if !shape.drops.is_empty() && shape.drops_line(offset, &products.category[product], rng) {
+                    continue;
+                }
                 if rng.random_bool(0.02) {
                     qty = -(rng.random_range(0..=2) as f64);
                 } else {

@@ -30,6 +30,25 @@ struct Args {
     /// meets (precision and recall 1 when resolved right), not a scale.
     #[arg(long, requires = "cdp")]
     fixture: bool,
+    /// First order day (YYYY-MM-DD).
+    #[arg(long, default_value = "2022-01-01")]
+    start: chrono::NaiveDate,
+    /// Days of order history.
+    #[arg(long, default_value_t = 1096, value_parser = clap::value_parser!(u32).range(1..=36_600))]
+    days: u32,
+    /// Weekly seasonality: Fridays and Saturdays sell most, Sundays least.
+    #[arg(long)]
+    weekly: bool,
+    /// Volume grows by this percentage from the first day to the last.
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    trend_pct: f64,
+    /// Inject a drop: DAY:PERCENT (whole orders) or DAY:CATEGORY:PERCENT
+    /// (that category's lines); repeatable.
+    #[arg(long = "drop", value_name = "DROP")]
+    drops: Vec<wh::datagen::sales::Drop>,
+    /// Inject a level shift: DAY:PERCENT, the volume from that day on.
+    #[arg(long, allow_hyphen_values = true)]
+    level_shift: Option<wh::datagen::sales::Shift>,
 }
 
 fn main() -> ExitCode {
@@ -71,7 +90,15 @@ fn main() -> ExitCode {
             }
         };
     }
-    match wh::datagen::generate(&args.out, args.scale, args.seed) {
+    let shape = wh::datagen::sales::Shape {
+        start: args.start,
+        days: args.days,
+        weekly: args.weekly,
+        trend_pct: args.trend_pct,
+        drops: args.drops,
+        shift: args.level_shift,
+    };
+    match wh::datagen::generate_shaped(&args.out, args.scale, args.seed, &shape) {
         Ok(c) => {
             eprintln!(
                 "Wrote {} customers, {} products, {} orders, {} order lines to {}",

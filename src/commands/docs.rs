@@ -7,12 +7,16 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::{compile_project, Settings};
-use crate::docs::{site_data, History, INDEX_HTML};
+use crate::docs::{site_data, Charts, History, Recorded, INDEX_HTML};
 use crate::error::Error;
 use crate::storage::publish::write_atomic;
 
 /// How many recent runs of each assertion the site shows.
 const HISTORY_RUNS: usize = 10;
+/// How many buckets a monitor's chart shows, and of how many dimension
+/// values.
+const CHART_BUCKETS: usize = 90;
+const CHART_SERIES: usize = 12;
 
 /// Writes `index.html` and `data.js` into `out` (relative to the project).
 pub async fn generate(settings: &Settings, out: &Path) -> Result<ExitCode, Error> {
@@ -22,7 +26,9 @@ pub async fn generate(settings: &Settings, out: &Path) -> Result<ExitCode, Error
     let lineage = ctx.lineage(&compiled, &graph).await;
     let history = read_history(&ctx).await;
     let footers = crate::catalog::footers(&compiled, &ctx.warehouse).await;
-    let data = site_data(&compiled, &graph, &lineage, &settings.project.exposures, &footers, &history);
+    let charts = read_charts(&ctx, &compiled).await;
+    let recorded = Recorded { footers: &footers, history: &history, charts: &charts };
+    let data = site_data(&compiled, &graph, &lineage, &settings.project.exposures, &recorded);
     let dir = if out.is_absolute() { out.to_path_buf() } else { settings.project.root.join(out) };
     let js = format!("window.WH_DOCS = {};\n", serde_json::to_string(&data).unwrap_or_default());
     for (name, bytes) in [("index.html", INDEX_HTML.as_bytes()), ("data.js", js.as_bytes())] {
@@ -74,6 +80,21 @@ async fn read_history(ctx: &super::context::Context) -> History {
                 runs.remove(0);
             }
         }
+    }
+    out
+}
+
+/// Draws each monitor's charts from the metric history, if any.
+async fn read_charts(ctx: &super::context::Context, compiled: &crate::compile::Compiled) -> Charts {
+    let mut out = Charts::new();
+    if !compiled.assertions.iter().any(|a| a.monitor.is_some()) {
+        return out;
+    }
+    let Ok(engine) = ctx.engine(Some(1)).await else { return out };
+    let loaded = crate::quality::monitor::load(&engine, &ctx.warehouse).await;
+    for a in &compiled.assertions {
+        let Some(m) = a.monitor.as_deref() else { continue };
+        out.insert(a.name.clone(), crate::docs::chart::monitor_charts(m, &loaded, CHART_BUCKETS, CHART_SERIES));
     }
     out
 }

@@ -242,6 +242,12 @@ pub async fn open_warehouse(
             settings.log(format!("warning: the assertion history is not readable: {e}"));
         }
     }
+    let metrics = format!("{}/", crate::quality::monitor::DIR);
+    if warehouse.exists(&metrics).await.unwrap_or(false) {
+        if let Err(e) = engine.register_published(crate::quality::monitor::TABLE, &warehouse.location(&metrics)).await {
+            settings.log(format!("warning: the metric history is not readable: {e}"));
+        }
+    }
     Ok(engine)
 }
 

@@ -13,6 +13,7 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::{compile_project, open_warehouse, Settings};
+use crate::docs::chart::esc;
 use crate::error::Error;
 use crate::storage::publish::write_atomic;
 
@@ -111,6 +112,7 @@ pub async fn execute(settings: &Settings, out: &Path, runs: usize) -> Result<Exi
             }
         }
     }
+    html.push_str(&monitors_section(&compiled, &engine, warehouse).await);
     html.push_str("</body></html>\n");
     let path = if out.is_absolute() { out.to_path_buf() } else { settings.project.root.join(out) };
     write_atomic(&path, html.as_bytes()).map_err(|source| Error::Io { path: path.clone(), source })?;
@@ -154,6 +156,40 @@ fn sample_table(file: Option<bytes::Bytes>) -> String {
     html
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+/// How many buckets a monitor's chart shows.
+const CHART_BUCKETS: usize = 90;
+/// How many dimension values of one monitor are charted.
+const CHART_SERIES: usize = 12;
+
+/// Returns the monitors' section: per monitor, a chart of each dimension
+/// value's recent buckets with the expected band and the anomalies found.
+async fn monitors_section(
+    compiled: &crate::compile::Compiled,
+    engine: &crate::exec::Engine,
+    warehouse: &crate::storage::Warehouse,
+) -> String {
+    let monitors: Vec<_> = compiled.assertions.iter().filter_map(|a| Some((a, a.monitor.as_deref()?))).collect();
+    if monitors.is_empty() {
+        return String::new();
+    }
+    let loaded = crate::quality::monitor::load(engine, warehouse).await;
+    let mut html = String::from("<h2>Monitors</h2>");
+    for (a, m) in monitors {
+        let _ = write!(
+            html,
+            "<h3 class=\"monitor\">{}</h3><p>{} per {} of <code>{}</code>, method {}, band ± {} σ</p>",
+            esc(&a.name),
+            esc(&m.metric),
+            m.bucket.as_str(),
+            esc(a.subject.name()),
+            m.method.as_str(),
+            m.sensitivity
+        );
+        let charts = crate::docs::chart::monitor_charts(m, &loaded, CHART_BUCKETS, CHART_SERIES);
+        if charts.is_empty() {
+            html.push_str("<p><i>no buckets recorded yet</i></p>");
+        }
+        html.push_str(&charts.concat());
+    }
+    html
 }

@@ -45,6 +45,8 @@ pub async fn execute(settings: &Settings, junit: Option<&Path>) -> Result<ExitCo
         settings.project.target.warehouse
     ));
     let engine = open_warehouse(settings, &ctx, &compiled, &graph).await?;
+    let mut chosen = chosen;
+    crate::quality::monitor::prepare(&engine, warehouse, &mut chosen, settings.project.run_started_at, false).await;
     let samples = Samples { warehouse, run_id: &inv.id };
     let outcomes = run_all(&engine, &chosen, Some(&samples)).await;
     let refs: Vec<&Outcome> = outcomes.iter().collect();
@@ -89,8 +91,11 @@ pub async fn record(
     };
     history::append(warehouse, &run, outcomes, &owners)
         .await
+        .map_err(|source| Error::Io { path: warehouse.location(history::DIR).into(), source })?;
+    crate::quality::monitor::append(warehouse, &run, outcomes)
+        .await
         .map(|_| ())
-        .map_err(|source| Error::Io { path: warehouse.location(history::DIR).into(), source })
+        .map_err(|source| Error::Io { path: warehouse.location(crate::quality::monitor::DIR).into(), source })
 }
 
 /// Prints the assertion summary; returns how many failed or errored.

@@ -208,6 +208,7 @@ pub(super) fn singular_tests(
             row_predicate: None,
             depends_on,
             defined_at: Location::file(&rel),
+            monitor: None,
         });
     }
     Ok(out)

@@ -3,6 +3,8 @@
 //! their recent history, row counts and sizes). It opens from `file://` or
 //! any static host; no server, no network, no third-party JavaScript.
 
+pub mod chart;
+
 use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value as Json};
@@ -17,15 +19,26 @@ pub const INDEX_HTML: &str = include_str!("site.html");
 /// failing rows).
 pub type History = BTreeMap<String, Vec<(String, String, String)>>;
 
+/// Each monitor's charts (SVG text), by assertion name.
+pub type Charts = BTreeMap<String, Vec<String>>;
+
+/// The site's inputs besides the project: recorded outcomes, table footers
+/// and monitor charts.
+pub struct Recorded<'a> {
+    pub footers: &'a BTreeMap<String, crate::catalog::Footer>,
+    pub history: &'a History,
+    pub charts: &'a Charts,
+}
+
 /// Builds the site's data.
 pub fn site_data(
     compiled: &Compiled,
     graph: &crate::graph::Graph,
     lineage: &ProjectLineage,
     exposures: &[(crate::project::config::ExposureDef, crate::diagnostic::Location)],
-    footers: &BTreeMap<String, crate::catalog::Footer>,
-    history: &History,
+    recorded: &Recorded<'_>,
 ) -> Json {
+    let (footers, history) = (recorded.footers, recorded.history);
     let mut models = Vec::new();
     for name in compiled.models.keys() {
         let m = &compiled.models[name];
@@ -60,6 +73,7 @@ pub fn site_data(
                     "severity": a.severity.as_str(),
                     "history": history.get(&a.name).cloned().unwrap_or_default()
                         .iter().map(|(t, s, f)| json!({"at": t, "status": s, "failing": f})).collect::<Vec<_>>(),
+                    "charts": recorded.charts.get(&a.name).cloned().unwrap_or_default(),
                 })
             })
             .collect();

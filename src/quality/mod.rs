@@ -3,6 +3,7 @@
 //! the SQL that checks it are `crate::compile::assertions`.
 
 pub mod history;
+pub mod monitor;
 pub mod run;
 
 pub use crate::compile::assertions::{Assertion, Severity, Status, Subject, Threshold};

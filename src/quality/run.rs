@@ -29,6 +29,8 @@ pub struct Outcome {
     pub message: String,
     /// Sample of failing rows, relative to the warehouse.
     pub sample: Option<String>,
+    /// What a metric monitor computed and scored.
+    pub findings: Option<std::sync::Arc<super::monitor::Findings>>,
 }
 
 impl Outcome {
@@ -52,6 +54,19 @@ pub struct Samples<'a> {
 pub async fn run_all(engine: &Engine, assertions: &[Assertion], samples: Option<&Samples<'_>>) -> Vec<Outcome> {
     let mut counts: Vec<Option<Result<(u64, u64), String>>> = vec![None; assertions.len()];
     let mut seconds = vec![0.0; assertions.len()];
+    let mut findings = vec![None; assertions.len()];
+
+    // Metric monitors: scored buckets and anomalies stand for scanned and
+    // failing rows, so thresholds and severity apply as to any check.
+    for (i, a) in assertions.iter().enumerate() {
+        let Some(m) = &a.monitor else { continue };
+        let clock = Instant::now();
+        let found = super::monitor::run(engine, a, m).await;
+        counts[i] =
+            Some(found.as_ref().map(|f| (f.scored().count() as u64, f.anomalies().len() as u64)).map_err(Clone::clone));
+        findings[i] = found.ok().map(std::sync::Arc::new);
+        seconds[i] = clock.elapsed().as_secs_f64();
+    }
 
     // One scan per relation for every row-level check on it.
     let mut by_subject: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -122,8 +137,9 @@ pub async fn run_all(engine: &Engine, assertions: &[Assertion], samples: Option<
         let (status, scanned, failing, message) = match counts[i].take() {
             Some(Ok((s, f))) => {
                 let status = a.judge(f, s);
-                let msg = match status {
-                    Status::Pass => "pass".to_string(),
+                let msg = match (&a.monitor, &findings[i]) {
+                    (Some(m), Some(found)) => super::monitor::message(m, found),
+                    _ if status == Status::Pass => "pass".to_string(),
                     _ => format!("{f} failing of {s} rows"),
                 };
                 (status, s, f, msg)
@@ -134,15 +150,32 @@ pub async fn run_all(engine: &Engine, assertions: &[Assertion], samples: Option<
         let mut sample = None;
         if let (Some(s), Status::Warn | Status::Fail) = (samples, status) {
             let clock = Instant::now();
-            sample = write_sample(engine, a, s).await;
+            sample = match (&a.monitor, &findings[i]) {
+                (Some(m), Some(found)) => match super::monitor::anomaly_batch(m, found) {
+                    Some(batch) => write_batches(std::slice::from_ref(&batch), &batch.schema(), a, s).await,
+                    None => None,
+                },
+                _ => write_sample(engine, a, s).await,
+            };
             seconds[i] += clock.elapsed().as_secs_f64();
         }
-        out.push(Outcome { assertion: a.clone(), status, scanned, failing, seconds: seconds[i], message, sample });
+        let findings = findings[i].take();
+        out.push(Outcome {
+            assertion: a.clone(),
+            status,
+            scanned,
+            failing,
+            seconds: seconds[i],
+            message,
+            sample,
+            findings,
+        });
     }
     out
 }
 
-fn subject_relation(a: &Assertion) -> String {
+/// Returns the relation an assertion checks.
+pub(super) fn subject_relation(a: &Assertion) -> String {
     match &a.subject {
         super::Subject::Model(m) => crate::compile::relation(m),
         super::Subject::Source(key) => {
@@ -186,7 +219,16 @@ fn file_name(name: &str) -> String {
 async fn write_sample(engine: &Engine, a: &Assertion, s: &Samples<'_>) -> Option<String> {
     let sql = format!("select * from ({}) as failing limit {SAMPLE_ROWS}", a.failing_sql);
     let (schema, batches) = engine.query(&sql).await.ok()?;
-    let schema = publish::bi_schema(&schema);
+    write_batches(&batches, &schema, a, s).await
+}
+
+async fn write_batches(
+    batches: &[datafusion::arrow::array::RecordBatch],
+    schema: &datafusion::arrow::datatypes::SchemaRef,
+    a: &Assertion,
+    s: &Samples<'_>,
+) -> Option<String> {
+    let schema = publish::bi_schema(schema);
     let batches: Vec<_> = batches.iter().filter_map(|b| publish::to_bi(b, &schema).ok()).collect();
     let rel = format!("_wh/failures/{}/{}.parquet", s.run_id, file_name(&a.name));
     let staged = publish::stage(&batches, &schema, &s.warehouse.staging_path(&rel)).ok()?;

@@ -20,6 +20,7 @@ mod fuzz_sources;
 mod golden;
 mod incremental;
 mod lineage;
+mod monitors;
 mod outbound;
 mod quality;
 mod scale;

@@ -193,6 +193,8 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, mut p: P
     let reuse = reusable(settings, &p, &fingerprints, &recorded, audit).await;
     let stale = check_sources(settings, &p).await?;
     let engine = p.ctx.engine(None).await?;
+    let now = settings.project.run_started_at;
+    crate::quality::monitor::prepare(&engine, &p.ctx.warehouse, &mut p.compiled.assertions, now, p.full_refresh).await;
     let scratch = engine.clone();
     policies.register(&engine, &p.ctx.warehouse).await?;
     let plan = RunPlan {

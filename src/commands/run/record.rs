@@ -109,6 +109,10 @@ pub(super) fn send_alerts(settings: &Settings, run: &Finished<'_>, stale: &[serd
         return;
     }
     let models = &run.output.models;
+    if stale.is_empty() && crate::alerts::only_ongoing(models, &run.outcomes) {
+        settings.log("No alert sent: the anomalies go on from the last alert and are not worse");
+        return;
+    }
     let mut summary =
         crate::alerts::summary(&run.p.inv, models, &run.outcomes, run.elapsed, &run.p.ctx.warehouse.display());
     let mut level = crate::alerts::level(models, &run.outcomes);

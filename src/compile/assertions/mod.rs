@@ -3,6 +3,7 @@
 //! `tests:` YAML and singular test files), and in [`sql`] the SQL that
 //! finds its failing rows. Running them is the `quality` module.
 
+pub mod monitor;
 pub mod sql;
 
 use std::collections::BTreeSet;
@@ -177,6 +178,9 @@ pub struct Assertion {
     /// Models (besides the subject) the assertion reads.
     pub depends_on: BTreeSet<String>,
     pub defined_at: Location,
+    /// For a metric monitor: what it computes and scores; `failing_sql`
+    /// then gives the metric per bucket.
+    pub monitor: Option<Box<monitor::Monitor>>,
 }
 
 impl Assertion {

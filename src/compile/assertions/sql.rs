@@ -25,6 +25,7 @@ pub const BUILTIN: &[&str] = &[
     "equal_rowcount",
     "equal_sum",
     "volume",
+    super::monitor::KIND,
 ];
 
 /// Stands for a model's recent row count in a `volume` check's SQL until
@@ -100,6 +101,12 @@ pub fn parse(d: &Declared<'_>, is_custom: &dyn Fn(&str) -> bool) -> Result<Parse
             .unwrap_or_else(|| "define it with {% test name(model, column_name) %} in macros/".into());
         return Err(InvalidTest { message: format!("unknown test `{kind}`"), hint: Some(hint) });
     }
+    if kind == super::monitor::KIND {
+        let m = super::monitor::parse(&shell.params, d.subject.name(), shell.filter.as_deref(), d.as_of.as_deref())?;
+        shell.failing_sql = super::monitor::bucket_sql(&m, &scoped(d, &shell.filter), None);
+        shell.monitor = Some(Box::new(m));
+        return Ok(Parsed::Builtin(shell));
+    }
     let mut b = Builtin { kind: &kind, d, params: &shell.params, scoped: scoped(d, &shell.filter), depends_on: None };
     let (failing_sql, row_predicate) = if ROW_TESTS.contains(&kind.as_str()) {
         let predicate = b.row_predicate()?;
@@ -149,6 +156,7 @@ fn shell(d: &Declared<'_>, kind: &str, args: &Map<String, Json>) -> Result<Asser
         row_predicate: None,
         depends_on: BTreeSet::new(),
         defined_at: d.defined_at.clone(),
+        monitor: None,
     })
 }
 
