@@ -163,7 +163,7 @@ fn float_column(b: &RecordBatch, i: usize) -> Option<Float64Array> {
 
 /// Computes the new buckets of `a`'s metric on the engine and scores them.
 pub async fn run(engine: &Engine, a: &Assertion, m: &Monitor) -> Result<Findings, String> {
-    let sql = bucket_sql(m, &subject_scope(a), m.known.recompute_from);
+    let sql = bucket_sql(m, &super::run::scoped_relation(a), m.known.recompute_from);
     let (_, batches) = engine.query(&sql).await.map_err(|e| e.to_string())?;
     let mut fresh = Vec::new();
     for b in &batches {
@@ -177,14 +177,6 @@ pub async fn run(engine: &Engine, a: &Assertion, m: &Monitor) -> Result<Findings
         }
     }
     Ok(score(m, &fresh))
-}
-
-fn subject_scope(a: &Assertion) -> String {
-    let rel = super::run::subject_relation(a);
-    match &a.filter {
-        Some(w) => format!("(select * from {rel} where {w})"),
-        None => rel,
-    }
 }
 
 /// Scores the latest complete buckets of every dimension value against

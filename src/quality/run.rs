@@ -115,7 +115,7 @@ pub async fn run_all(engine: &Engine, assertions: &[Assertion], samples: Option<
         }
         let clock = Instant::now();
         let scoped = match &a.filter {
-            Some(w) => format!("(select * from {} where {w}) as t", subject_relation(a)),
+            Some(_) => format!("{} as t", scoped_relation(a)),
             None => subject_relation(a),
         };
         let scanned = match scanned_cache.get(&scoped) {
@@ -172,6 +172,14 @@ pub async fn run_all(engine: &Engine, assertions: &[Assertion], samples: Option<
         });
     }
     out
+}
+
+/// Returns the relation an assertion checks, narrowed by its `where:`.
+pub(super) fn scoped_relation(a: &Assertion) -> String {
+    match &a.filter {
+        Some(w) => format!("(select * from {} where {w})", subject_relation(a)),
+        None => subject_relation(a),
+    }
 }
 
 /// Returns the relation an assertion checks.
