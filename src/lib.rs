@@ -26,5 +26,6 @@ pub mod policy;
 pub mod project;
 pub mod quality;
 pub mod results;
+pub mod series;
 pub mod state;
 pub mod storage;

@@ -236,16 +236,18 @@ pub async fn open_warehouse(
             settings.log(format!("warning: model `{name}` is not available: {e}"));
         }
     }
-    let history = format!("{}/", crate::quality::history::DIR);
-    if warehouse.exists(&history).await.unwrap_or(false) {
-        if let Err(e) = engine.register_published("wh_test_results", &warehouse.location(&history)).await {
-            settings.log(format!("warning: the assertion history is not readable: {e}"));
-        }
-    }
-    let metrics = format!("{}/", crate::quality::monitor::DIR);
-    if warehouse.exists(&metrics).await.unwrap_or(false) {
-        if let Err(e) = engine.register_published(crate::quality::monitor::TABLE, &warehouse.location(&metrics)).await {
-            settings.log(format!("warning: the metric history is not readable: {e}"));
+    use crate::quality::{forecasts, history, monitor};
+    let histories = [
+        (history::DIR, "wh_test_results", "the assertion history"),
+        (monitor::DIR, monitor::TABLE, "the metric history"),
+        (forecasts::DIR, forecasts::TABLE, "the forecast history"),
+    ];
+    for (dir, table, what) in histories {
+        let dir = format!("{dir}/");
+        if warehouse.exists(&dir).await.unwrap_or(false) {
+            if let Err(e) = engine.register_published(table, &warehouse.location(&dir)).await {
+                settings.log(format!("warning: {what} is not readable: {e}"));
+            }
         }
     }
     Ok(engine)

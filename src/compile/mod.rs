@@ -251,6 +251,9 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
             }
         }
         check_config(&name, &config, file)?;
+        if let Some(spec) = config.forecast.as_mut() {
+            spec.as_of = project.vars.get("as_of_date").and_then(|v| v.as_str()).map(str::to_string);
+        }
         // An incremental model is also rendered as its incremental builds
         // run it; which one runs is decided when the build starts.
         let (mut refs, mut read_sources) = (recorded.refs, recorded.sources);
@@ -402,6 +405,20 @@ fn check_config(name: &str, config: &ModelConfig, file: &crate::project::ModelFi
             }
         }
         _ => {}
+    }
+    if let Some(spec) = &config.forecast {
+        let plain = config.materialized == Materialization::Table
+            && config.format == TableFormat::Parquet
+            && config.partition_by.is_empty();
+        if !plain {
+            return fail(
+                "a forecast is a plain table: `forecast` cannot be combined with this materialization or format".into(),
+                "remove `forecast` from the config, or make the model materialized='table' without format or partition_by",
+            );
+        }
+        if let Some(problem) = spec.problem() {
+            return fail(problem, "see docs/src/monitoring.md, Forecasts");
+        }
     }
     Ok(())
 }

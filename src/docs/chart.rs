@@ -1,6 +1,7 @@
 //! A monitor's chart as SVG: the metric's recent buckets as a line, the
-//! expected band as a shaded area, and the buckets a run found anomalous as
-//! red dots. Every project or data string in it is escaped; it carries no
+//! expected band as a shaded area, the buckets a run found anomalous as
+//! red dots, and a forecast model's forecast ahead as a dashed line in its
+//! own band. Every project or data string in it is escaped; it carries no
 //! script, so the report inlines it and the docs site shows it as an image.
 
 use std::fmt::Write;
@@ -50,6 +51,7 @@ pub fn svg(title: &str, series: &ChartSeries, label: &dyn Fn(i64) -> String) -> 
         return out;
     };
     band(&mut out, &scale, series);
+    ahead(&mut out, &scale, series);
     let line: Vec<String> = points.iter().enumerate().map(|(i, p)| scale.xy(i, p.value)).collect();
     let _ = write!(
         out,
@@ -79,14 +81,15 @@ struct Scale {
 
 impl Scale {
     fn of(series: &ChartSeries) -> Option<Scale> {
-        let n = series.points.len();
-        if n == 0 {
+        let n = series.points.len() + series.ahead.len();
+        if series.points.is_empty() {
             return None;
         }
         let values = series.points.iter().flat_map(|p| {
             let (_, l, u) = p.band.unwrap_or((p.value, p.value, p.value));
             [p.value, l, u]
         });
+        let values = values.chain(series.ahead.iter().flat_map(|(_, e, l, u)| [*e, *l, *u]));
         let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
         let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 1.0, hi + 1.0) };
         Some(Scale { n, lo, hi })
@@ -139,6 +142,25 @@ fn band(out: &mut String, scale: &Scale, series: &ChartSeries) {
     }
 }
 
+/// The forecast ahead of the last bucket: its band and its point forecast.
+fn ahead(out: &mut String, scale: &Scale, series: &ChartSeries) {
+    if series.ahead.is_empty() {
+        return;
+    }
+    let at = |k: usize| series.points.len() + k;
+    let upper = series.ahead.iter().enumerate().map(|(k, (_, _, _, u))| scale.xy(at(k), *u));
+    let lower = series.ahead.iter().enumerate().rev().map(|(k, (_, _, l, _))| scale.xy(at(k), *l));
+    let area: Vec<String> = upper.chain(lower).collect();
+    let point: Vec<String> = series.ahead.iter().enumerate().map(|(k, (_, e, _, _))| scale.xy(at(k), *e)).collect();
+    let _ = write!(
+        out,
+        "<polygon class=\"forecast-band\" fill=\"#fdd0a2\" fill-opacity=\"0.6\" points=\"{}\"/>\
+         <polyline class=\"forecast\" fill=\"none\" stroke=\"#e6550d\" stroke-width=\"1.5\" stroke-dasharray=\"5 3\" points=\"{}\"/>",
+        area.join(" "),
+        point.join(" ")
+    );
+}
+
 fn axes(out: &mut String, scale: &Scale, series: &ChartSeries, label: &dyn Fn(i64) -> String) {
     let text = |x: f64, y: f64, anchor: &str, t: &str| {
         format!(
@@ -152,9 +174,10 @@ fn axes(out: &mut String, scale: &Scale, series: &ChartSeries, label: &dyn Fn(i6
         text(LEFT - 4.0, scale.y(scale.hi) + 4.0, "end", &format!("{:.0}", scale.hi)),
         text(LEFT - 4.0, scale.y(scale.lo) + 4.0, "end", &format!("{:.0}", scale.lo)),
     ];
-    if let (Some(f), Some(l)) = (first, last) {
+    let end = series.ahead.last().map(|(b, ..)| *b).or(last.map(|l| l.bucket));
+    if let (Some(f), Some(end)) = (first, end) {
         parts.push(text(LEFT, bottom, "start", &label(f.bucket)));
-        parts.push(text(WIDTH - RIGHT, bottom, "end", &label(l.bucket)));
+        parts.push(text(WIDTH - RIGHT, bottom, "end", &label(end)));
     }
     out.push_str(&parts.concat());
 }
@@ -174,10 +197,13 @@ mod tests {
                 flagged: i == 4,
             })
             .collect();
-        let s = ChartSeries { dimension: "<b>".into(), points };
+        let ahead = vec![(5, 15.0, 12.0, 18.0), (6, 16.0, 12.0, 20.0)];
+        let s = ChartSeries { dimension: "<b>".into(), points, ahead };
         let svg = svg("sum(x) for category=<script>", &s, &|b| format!("day {b} <i>"));
         assert_eq!(svg.matches("class=\"anomaly\"").count(), 1);
         assert_eq!(svg.matches("class=\"band\"").count(), 1);
+        assert_eq!(svg.matches("class=\"forecast\"").count(), 1);
+        assert!(svg.contains("day 6 &lt;i&gt;"), "the axis ends with the forecast");
         assert!(!svg.contains("<script>") && !svg.contains("<i>") && svg.contains("&lt;script&gt;"));
     }
 }

@@ -5,6 +5,8 @@
 pub mod cluster;
 pub mod contract;
 pub mod duckdb;
+mod forecast;
+pub use forecast::forecast_schema;
 pub mod incremental;
 pub mod partitioned;
 mod sources;
@@ -382,6 +384,10 @@ impl Engine {
     ) -> Result<Option<(DataFrame, Option<usize>)>, ExecError> {
         let fail = |message: String, hint: &str| ExecError::Incremental { message, hint: Some(hint.to_string()) };
         match mode {
+            Mode::Full if model.config.forecast.is_some() => {
+                let spec = model.config.forecast.as_ref().expect("checked");
+                Ok(Some((self.plan_forecast(model, spec, now).await?, None)))
+            }
             Mode::Full => {
                 let df = incremental::without_deleted(model, self.plan(&model.sql).await?)
                     .map_err(|e| ExecError::Runtime { message: e.0 })?;

@@ -2,6 +2,7 @@
 //! the compiled models (no data is read: sources contribute their schemas
 //! from Parquet footers or CSV headers, models their planned schemas).
 
+mod forecast;
 pub mod openlineage;
 pub mod plan;
 
@@ -79,27 +80,38 @@ pub async fn project_lineage(compiled: &Compiled, graph: &Graph, engine: Engine)
                 continue;
             }
         };
-        let schema = std::sync::Arc::new(plan.schema().as_arrow().clone());
-        if let Err(e) = engine.register_schema_only(name, schema.clone()) {
+        let relation_of = |table: &str| table.trim_matches('"').replace("\".\"", ".");
+        let lin = plan::lineage(&plan, &relation_of);
+        let (schema, columns) = match &model.config.forecast {
+            Some(spec) => forecast::columns(spec, plan.schema().as_arrow(), &lin),
+            None => plain_columns(plan.schema().as_arrow(), &lin),
+        };
+        if let Err(e) = engine.register_schema_only(name, std::sync::Arc::new(schema)) {
             out.unresolved.insert(name.clone(), short(&e));
             continue;
         }
         out.depths.insert(name.clone(), plan::depth(&plan));
-        let relation_of = |table: &str| table.trim_matches('"').replace("\".\"", ".");
-        let lin = plan::lineage(&plan, &relation_of);
-        let columns = schema
-            .fields()
-            .iter()
-            .enumerate()
-            .map(|(i, f)| ColumnLineage {
-                name: f.name().clone(),
-                data_type: type_name(f.data_type()),
-                origins: lin.columns.get(i).cloned().flatten(),
-            })
-            .collect();
         out.models.insert(name.clone(), ModelLineage { columns, indirect: lin.indirect });
     }
     out
+}
+
+/// A model's columns as its plan returns them.
+fn plain_columns(
+    schema: &datafusion::arrow::datatypes::Schema,
+    lin: &plan::PlanLineage,
+) -> (datafusion::arrow::datatypes::Schema, Vec<ColumnLineage>) {
+    let columns = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| ColumnLineage {
+            name: f.name().clone(),
+            data_type: type_name(f.data_type()),
+            origins: lin.columns.get(i).cloned().flatten(),
+        })
+        .collect();
+    (schema.clone(), columns)
 }
 
 /// Returns the SQL whose plan gives a model's columns: a snapshot's first

@@ -19,7 +19,7 @@ use crate::exec::{Engine, ExecError, Mode};
 use crate::project::config::{Export, Materialization};
 use crate::quality::run::{run_all, Outcome, Samples};
 use crate::results::{Failure, NodeResult, Status};
-use crate::storage::{publish, Warehouse};
+use crate::storage::{publish, Entry, Warehouse};
 
 /// One model to run, with what its task needs.
 pub(super) struct ModelJob {
@@ -294,6 +294,16 @@ async fn write_parquet(job: &ModelJob, rel: &str, out: crate::exec::TableOutput,
 /// asked.
 async fn publish_parquet(job: &ModelJob, rel: &str, staged: &publish::Staged) -> Published {
     let (warehouse, model) = (&job.warehouse, &job.model);
+    let history = match &model.config.forecast {
+        Some(spec) => match forecast_history(job, spec).await {
+            Ok(entry) => Some(entry),
+            Err(f) => {
+                publish::discard(staged);
+                return Err(f);
+            }
+        },
+        None => None,
+    };
     let (entry, readable) = match warehouse.stage_for_commit(staged, rel, &job.run_id).await {
         Ok(staged_at) => staged_at,
         Err(source) => {
@@ -302,11 +312,36 @@ async fn publish_parquet(job: &ModelJob, rel: &str, staged: &publish::Staged) ->
         }
     };
     job.staging.add(&model.name, entry);
+    if let Some(h) = history {
+        job.staging.add(&model.name, h);
+    }
     job.staging.readable_at(&model.name, Readable::File(readable));
     if model.config.export == Some(Export::Csv) {
         export_csv(job, rel).await?;
     }
     Ok((Some(staged.rows), Some(staged.bytes)))
+}
+
+/// Stages a forecast model's forecasts as a file of the forecast history,
+/// to be published with its table.
+async fn forecast_history(job: &ModelJob, spec: &crate::project::config::ForecastSpec) -> Result<Entry, Failure> {
+    use crate::quality::forecasts;
+    let (engine, warehouse, name) = (&job.engine, &job.warehouse, &job.model.name);
+    let stamp = job.now.format("%Y%m%dT%H%M%S%.6fZ");
+    let rel = format!("{}/{stamp}_{}_{name}.parquet", forecasts::DIR, job.run_id);
+    let fail = |message: String| Failure {
+        message: format!("the forecast history `{}` failed: {message}", warehouse.location(&rel)),
+        location: None,
+        hint: None,
+    };
+    let sql = forecasts::history_sql(name, spec, &job.run_id, job.now.timestamp_micros());
+    let (schema, batches) = engine.query(&sql).await.map_err(|e| fail(e.to_string()))?;
+    let staged = publish::stage(&batches, &schema, &warehouse.staging_path(&rel)).map_err(|e| fail(e.to_string()))?;
+    let result = warehouse.stage_for_commit(&staged, &rel, &job.run_id).await;
+    if matches!(warehouse, Warehouse::Remote(_)) || result.is_err() {
+        publish::discard(&staged);
+    }
+    result.map(|(entry, _)| entry).map_err(|e| fail(e.to_string()))
 }
 
 /// Decides how a table model's next version is computed.

@@ -2,6 +2,7 @@
 //! data, and recorded in an append-only history. What an assertion is and
 //! the SQL that checks it are `crate::compile::assertions`.
 
+pub mod forecasts;
 pub mod history;
 pub mod monitor;
 pub mod run;

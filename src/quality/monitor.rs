@@ -18,11 +18,13 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
+use super::forecasts;
 use super::history::RunInfo;
 use super::run::Outcome;
-use crate::compile::assertions::monitor::{bucket_sql, Direction, Known, Method, Monitor};
+use crate::compile::assertions::monitor::{bucket_sql, Direction, Known, Method, Monitor, Target};
 use crate::compile::assertions::Assertion;
 use crate::exec::Engine;
+use crate::series;
 use crate::storage::{publish, Warehouse};
 
 /// The metric history folder inside a warehouse.
@@ -93,56 +95,85 @@ pub async fn prepare(
     if !assertions.iter().any(|a| a.monitor.is_some()) {
         return;
     }
-    let mut history = if full_refresh { BTreeMap::new() } else { load(engine, warehouse).await };
+    let mut loaded = load(engine, warehouse).await;
+    if full_refresh {
+        loaded.monitors.clear();
+    }
     for a in assertions.iter_mut() {
         let Some(m) = a.monitor.as_mut() else { continue };
-        let (history, flagged) = history.remove(&m.key).unwrap_or_default();
+        let Recorded { values: history, flagged, .. } = loaded.monitors.remove(&m.key).unwrap_or_default();
+        let forecasts = match &m.forecast_model {
+            Some(model) => loaded.forecasts.get(model).map(|rows| forecasts::made_before(rows)).unwrap_or_default(),
+            None => BTreeMap::new(),
+        };
         let complete_before = match m.as_of {
             Some(day) => day.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_micros()).unwrap_or(i64::MAX),
             None => now.timestamp_micros(),
         };
         let recompute_from =
             history.keys().map(|(_, b)| *b).max().map(|last| last - m.detection as i64 * m.bucket.micros());
-        m.known = Arc::new(Known { history, complete_before, recompute_from, flagged });
+        m.known = Arc::new(Known { history, complete_before, recompute_from, flagged, forecasts });
     }
 }
 
-/// Per monitor key: the latest value of each (dimension, bucket), and the
-/// score of those the latest verdict found anomalous.
-pub type Loaded = BTreeMap<String, (BTreeMap<(String, i64), f64>, BTreeMap<(String, i64), f64>)>;
+/// One monitor's history: the latest value of each (dimension, bucket),
+/// the score of those the latest verdict found anomalous, and the band of
+/// the latest verdict.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recorded {
+    pub values: BTreeMap<(String, i64), f64>,
+    pub flagged: BTreeMap<(String, i64), f64>,
+    pub bands: BTreeMap<(String, i64), (f64, f64, f64)>,
+}
+
+/// The metric history by monitor key, and the forecast history by model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Loaded {
+    pub monitors: BTreeMap<String, Recorded>,
+    pub forecasts: BTreeMap<String, Vec<forecasts::Made>>,
+}
 
 /// Reads the latest value and verdict of every (monitor, dimension,
-/// bucket) in the history; empty when there is none or it cannot be read.
+/// bucket) in the metric history, and the forecast history; empty when
+/// there is none or it cannot be read.
 pub async fn load(engine: &Engine, warehouse: &Warehouse) -> Loaded {
+    let forecasts = forecasts::load(engine, warehouse).await;
     let dir = format!("{DIR}/");
     if !warehouse.exists(&dir).await.unwrap_or(false)
         || engine.register_published(TABLE, &warehouse.location(&dir)).await.is_err()
     {
-        return BTreeMap::new();
+        return Loaded { monitors: BTreeMap::new(), forecasts };
     }
     let sql = format!(
-        "select monitor_key, dimension, bucket_start, value, case when anomalous then score end as flagged \
-         from {TABLE} order by run_started_at, monitor_key, dimension, bucket_start"
+        "select monitor_key, dimension, bucket_start, value, case when anomalous then score end as flagged, \
+         expected, lower, upper from {TABLE} order by run_started_at, monitor_key, dimension, bucket_start"
     );
-    let Ok((_, batches)) = engine.query(&sql).await else { return BTreeMap::new() };
-    let mut out = Loaded::new();
+    let Ok((_, batches)) = engine.query(&sql).await else { return Loaded { monitors: BTreeMap::new(), forecasts } };
+    let mut monitors: BTreeMap<String, Recorded> = BTreeMap::new();
     for b in &batches {
-        let (Some(keys), Some(dims), Some(buckets), Some(values), Some(flags)) =
-            (text_column(b, 0), text_column(b, 1), micros_column(b, 2), float_column(b, 3), float_column(b, 4))
+        let (Some(keys), Some(dims), Some(buckets)) = (text_column(b, 0), text_column(b, 1), micros_column(b, 2))
+        else {
+            continue;
+        };
+        let [Some(values), Some(flags), Some(expected), Some(lower), Some(upper)] =
+            [3, 4, 5, 6, 7].map(|i| float_column(b, i))
         else {
             continue;
         };
         for i in (0..b.num_rows()).filter(|i| !values.is_null(*i)) {
-            let (history, flagged) = out.entry(keys.value(i).to_string()).or_default();
+            let r = monitors.entry(keys.value(i).to_string()).or_default();
             let at = (dims.value(i).to_string(), buckets.value(i));
-            history.insert(at.clone(), values.value(i));
+            r.values.insert(at.clone(), values.value(i));
+            if !expected.is_null(i) {
+                r.bands.insert(at.clone(), (expected.value(i), lower.value(i), upper.value(i)));
+            }
             match flags.is_null(i) {
-                true => flagged.remove(&at),
-                false => flagged.insert(at, flags.value(i)),
+                true => r.flagged.remove(&at),
+                false => r.flagged.insert(at, flags.value(i)),
             };
         }
     }
-    out
+    Loaded { monitors, forecasts }
 }
 
 fn text_column(b: &RecordBatch, i: usize) -> Option<StringArray> {
@@ -196,14 +227,16 @@ pub fn score(m: &Monitor, fresh: &[(String, i64, f64)]) -> Findings {
     let mut short = None;
     for (dim, values) in &series {
         let Some(&since) = values.keys().next() else { continue };
-        for b in (first_scored..=last).step_by(step as usize).filter(|b| *b >= since) {
-            let training = training(m, values, since, first_scored, b);
-            if training.len() < needed(m) {
-                short = Some(format!("learning: {} of {} training buckets so far", training.len(), needed(m)));
-                continue;
-            }
+        for (b, band) in bands(m, dim, values, since, first_scored, last) {
+            let band = match band {
+                Ok(band) => band,
+                Err(why) => {
+                    short = Some(why);
+                    continue;
+                }
+            };
             let value = values.get(&b).copied().unwrap_or(0.0);
-            let mut verdict = judge(m, &training, value);
+            let mut verdict = judge(m, &band, value);
             verdict.ongoing = verdict.anomalous && ongoing(m, dim, b, verdict.score);
             let verdict = Some(verdict);
             match points.iter_mut().find(|p| p.dimension == *dim && p.bucket == b) {
@@ -258,30 +291,115 @@ fn ongoing(m: &Monitor, dim: &str, b: i64, score: f64) -> bool {
 /// the same phase for the seasonal method.
 fn needed(m: &Monitor) -> usize {
     match m.method {
-        Method::ZScore => m.min_history.max(2),
+        Method::ZScore | Method::Forecast => m.min_history.max(2),
         Method::Seasonal => m.min_history.div_ceil(m.period).max(2),
     }
 }
 
-/// Judges `value` against the mean ± sensitivity × standard deviation of
-/// `training`.
-fn judge(m: &Monitor, training: &[f64], value: f64) -> Verdict {
+/// What a bucket is judged against: the expected value, the band, and the
+/// spread a score counts in (one standard deviation).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Band {
+    pub expected: f64,
+    pub lower: f64,
+    pub upper: f64,
+    pub spread: f64,
+}
+
+/// The band of each scored bucket of one dimension value (from `since`,
+/// its first bucket), or why it cannot be scored yet.
+fn bands(
+    m: &Monitor,
+    dim: &str,
+    values: &BTreeMap<i64, f64>,
+    since: i64,
+    first_scored: i64,
+    last: i64,
+) -> Vec<(i64, Result<Band, String>)> {
+    let scored: Vec<i64> = (first_scored..=last).step_by(m.bucket.micros() as usize).filter(|b| *b >= since).collect();
+    match (m.method, &m.forecast_model) {
+        (Method::Forecast, Some(model)) => scored.into_iter().map(|b| (b, forecast_band(m, model, dim, b))).collect(),
+        (Method::Forecast, None) => fitted_bands(m, values, since, first_scored, &scored),
+        _ => scored.into_iter().map(|b| (b, stats_band(m, &training(m, values, since, first_scored, b)))).collect(),
+    }
+}
+
+/// The mean ± sensitivity × standard deviation of `training`.
+fn stats_band(m: &Monitor, training: &[f64]) -> Result<Band, String> {
+    if training.len() < needed(m) {
+        return Err(format!("learning: {} of {} training buckets so far", training.len(), needed(m)));
+    }
     let n = training.len() as f64;
     let mean = training.iter().sum::<f64>() / n;
-    let var = training.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-    let sd = var.sqrt();
-    let spread = if sd > 0.0 { sd } else { (mean.abs() * 1e-9).max(1e-12) };
-    let score = (value - mean) / spread;
+    let sd = (training.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0)).sqrt();
     let (lower, upper) = (mean - m.sensitivity * sd, mean + m.sensitivity * sd);
-    let change_pct = if mean != 0.0 { (value - mean) / mean.abs() * 100.0 } else { f64::INFINITY * score.signum() };
-    let dropped = value < lower && -change_pct >= m.min_change_pct.0;
+    Ok(Band { expected: mean, lower, upper, spread: sd })
+}
+
+/// `method: forecast` fitted here: one forecast from the training buckets
+/// over the scored ones, its bounds at the level of ± sensitivity σ.
+fn fitted_bands(
+    m: &Monitor,
+    values: &BTreeMap<i64, f64>,
+    since: i64,
+    first_scored: i64,
+    scored: &[i64],
+) -> Vec<(i64, Result<Band, String>)> {
+    let step = m.bucket.micros();
+    let train = training(m, values, since, first_scored, first_scored);
+    let horizon = scored.last().map(|b| ((b - first_scored) / step) as usize + 1).unwrap_or(0);
+    let fitted = match train.len() < needed(m) {
+        true => Err(format!("learning: {} of {} training buckets so far", train.len(), needed(m))),
+        false => series::forecast(&train, m.forecaster, m.period, horizon, series::level_of(m.sensitivity))
+            .map_err(|e| e.to_string()),
+    };
+    let band = |b: i64| {
+        let i = ((b - first_scored) / step) as usize;
+        let f = fitted.as_ref().map_err(Clone::clone)?;
+        Ok(band_of(f.point[i], f.lower[i], f.upper[i], m.sensitivity))
+    };
+    scored.iter().map(|b| (*b, band(*b))).collect()
+}
+
+/// What the forecast model forecast for bucket `b` before it began.
+fn forecast_band(m: &Monitor, model: &str, dim: &str, b: i64) -> Result<Band, String> {
+    match m.known.forecasts.get(&(dim.to_string(), b)) {
+        Some(f) => Ok(band_of(f.point, f.lower, f.upper, series::z_of(f.level))),
+        None => Err(format!("no forecast of `{model}` made before {} yet", bucket_text(m, b))),
+    }
+}
+
+/// A band from a forecast whose bounds are ± `z` standard deviations.
+fn band_of(point: f64, lower: f64, upper: f64, z: f64) -> Band {
+    Band { expected: point, lower, upper, spread: ((upper - lower) / (2.0 * z)).max(0.0) }
+}
+
+/// The value a bucket must not fall below: the band's lower bound, or with
+/// a forecast model the `target`.
+fn floor(m: &Monitor, band: &Band) -> f64 {
+    match (&m.forecast_model, m.target) {
+        (Some(_), Target::Forecast) => band.expected,
+        (Some(_), Target::Percent(p)) => band.expected * p / 100.0,
+        (Some(_), Target::Value(v)) => v,
+        _ => band.lower,
+    }
+}
+
+/// Judges `value` against `band`.
+fn judge(m: &Monitor, band: &Band, value: f64) -> Verdict {
+    let Band { expected, lower, upper, spread } = *band;
+    let spread = if spread > 0.0 { spread } else { (expected.abs() * 1e-9).max(1e-12) };
+    let score = (value - expected) / spread;
+    let change_pct =
+        if expected != 0.0 { (value - expected) / expected.abs() * 100.0 } else { f64::INFINITY * score.signum() };
+    let dropped = value < floor(m, band) && -change_pct >= m.min_change_pct.0;
     let spiked = value > upper && change_pct >= m.min_change_pct.1;
     let anomalous = match m.direction {
         Direction::Both => dropped || spiked,
         Direction::Drop => dropped,
         Direction::Spike => spiked,
     };
-    Verdict { expected: mean, lower, upper, score, anomalous, ongoing: false }
+    Verdict { expected, lower, upper, score, anomalous, ongoing: false }
 }
 
 /// Returns the outcome's message: the worst anomaly in words, or how many
@@ -367,24 +485,35 @@ pub struct ChartPoint {
     pub flagged: bool,
 }
 
-/// A dimension value's recent buckets, for a chart.
+/// A dimension value's recent buckets, for a chart, and the forecast
+/// ahead of them: (bucket, expected, lower, upper).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChartSeries {
     pub dimension: String,
     pub points: Vec<ChartPoint>,
+    pub ahead: Vec<(i64, f64, f64, f64)>,
 }
 
 /// Returns the last `window` buckets of at most `max_series` dimension
 /// values (the largest by their last value first), each with the band the
 /// monitor's method gives it from the buckets before it.
 pub fn chart_series(m: &Monitor, loaded: &Loaded, window: usize, max_series: usize) -> Vec<ChartSeries> {
-    let Some((values, flagged)) = loaded.get(&m.key) else { return Vec::new() };
+    let Some(recorded) = loaded.monitors.get(&m.key) else { return Vec::new() };
+    let (values, flagged) = (&recorded.values, &recorded.flagged);
+    let ahead = match &m.forecast_model {
+        Some(model) => loaded.forecasts.get(model).map(|rows| forecasts::latest(rows)).unwrap_or_default(),
+        None => BTreeMap::new(),
+    };
     let mut series: BTreeMap<&str, BTreeMap<i64, f64>> = BTreeMap::new();
     for ((dim, bucket), v) in values {
         series.entry(dim.as_str()).or_default().insert(*bucket, *v);
     }
     let step = m.bucket.micros();
-    let Some(last) = series.values().filter_map(|s| s.keys().next_back().copied()).max() else { return Vec::new() };
+    // The chart ends with the last bucket a run judged (later ones were
+    // not complete then), or the last one when none was judged yet.
+    let judged = recorded.bands.keys().map(|(_, b)| *b).max();
+    let newest = series.values().filter_map(|s| s.keys().next_back().copied()).max();
+    let Some(last) = judged.or(newest) else { return Vec::new() };
     let first = last - (window.max(1) as i64 - 1) * step;
     let mut out: Vec<ChartSeries> = series
         .iter()
@@ -393,15 +522,20 @@ pub fn chart_series(m: &Monitor, loaded: &Loaded, window: usize, max_series: usi
             let points = (first.max(since)..=last)
                 .step_by(step as usize)
                 .map(|b| {
-                    let training = training(m, s, since, b, b);
-                    let band = (training.len() >= needed(m))
-                        .then(|| judge(m, &training, 0.0))
-                        .map(|v| (v.expected, v.lower, v.upper));
-                    let flagged = flagged.contains_key(&(dim.to_string(), b));
+                    let at = (dim.to_string(), b);
+                    let band = match m.method {
+                        // A forecast's band is the one each run judged by.
+                        Method::Forecast => recorded.bands.get(&at).copied(),
+                        _ => stats_band(m, &training(m, s, since, b, b)).ok().map(|v| (v.expected, v.lower, v.upper)),
+                    };
+                    let flagged = flagged.contains_key(&at);
                     ChartPoint { bucket: b, value: s.get(&b).copied().unwrap_or(0.0), band, flagged }
                 })
                 .collect();
-            ChartSeries { dimension: dim.to_string(), points }
+            let ahead = ahead.get(*dim).map(|rows| {
+                rows.iter().filter(|(b, _)| *b > last).map(|(b, f)| (*b, f.point, f.lower, f.upper)).collect()
+            });
+            ChartSeries { dimension: dim.to_string(), points, ahead: ahead.unwrap_or_default() }
         })
         .collect();
     let size = |c: &ChartSeries| c.points.last().map(|p| p.value).unwrap_or(0.0);
@@ -592,8 +726,13 @@ mod tests {
         let verdict = |value: f64, flagged_score: f64| {
             let mut m = monitor(json!({"training_period": 4, "min_training_set_size": 4}));
             let flagged = [((String::new(), 3 * DAY), flagged_score)].into_iter().collect();
-            let known =
-                Known { history: history.clone(), complete_before: i64::MAX, recompute_from: Some(4 * DAY), flagged };
+            let known = Known {
+                history: history.clone(),
+                complete_before: i64::MAX,
+                recompute_from: Some(4 * DAY),
+                flagged,
+                ..Known::default()
+            };
             m.known = Arc::new(known);
             score(&m, &[(String::new(), 4 * DAY, value)]).points[0].verdict.clone().unwrap()
         };

@@ -14,7 +14,7 @@ fn build_both(local: &TempProject, cluster: &TempProject, vars: &str) -> String 
     let out = cluster.wh(&["build", "--vars", vars, "--engine", "ballista"]);
     assert_exit(&out, 0);
     let files = tables(&local.path().join("warehouse"));
-    assert_eq!(files.len(), 31);
+    assert_eq!(files.len(), 32);
     assert_eq!(tables(&cluster.path().join("warehouse")), files);
     for f in &files {
         let (mut a, mut b) = (local.rows(f), cluster.rows(f));

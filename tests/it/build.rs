@@ -117,7 +117,14 @@ fn selection_operators() {
     assert_eq!(ls(&["--select", "tag:star,fct_*"]), ["fct_order_items", "fct_orders"]);
     assert_eq!(
         ls(&["--select", "source:shop.products+"]),
-        ["daily_category_revenue", "dim_products", "products_never_sold", "stg_products", "units_by_category"]
+        [
+            "daily_category_revenue",
+            "daily_revenue_forecast",
+            "dim_products",
+            "products_never_sold",
+            "stg_products",
+            "units_by_category"
+        ]
     );
     assert_eq!(ls(&["--select", "dim_date", "pareto_top20"]), ["dim_date", "pareto_top20"]);
     assert_eq!(ls(&["--output", "path", "--select", "dim_date"]), ["models/star/dim_date.sql"]);
@@ -129,7 +136,7 @@ fn selected_build_reads_unselected_parents_from_the_warehouse() {
     assert_exit(&p.wh(&["build", "--vars", &golden_vars()]), 0);
     let out = p.wh(&["build", "--vars", &golden_vars(), "--select", "customer_order_summary"]);
     assert_exit(&out, 0);
-    assert!(stderr(&out).contains("Running 1 of 33 models"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Running 1 of 34 models"), "{}", stderr(&out));
     assert_eq!(p.rows("marts/customer_order_summary.parquet").len(), 2);
 
     let fresh = TempProject::example();
@@ -150,7 +157,7 @@ fn concurrent_build_equals_single_threaded_build() {
     // Snapshots record the time of the build that wrote them: the rest must
     // be the same bytes.
     let files = tables(&one.path().join("warehouse"));
-    assert_eq!(files.len(), 31);
+    assert_eq!(files.len(), 32);
     for f in files {
         let a = std::fs::read(one.path().join("warehouse").join(&f)).unwrap();
         let b = std::fs::read(many.path().join("warehouse").join(&f)).unwrap();
@@ -593,7 +600,7 @@ fn unchanged_models_are_reused_and_a_change_rebuilds_exactly_its_descendants() {
     let first = p.wh(&["build", "--vars", &vars]);
     assert_exit(&first, 0);
     let all = reported(&first, "OK");
-    assert_eq!(all.len(), 33);
+    assert_eq!(all.len(), 34);
     // rfm_segment_changes lists the changes of the build that runs it: it
     // is never up to date.
     let mut stable = all.clone();
@@ -605,7 +612,7 @@ fn unchanged_models_are_reused_and_a_change_rebuilds_exactly_its_descendants() {
     let again = p.wh(&["build", "--vars", &vars]);
     assert_exit(&again, 0);
     assert_eq!(reported(&again, "REUSE"), stable);
-    assert!(stderr(&again).contains("32 of 33 selected models are up to date"), "{}", stderr(&again));
+    assert!(stderr(&again).contains("33 of 34 selected models are up to date"), "{}", stderr(&again));
     assert_eq!(mtime("marts/customer_order_summary.parquet"), before);
 
     // A comment and new line breaks are not a change.
@@ -741,7 +748,7 @@ fn failures_and_warnings_alert_a_webhook_and_a_command() {
     assert_exit(&out, 0);
     let sent = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
     assert_eq!(sent["status"], "warning");
-    assert_eq!(sent["models"]["built"], 33);
+    assert_eq!(sent["models"]["built"], 34);
     assert!(sent["problems"].as_array().unwrap().iter().any(|p| p["assertion"] == "order_total_matches_lines"));
     let by_command: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(p.path().join("alert.json")).unwrap()).unwrap();

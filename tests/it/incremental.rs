@@ -381,7 +381,7 @@ fn snapshots_keep_every_version_with_its_validity_range() {
     // `wh snapshot` runs the snapshots only, as `dbt snapshot`.
     let out = p.wh(&["snapshot", "--select", "snp_customers+", "--vars", &vars(raw.path())]);
     assert_exit(&out, 0);
-    assert!(stderr(&out).contains("Running 1 of 33 models"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Running 1 of 34 models"), "{}", stderr(&out));
     assert_eq!(snapshot_rows(&p), expected);
     // The meta columns are microsecond timestamps, as BI tools want.
     let schema = p.schema("snapshots/snp_customers.parquet");

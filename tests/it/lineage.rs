@@ -116,7 +116,7 @@ fn build_writes_catalog_from_footers_and_lineage_into_the_manifest() {
     assert_eq!(fct["stats"]["bytes"]["value"], size);
     assert_eq!(fct["columns"]["order_date"]["type"], "Date32");
     assert_eq!(fct["columns"]["total_amount"]["type"], "Float64");
-    assert_eq!(catalog["nodes"].as_object().unwrap().len(), 33);
+    assert_eq!(catalog["nodes"].as_object().unwrap().len(), 34);
 
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(p.path().join("target/manifest.json")).unwrap()).unwrap();
@@ -142,7 +142,7 @@ fn docs_generate_then_serve_on_loopback() {
     let data = std::fs::read_to_string(p.path().join("target/docs/data.js")).unwrap();
     let json: serde_json::Value =
         serde_json::from_str(data.trim().trim_start_matches("window.WH_DOCS = ").trim_end_matches(';')).unwrap();
-    assert_eq!(json["models"].as_array().unwrap().len(), 33);
+    assert_eq!(json["models"].as_array().unwrap().len(), 34);
     assert_eq!(json["exposures"][0]["depends_on"], serde_json::json!(["mart_customer_rfm", "customer_order_summary"]));
     let fct = json["models"].as_array().unwrap().iter().find(|m| m["name"] == "fct_orders").unwrap();
     assert_eq!(fct["rows"], 3);

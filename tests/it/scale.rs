@@ -33,7 +33,7 @@ fn a_build_under_a_small_memory_limit_spills_and_writes_the_same_tables() {
     assert!(spilled > 0);
     let files = tables(&free.path().join("warehouse"));
     assert_eq!(files, tables(&limited.path().join("warehouse")));
-    assert_eq!(files.len(), 17);
+    assert_eq!(files.len(), 18);
     for f in files {
         let a = free.rows(&f);
         let b = limited.rows(&f);
@@ -60,7 +60,7 @@ fn progress_is_plain_lines_off_a_terminal_and_json_objects_on_request() {
     let log = stderr(&out);
     // Not a terminal: no progress bar, one line per model.
     assert!(!log.contains('\r') && !log.contains("\u{1b}["), "{log}");
-    assert_eq!(log.lines().filter(|l| l.contains(" of 33 OK ")).count(), 33, "{log}");
+    assert_eq!(log.lines().filter(|l| l.contains(" of 34 OK ")).count(), 34, "{log}");
 
     let out = project.wh(&["build", "--full-refresh", "--vars", &vars, "--log-format", "json"]);
     assert_exit(&out, 0);
@@ -70,10 +70,10 @@ fn progress_is_plain_lines_off_a_terminal_and_json_objects_on_request() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
         .collect();
     let finished: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "model_finished").collect();
-    assert_eq!(finished.len(), 33);
+    assert_eq!(finished.len(), 34);
     let customers = finished.iter().find(|e| e["model"] == "dim_customers").unwrap();
     assert_eq!(customers["status"], "ok");
-    assert_eq!(customers["total"], 33);
+    assert_eq!(customers["total"], 34);
     assert!(customers["rows"].as_u64().unwrap() > 0);
     assert!(customers["ts"].as_str().unwrap().ends_with('Z'));
     assert!(events

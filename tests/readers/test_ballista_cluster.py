@@ -186,7 +186,7 @@ def test_the_example_on_wh_cluster_nodes_with_s3_equals_the_local_build(s3, raw,
     assert out.returncode == 0, out.stderr + cluster.tail()
     assert f"on Ballista at {cluster.address}" in out.stderr
     expected = local_tables(local)
-    assert len(expected) == 31
+    assert len(expected) == 32
     for rel, table in expected.items():
         remote = pq.read_table(io.BytesIO(s3.get(BUCKET, f"cluster/{rel}")))
         assert remote.schema == table.schema, rel

@@ -32,7 +32,7 @@ def test_graph_loads_and_traces_total_spent_to_the_raw_orders(site, browser):
     page.goto(site.as_uri() + "#graph")
     page.wait_for_selector("#graph")
     models = page.eval_on_selector_all("g.node[data-kind=model]", "els => els.map(e => e.dataset.node)")
-    assert len(models) == 33 and "customer_order_summary" in models and "stg_orders" in models
+    assert len(models) == 34 and "customer_order_summary" in models and "stg_orders" in models
     assert page.locator("g.node[data-kind=exposure]").count() == 1
 
     page.click('text.col[data-col="customer_order_summary.total_spent"]')

@@ -1,8 +1,11 @@
-"""The sales monitors of the example project, checked with DuckDB: on
-generated orders with weekly seasonality and an injected drop, the band wh
-records for each category's last day equals the mean and sample standard
-deviation DuckDB computes over the same weekday of the eight weeks before,
-from the published mart; and the drop in total revenue is found."""
+"""The sales monitors and the forecast of the example project, checked with
+DuckDB: on generated orders with weekly seasonality and an injected drop,
+the band wh records for each category's last day equals the mean and sample
+standard deviation DuckDB computes over the same weekday of the eight weeks
+before, from the published mart; the drop in total revenue is found; on
+generated orders with a trend, the forecast of the next four weeks beats
+the seasonal-naive forecast DuckDB computes from the same days, and the
+next day is judged against the band forecast for it."""
 
 import json
 import subprocess
@@ -97,7 +100,9 @@ def test_the_report_and_the_docs_site_chart_each_monitor_in_the_browser(built, b
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto((project / "report.html").as_uri())
     charts = page.locator("svg.monitor-chart")
-    assert charts.count() == 1 + min(categories, 12)
+    # The total, each category's band, and each category's days beside
+    # the forecast (no forecast was built: their days only).
+    assert charts.count() == 1 + 2 * min(categories, 12)
     total = page.locator("svg.monitor-chart", has=page.locator("title", has_text="sum(revenue)")).first
     # The injected drop is the last bucket, marked, and under the band.
     dots = total.locator("circle.anomaly")
@@ -113,7 +118,97 @@ def test_the_report_and_the_docs_site_chart_each_monitor_in_the_browser(built, b
     page.goto(site.as_uri() + "#model/daily_category_revenue")
     page.wait_for_selector("img.monitor-chart")
     images = page.locator("img.monitor-chart")
-    assert images.count() == 1 + min(categories, 12)
+    assert images.count() == 1 + 2 * min(categories, 12)
     widths = page.eval_on_selector_all("img.monitor-chart", "els => els.map(e => e.complete && e.naturalWidth)")
     assert all(w == 640 for w in widths), widths
+    assert errors == []
+
+
+START, AS_OF = "2023-01-01", "2024-01-08"  # 372 days of history, a Monday
+
+
+@pytest.fixture(scope="module")
+def forecast(tmp_path_factory):
+    """The example built as of AS_OF (the forecast trains on the days
+    before it), its forecast kept, then built as of the next day."""
+    project = tmp_path_factory.mktemp("forecast")
+    copy_example(project)
+    raw = project / "raw"
+    subprocess.run(
+        [DATAGEN, "--scale", "0.3", "--seed", "7", "--out", raw, "--start", START, "--days", "400", "--weekly",
+         "--trend-pct", "30"],
+        check=True,
+    )
+
+    def build(as_of):
+        out = subprocess.run(
+            [WH, "build", "--select", "+daily_revenue_forecast", "--vars",
+             f"{{raw_root: '{raw}', as_of_date: '{as_of}'}}"],
+            cwd=project, capture_output=True, text=True,
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stderr
+
+    build(AS_OF)
+    table = project / "warehouse" / "monitoring" / "daily_revenue_forecast.parquet"
+    first = project / "first_forecast.parquet"
+    first.write_bytes(table.read_bytes())
+    return project, first, build("2024-01-09")
+
+
+def test_the_forecast_beats_seasonal_naive_on_the_next_four_weeks(forecast):
+    project, first, _ = forecast
+    mart = project / "warehouse" / "monitoring" / "daily_category_revenue.parquet"
+    sql = f"""
+    with actual as (
+        select category, order_date as d, sum(revenue) as v from read_parquet('{mart}') group by all),
+    fc as (select * from read_parquet('{first}')),
+    naive as (
+        -- the last complete week, repeated
+        select fc.category, fc.order_date as d, a.v as v from fc join actual a
+          on a.category = fc.category
+         and a.d = fc.order_date - cast(7 * (1 + date_diff('day', date '{AS_OF}', fc.order_date) // 7) as integer))
+    select count(*), avg(abs(fc.forecast - a.v) / a.v), avg(abs(n.v - a.v) / a.v),
+           avg(case when a.v between fc.lower and fc.upper then 1 else 0 end),
+           min(fc.trained_through), max(fc.step), count(distinct fc.category)
+    from fc join actual a on a.category = fc.category and a.d = fc.order_date
+            join naive n on n.category = fc.category and n.d = fc.order_date
+    where a.v > 0
+    """
+    ((n, mape, naive_mape, coverage, trained_through, steps, categories),) = duckdb.sql(sql).fetchall()
+    assert str(trained_through) == "2024-01-07" and steps == 28 and categories >= 9
+    assert n >= 0.9 * 28 * categories
+    print(f"MAPE wh {mape:.3f}, seasonal naive {naive_mape:.3f}, 95% band coverage {coverage:.2f}")
+    assert mape < naive_mape, (mape, naive_mape)
+    assert 0.75 <= coverage <= 1.0, coverage
+
+
+def test_the_next_day_is_judged_by_the_band_forecast_for_it(forecast):
+    project, first, _ = forecast
+    glob = project / "warehouse" / "_wh" / "metrics" / "*.parquet"
+    judged = duckdb.sql(f"""
+        select m.dimension, m.expected, m.lower, m.upper, f.forecast, f.lower, f.upper
+        from read_parquet('{glob}') m join read_parquet('{first}') f
+          on m.dimension = 'category=' || f.category and f.order_date = date '{AS_OF}'
+        where m.test_name = 'revenue_below_forecast' and m.score is not null order by 1""").fetchall()
+    assert len(judged) >= 9
+    for dim, expected, lower, upper, point, f_lower, f_upper in judged:
+        assert (expected, lower, upper) == (point, f_lower, f_upper), dim
+
+
+def test_the_report_draws_the_forecast_ahead_in_the_browser(forecast, browser):
+    project, _, _ = forecast
+    subprocess.run([WH, "report", "--out", "report.html", "--quiet"], cwd=project, check=True)
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto((project / "report.html").as_uri())
+    ahead = page.locator("svg.monitor-chart", has=page.locator("polyline.forecast"))
+    assert ahead.count() >= 9
+    chart = ahead.first
+    line, band = chart.locator("polyline.value").bounding_box(), chart.locator("polygon.forecast-band").bounding_box()
+    # The forecast starts where the days end.
+    assert band["x"] >= line["x"] + line["width"] - 15
+    assert band["width"] > 50
+    page.screenshot(path=str(ARTIFACTS / "report-forecast.png"), full_page=True)
     assert errors == []

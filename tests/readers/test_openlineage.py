@@ -80,7 +80,7 @@ def test_every_event_is_valid_and_delivered(delivered):
     parent = written[0]["run"]["runId"]
     children = [e for e in written if e["job"]["name"] != "shop.invocation"]
     models = [e for e in children if not e["job"]["name"].endswith(".test")]
-    assert len(models) == 66  # 33 models and snapshots x (START, COMPLETE)
+    assert len(models) == 68  # 34 models and snapshots x (START, COMPLETE)
     for e in children:
         assert e["run"]["facets"]["parent"]["run"]["runId"] == parent
 
@@ -130,7 +130,7 @@ def test_assertions_are_reported_by_one_test_job_per_relation(delivered):
     assert source["inputs"][0]["name"].endswith("tests/fixtures/golden/raw/orders.parquet")
     # Every relation with assertions in the project has its test job.
     tested = {e["job"]["name"] for e in written if e["job"]["name"].endswith(".test")}
-    assert len(tested) == 30
+    assert len(tested) == 31
 
 
 @pytest.mark.parametrize("mutate, problem", [

@@ -63,7 +63,7 @@ def test_prod_build_on_s3_equals_the_local_build(s3, local, tmp_path):
     assert "s3://shop-warehouse/equal" in out.stderr
     keys = s3.keys(BUCKET, "equal/")
     expected = model_files(local)
-    assert len(expected) == 17  # 15 SPEC models, rfm_segment_changes, daily_category_revenue
+    assert len(expected) == 18  # 15 SPEC models, rfm_segment_changes, daily_category_revenue, daily_revenue_forecast
     for rel, data in expected.items():
         remote = s3.get(BUCKET, f"equal/{rel}")
         # Same rows, and the same bytes: the writer is deterministic.

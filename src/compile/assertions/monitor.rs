@@ -45,45 +45,13 @@ const KEYS: &[&str] = &[
     "min_training_set_size",
     "seasonality",
     "ignore_small_changes",
+    "forecaster",
+    "forecast_model",
+    "target",
 ];
 
-/// The width of a time bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Bucket {
-    Hour,
-    Day,
-    Week,
-}
-
-impl Bucket {
-    /// Returns the name `date_trunc` takes.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Bucket::Hour => "hour",
-            Bucket::Day => "day",
-            Bucket::Week => "week",
-        }
-    }
-
-    /// Returns the bucket's width in microseconds.
-    pub fn micros(self) -> i64 {
-        const HOUR: i64 = 3_600_000_000;
-        match self {
-            Bucket::Hour => HOUR,
-            Bucket::Day => 24 * HOUR,
-            Bucket::Week => 7 * 24 * HOUR,
-        }
-    }
-
-    fn parse(name: &str) -> Result<Bucket, String> {
-        match name {
-            "hour" => Ok(Bucket::Hour),
-            "day" => Ok(Bucket::Day),
-            "week" => Ok(Bucket::Week),
-            other => Err(format!("time_bucket `{other}` is not one of hour, day, week")),
-        }
-    }
-}
+pub use crate::series::Bucket;
+use crate::series::Forecaster;
 
 /// How the expected band is learnt from the training buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +61,9 @@ pub enum Method {
     /// Mean and standard deviation of the training buckets in the same
     /// phase of the season (the same weekday, the same hour).
     Seasonal,
+    /// A forecast of the scored buckets: fitted on the training buckets,
+    /// or what a forecast model forecast for them (`forecast_model`).
+    Forecast,
 }
 
 impl Method {
@@ -101,6 +72,7 @@ impl Method {
         match self {
             Method::ZScore => "zscore",
             Method::Seasonal => "seasonal",
+            Method::Forecast => "forecast",
         }
     }
 }
@@ -111,6 +83,30 @@ pub enum Direction {
     Both,
     Drop,
     Spike,
+}
+
+/// The value below which a bucket compared with a forecast model's
+/// forecast is "forecast not met".
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    /// The forecast's lower bound.
+    Lower,
+    /// The point forecast.
+    Forecast,
+    /// This percentage of the point forecast.
+    Percent(f64),
+    /// A stated value.
+    Value(f64),
+}
+
+/// A forecast for one bucket: point, lower and upper bound, and the
+/// bounds' level.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Forecasted {
+    pub point: f64,
+    pub lower: f64,
+    pub upper: f64,
+    pub level: f64,
 }
 
 /// What the monitor knows before it runs: the metric history (per
@@ -128,6 +124,9 @@ pub struct Known {
     /// The score of each (dimension, bucket) an earlier run found
     /// anomalous, to tell an ongoing anomaly from a new one.
     pub flagged: BTreeMap<(String, i64), f64>,
+    /// With `forecast_model`: the latest forecast made for each
+    /// (dimension, bucket) before that bucket began.
+    pub forecasts: BTreeMap<(String, i64), Forecasted>,
 }
 
 /// A parsed `metric_anomalies` declaration.
@@ -153,6 +152,12 @@ pub struct Monitor {
     pub min_change_pct: (f64, f64),
     /// The `as_of_date` var: buckets from that day on are not scored.
     pub as_of: Option<NaiveDate>,
+    /// `method: forecast` fitted here: how.
+    pub forecaster: Forecaster,
+    /// `method: forecast`: the forecast model whose forecasts are the band.
+    pub forecast_model: Option<String>,
+    /// With `forecast_model`: below what a bucket is "forecast not met".
+    pub target: Target,
     /// A digest of what the values depend on (subject, metric, time
     /// column, bucket, dimensions, filter): history is kept per key.
     pub key: String,
@@ -179,22 +184,20 @@ pub fn parse(
     let method = match text("method").unwrap_or("zscore") {
         "zscore" => Method::ZScore,
         "seasonal" => Method::Seasonal,
-        "forecast" => return Err("method `forecast` is not available yet; use `zscore` or `seasonal`".into()),
-        other => return Err(format!("method `{other}` is not one of zscore, seasonal")),
+        "forecast" => Method::Forecast,
+        other => return Err(format!("method `{other}` is not one of zscore, seasonal, forecast")),
     };
     let period = period(params.get("seasonality"), bucket, method)?;
-    let seasonal = method == Method::Seasonal;
-    let training = buckets(params.get("training_period"), bucket, "training_period")?.unwrap_or(if seasonal {
-        8 * period
-    } else {
-        28
-    });
-    let min_history = count(params.get("min_training_set_size"), "min_training_set_size")?.unwrap_or(if seasonal {
-        4 * period
-    } else {
-        14
-    });
+    let (training, min_history) = match method {
+        Method::ZScore => (28, 14),
+        Method::Seasonal => (8 * period, 4 * period),
+        Method::Forecast => (16 * period, 2 * period + 1),
+    };
+    let training = buckets(params.get("training_period"), bucket, "training_period")?.unwrap_or(training);
+    let min_history = count(params.get("min_training_set_size"), "min_training_set_size")?.unwrap_or(min_history);
     let dimensions = dimensions(params.get("dimensions"))?;
+    let (forecaster, forecast_model, target) = forecast_params(params, method)?;
+    let default_direction = if forecast_model.is_some() { "drop" } else { "both" };
     let mut m = Monitor {
         metric: metric.to_string(),
         timestamp: timestamp.to_string(),
@@ -202,13 +205,16 @@ pub fn parse(
         dimensions,
         method,
         sensitivity: sensitivity(params.get("anomaly_sensitivity"))?,
-        direction: direction(text("anomaly_direction"))?,
+        direction: direction(text("anomaly_direction").or(Some(default_direction)))?,
         training,
         detection: buckets(params.get("detection_period"), bucket, "detection_period")?.unwrap_or(1),
         min_history: min_history.min(training),
         period,
         min_change_pct: small_changes(params.get("ignore_small_changes"))?,
         as_of: as_of.map(parse_day).transpose()?,
+        forecaster,
+        forecast_model,
+        target,
         key: String::new(),
         known: Arc::default(),
     };
@@ -217,6 +223,46 @@ pub fn parse(
     }
     m.key = key(&m, subject, filter);
     Ok(m)
+}
+
+/// `forecaster`, `forecast_model` and `target`, which only `method:
+/// forecast` takes.
+fn forecast_params(params: &Map<String, Json>, method: Method) -> Result<(Forecaster, Option<String>, Target), String> {
+    let text = |k: &str| params.get(k).and_then(Json::as_str).map(str::trim).filter(|s| !s.is_empty());
+    let target = params.get("target");
+    let given = ["forecaster", "forecast_model"].into_iter().find(|k| text(k).is_some());
+    if method != Method::Forecast {
+        return match given.or(target.map(|_| "target")) {
+            Some(k) => Err(format!("`{k}` applies to method `forecast` only")),
+            None => Ok((Forecaster::Mstl, None, Target::Lower)),
+        };
+    }
+    let forecaster = text("forecaster").map(Forecaster::parse).transpose()?.unwrap_or_default();
+    let model = text("forecast_model").map(str::to_string);
+    if model.is_none() && target.is_some() {
+        return Err("`target` compares with a forecast model's forecast: set `forecast_model`".into());
+    }
+    Ok((forecaster, model, self::target(target)?))
+}
+
+/// `lower` (default), `forecast`, `95%` of the forecast, or a number.
+fn target(v: Option<&Json>) -> Result<Target, String> {
+    let wrong = |j: &Json| {
+        format!("target is `lower`, `forecast`, a percentage of the forecast (`95%`) or a number, not `{j}`")
+    };
+    match v {
+        None => Ok(Target::Lower),
+        Some(Json::Number(n)) => n.as_f64().map(Target::Value).ok_or_else(|| wrong(v.unwrap())),
+        Some(j @ Json::String(s)) => match s.trim() {
+            "lower" => Ok(Target::Lower),
+            "forecast" => Ok(Target::Forecast),
+            pct if pct.ends_with('%') => {
+                pct.trim_end_matches('%').trim().parse::<f64>().map(Target::Percent).map_err(|_| wrong(j))
+            }
+            _ => Err(wrong(j)),
+        },
+        Some(j) => Err(wrong(j)),
+    }
 }
 
 fn suffix(hint: &str) -> String {
@@ -274,11 +320,7 @@ fn count(v: Option<&Json>, key: &str) -> Result<Option<usize>, String> {
 }
 
 fn period(v: Option<&Json>, bucket: Bucket, method: Method) -> Result<usize, String> {
-    let default = match bucket {
-        Bucket::Hour => 24,
-        Bucket::Day => 7,
-        Bucket::Week => 52,
-    };
+    let default = bucket.default_season();
     let p = match v {
         None => default,
         Some(Json::String(s)) => match (s.as_str(), bucket) {
@@ -292,8 +334,8 @@ fn period(v: Option<&Json>, bucket: Bucket, method: Method) -> Result<usize, Str
             j.as_u64().filter(|n| (2..=1000).contains(n)).ok_or("seasonality must be 2 to 1000 buckets")? as usize
         }
     };
-    if v.is_some() && method != Method::Seasonal {
-        return Err("seasonality applies to method `seasonal` only".into());
+    if v.is_some() && method == Method::ZScore {
+        return Err("seasonality applies to methods `seasonal` and `forecast` only".into());
     }
     Ok(p)
 }
@@ -362,24 +404,43 @@ fn key(m: &Monitor, subject: &str, filter: Option<&str>) -> String {
 /// pairs; empty without dimensions) and `wh_value` (double), from `since`
 /// (microseconds) on when given.
 pub fn bucket_sql(m: &Monitor, scoped: &str, since: Option<i64>) -> String {
-    let ts = quote(&m.timestamp);
-    let bucket = format!("date_trunc('{}', cast({ts} as timestamp))", m.bucket.as_str());
-    let dimension = if m.dimensions.is_empty() {
-        "''".to_string()
-    } else {
-        let parts: Vec<String> = m
-            .dimensions
-            .iter()
-            .map(|d| format!("'{}=' || coalesce(cast({} as varchar), 'NULL')", d.replace('\'', "''"), quote(d)))
-            .collect();
-        parts.join(" || ', ' || ")
-    };
+    series_sql(&m.metric, &m.timestamp, m.bucket, &m.dimensions, scoped, since)
+}
+
+/// The per-bucket SQL of a metric over `relation` (see `bucket_sql`); each
+/// dimension is also a text column of its own, `wh_d0`, `wh_d1`, ...
+pub fn series_sql(
+    metric: &str,
+    timestamp: &str,
+    bucket: Bucket,
+    dimensions: &[String],
+    relation: &str,
+    since: Option<i64>,
+) -> String {
+    let ts = quote(timestamp);
+    let bucket = format!("date_trunc('{}', cast({ts} as timestamp))", bucket.as_str());
+    let dimension = dimension_sql(dimensions);
+    let own: String =
+        dimensions.iter().enumerate().map(|(i, d)| format!(", cast({} as varchar) as wh_d{i}", quote(d))).collect();
+    let group: String = (0..dimensions.len()).map(|i| format!(", {}", i + 4)).collect();
     let since = since.map(|s| format!(" and {bucket} >= to_timestamp_micros({s})")).unwrap_or_default();
     format!(
-        "select {bucket} as wh_bucket, {dimension} as wh_dimension, cast({} as double) as wh_value \
-         from {scoped} as t where {ts} is not null{since} group by 1, 2",
-        m.metric
+        "select {bucket} as wh_bucket, {dimension} as wh_dimension, cast({metric} as double) as wh_value{own} \
+         from {relation} as t where {ts} is not null{since} group by 1, 2{group}"
     )
+}
+
+/// The text naming a dimension value, `category=Libros, region=EU` (empty
+/// without dimensions), as SQL over the dimension columns.
+pub fn dimension_sql(dimensions: &[String]) -> String {
+    if dimensions.is_empty() {
+        return "''".to_string();
+    }
+    let parts: Vec<String> = dimensions
+        .iter()
+        .map(|d| format!("'{}=' || coalesce(cast({} as varchar), 'NULL')", d.replace('\'', "''"), quote(d)))
+        .collect();
+    parts.join(" || ', ' || ")
 }
 
 fn quote(name: &str) -> String {

@@ -151,6 +151,73 @@ pub struct ConfigPatch {
     /// `public` or `internal`, as the YAML `access:` key.
     #[serde(default)]
     pub access: Option<String>,
+    /// A forecast model: the SQL gives the series, the table the forecast.
+    #[serde(default)]
+    pub forecast: Option<ForecastSpec>,
+}
+
+/// `forecast:` in a table model's config: the model's SQL returns the
+/// history, aggregated per bucket and dimension value as `metric`; the
+/// published table holds the next `horizon` buckets' point forecast and
+/// bounds at `level` (see docs/src/monitoring.md).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForecastSpec {
+    /// An aggregate over the SQL's rows: `sum(revenue)`, `count(*)`.
+    pub metric: String,
+    pub timestamp_column: String,
+    #[serde(default)]
+    pub time_bucket: crate::series::Bucket,
+    /// One series per value of these columns.
+    #[serde(default)]
+    pub dimensions: Tags,
+    /// Buckets forecast after the last complete one.
+    #[serde(default = "default_horizon")]
+    pub horizon: usize,
+    /// The bounds' coverage, between 0 and 1.
+    #[serde(default = "default_level")]
+    pub level: f64,
+    #[serde(default)]
+    pub method: crate::series::Forecaster,
+    /// Buckets per season (7 for daily buckets).
+    #[serde(default)]
+    pub seasonality: Option<usize>,
+    /// The latest buckets trained on (all when unset).
+    #[serde(default)]
+    pub training_period: Option<usize>,
+    /// The `as_of_date` var, set when compiled: buckets from that day on
+    /// are not complete (part of the config, so that a new day rebuilds).
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<String>,
+}
+
+fn default_horizon() -> usize {
+    28
+}
+
+fn default_level() -> f64 {
+    0.9
+}
+
+impl ForecastSpec {
+    /// Buckets per season.
+    pub fn season(&self) -> usize {
+        self.seasonality.unwrap_or(self.time_bucket.default_season())
+    }
+
+    /// What is wrong with the values, if anything.
+    pub fn problem(&self) -> Option<String> {
+        if !(self.level > 0.0 && self.level < 1.0) {
+            return Some(format!("forecast `level` is a coverage between 0 and 1 (0.9 for 90%), not {}", self.level));
+        }
+        if self.horizon == 0 || self.horizon > 10_000 {
+            return Some(format!("forecast `horizon` is 1 to 10000 buckets, not {}", self.horizon));
+        }
+        if !(2..=1000).contains(&self.season()) {
+            return Some("forecast `seasonality` is 2 to 1000 buckets".into());
+        }
+        None
+    }
 }
 
 /// How an incremental model's new rows are combined with its published ones.
@@ -291,6 +358,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "column_types",
     "delimiter",
     "access",
+    "forecast",
 ];
 
 /// dbt config keys that `wh` accepts and does not use: they change where
@@ -393,6 +461,8 @@ pub struct ModelConfig {
     /// `access` set in a config (the YAML `access:` key wins).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<ForecastSpec>,
 }
 
 impl Default for ModelConfig {
@@ -418,6 +488,7 @@ impl Default for ModelConfig {
             column_types: Map::new(),
             delimiter: None,
             access: None,
+            forecast: None,
         }
     }
 }
@@ -493,6 +564,9 @@ impl ModelConfig {
         }
         if let Some(a) = &patch.access {
             self.access = Some(a.clone());
+        }
+        if let Some(f) = &patch.forecast {
+            self.forecast = Some(f.clone());
         }
     }
 
