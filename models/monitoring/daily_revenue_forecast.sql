@@ -11,7 +11,7 @@
     'horizon': 28,
     'level': 0.95,
     'method': 'mstl',
-    'training_period': 365,
+    'training_period': 182,
 }) }}
 select order_date, category, revenue
 from {{ ref('daily_category_revenue') }}

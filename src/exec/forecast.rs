@@ -38,7 +38,9 @@ impl Engine {
         let (_, batches) = result.map_err(|e| forecast_error(format!("cannot compute the metric per bucket: {e}")))?;
         let series = read_series(&batches, dims.len())?;
         let complete_before = complete_before(spec, now);
-        let batch = forecast_batch(spec, &series, complete_before)?;
+        let spec_owned = spec.clone();
+        let fitted = tokio::task::spawn_blocking(move || forecast_batch(&spec_owned, &series, complete_before));
+        let batch = fitted.await.map_err(|e| forecast_error(format!("the forecast stopped: {e}")))??;
         let name = format!("__wh_forecast_{}", model.name);
         match &self.scratch {
             Some(scratch) => self.register_shared(scratch, &name, batch.schema(), &[batch]).await?,
@@ -112,23 +114,20 @@ fn forecast_batch(spec: &ForecastSpec, series: &Series, complete_before: i64) ->
     let step = spec.time_bucket.micros();
     let last = series.values().flat_map(|s| s.keys().copied()).filter(|b| b + step <= complete_before).max();
     let last = last.ok_or_else(|| forecast_error("the SQL returned no complete bucket".into()))?;
+    let inputs: Vec<(&Vec<Option<String>>, Vec<f64>)> = series
+        .iter()
+        .filter(|(_, values)| values.keys().next().is_some_and(|first| *first <= last))
+        .map(|(dims, values)| (dims, history(spec, values, last)))
+        .collect();
+    let fitted = fit_all(spec, &inputs);
     let mut rows = Vec::new();
-    for (dims, values) in series {
-        let Some(&first) = values.keys().next() else { continue };
-        if first > last {
-            continue;
-        }
-        let start = spec.training_period.map(|n| last - (n.max(1) as i64 - 1) * step).unwrap_or(first).max(first);
-        let y: Vec<f64> =
-            (start..=last).step_by(step as usize).map(|b| values.get(&b).copied().unwrap_or(0.0)).collect();
+    for ((dims, _), f) in inputs.iter().zip(fitted) {
         // Too short even for seasonal naive: left out (a new value).
-        let Some(f) = series::forecast_or_naive(&y, spec.method, spec.season(), spec.horizon, spec.level) else {
-            continue;
-        };
+        let Some(f) = f else { continue };
         let f = f.map_err(|e| forecast_error(format!("{e} for {}", dimension_text(&spec.dimensions.0, dims))))?;
         for h in 0..spec.horizon {
             rows.push(Row {
-                dims: dims.clone(),
+                dims: (*dims).clone(),
                 bucket: last + (h as i64 + 1) * step,
                 step: h as i32 + 1,
                 point: f.point[h],
@@ -140,6 +139,46 @@ fn forecast_batch(spec: &ForecastSpec, series: &Series, complete_before: i64) ->
         }
     }
     table(spec, &rows).map_err(|e| forecast_error(e.to_string()))
+}
+
+/// A series' values from its first bucket (or the training period's) to
+/// `last`; a bucket without rows is 0.
+fn history(spec: &ForecastSpec, values: &BTreeMap<i64, f64>, last: i64) -> Vec<f64> {
+    let step = spec.time_bucket.micros();
+    let first = values.keys().next().copied().unwrap_or(last);
+    let start = spec.training_period.map(|n| last - (n.max(1) as i64 - 1) * step).unwrap_or(first).max(first);
+    (start..=last).step_by(step as usize).map(|b| values.get(&b).copied().unwrap_or(0.0)).collect()
+}
+
+type Fitted = Option<Result<series::Forecast, series::SeriesError>>;
+
+/// Forecasts every series, on as many threads as there are cores; the
+/// results are in the order of `inputs` (each fit is deterministic).
+fn fit_all(spec: &ForecastSpec, inputs: &[(&Vec<Option<String>>, Vec<f64>)]) -> Vec<Fitted> {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(inputs.len().max(1));
+    let fit = |y: &[f64]| series::forecast_or_naive(y, spec.method, spec.season(), spec.horizon, spec.level);
+    let mut out: Vec<Fitted> = vec![None; inputs.len()];
+    std::thread::scope(|scope| {
+        let fit = &fit;
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    let mine = inputs.iter().enumerate().skip(t).step_by(threads);
+                    mine.map(|(i, (_, y))| (i, fit(y))).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for (t, h) in handles.into_iter().enumerate() {
+            let done = h.join().unwrap_or_else(|_| {
+                let failed = || Some(Err(series::SeriesError::Model("the forecasting library failed".into())));
+                (t..inputs.len()).step_by(threads).map(|i| (i, failed())).collect()
+            });
+            for (i, f) in done {
+                out[i] = f;
+            }
+        }
+    });
+    out
 }
 
 /// `category=Libros, region=EU`, as the monitors name a dimension value.
