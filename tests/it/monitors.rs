@@ -39,7 +39,8 @@ fn project(severity: &str) -> TempProject {
     p.write(
         "wh_project.yml",
         "name: mon\ntargets:\n  dev: {warehouse: warehouse}\n\
-         alerts:\n  on: [warning, failure]\n  command: \"cat > alert.json\"\n",
+         alerts:\n  on: [warning, failure]\n  command: \"cat > alert.json\"\n  \
+         report_url: https://reports.example/wh/report.html\n",
     );
     p.write("models/daily.sql", "select cast(day as date) as day, category, amount from {{ ref('sales') }}\n");
     p.write(
@@ -116,6 +117,7 @@ fn a_drop_is_found_against_its_weekday_band_and_alerted_once_while_it_goes_on() 
     // The alert names the anomaly and its band.
     let alert: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(p.path().join("alert.json")).unwrap()).unwrap();
+    assert_eq!(alert["report_url"], "https://reports.example/wh/report.html");
     let anomaly = &alert["problems"][0]["anomalies"][0];
     assert_eq!((anomaly["dimension"].as_str(), anomaly["bucket"].as_str()), (Some("category=B"), Some("2024-03-03")));
     assert!((anomaly["expected"].as_f64().unwrap() - mean).abs() < 1e-9, "{anomaly}");

@@ -123,6 +123,13 @@ pub(super) fn send_alerts(settings: &Settings, run: &Finished<'_>, stale: &[serd
         }
         summary["stale_sources"] = serde_json::json!(stale);
     }
+    match alerts.report_url.as_deref() {
+        Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+            summary["report_url"] = serde_json::json!(url);
+        }
+        Some(_) => eprintln!("warning: alerts.report_url is not an http(s) URL; the alert carries no report link"),
+        None => {}
+    }
     for problem in crate::alerts::send(alerts, &summary, level, &settings.project.root) {
         eprintln!("warning: {problem}");
     }

@@ -114,6 +114,10 @@ pub struct AlertsFile {
     /// A shell command run with the JSON summary on its standard input.
     #[serde(default)]
     pub command: Option<String>,
+    /// Where the team publishes `wh report`'s page (http or https): the
+    /// summary links to it, so that an alert leads to the charts.
+    #[serde(default)]
+    pub report_url: Option<String>,
 }
 
 /// What an alert is raised for.
