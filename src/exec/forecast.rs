@@ -8,9 +8,8 @@
 use std::collections::BTreeMap;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, Date32Array, Float64Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, Date32Array, Float64Array, Int32Array, StringArray, TimestampMicrosecondArray,
 };
-use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
 use super::*;
@@ -73,16 +72,8 @@ fn complete_before(spec: &ForecastSpec, now: chrono::DateTime<chrono::Utc>) -> i
 fn read_series(batches: &[RecordBatch], dims: usize) -> Result<Series, ExecError> {
     let mut out = Series::new();
     for b in batches {
-        let buckets = cast(b.column(0), &DataType::Timestamp(TimeUnit::Microsecond, None))
-            .and_then(|c| cast(&c, &DataType::Int64))
-            .map_err(|e| forecast_error(e.to_string()))?;
-        let buckets = buckets.as_any().downcast_ref::<Int64Array>().cloned();
-        let values = cast(b.column(2), &DataType::Float64).map_err(|e| forecast_error(e.to_string()))?;
-        let values = values.as_any().downcast_ref::<Float64Array>().cloned();
-        let texts: Vec<Option<StringArray>> = (0..dims)
-            .map(|i| cast(b.column(3 + i), &DataType::Utf8).ok()?.as_any().downcast_ref::<StringArray>().cloned())
-            .collect();
-        let (Some(buckets), Some(values)) = (buckets, values) else {
+        let texts: Vec<Option<StringArray>> = (0..dims).map(|i| super::columns::text(b, 3 + i)).collect();
+        let (Some(buckets), Some(values)) = (super::columns::micros(b, 0), super::columns::floats(b, 2)) else {
             return Err(forecast_error("the metric's buckets could not be read".into()));
         };
         for i in (0..b.num_rows()).filter(|i| !buckets.is_null(*i)) {

@@ -3,6 +3,7 @@
 //! rest of `wh` never touches DataFusion, so another engine can stand here.
 
 pub mod cluster;
+pub mod columns;
 pub mod contract;
 pub mod duckdb;
 mod forecast;
@@ -384,8 +385,7 @@ impl Engine {
     ) -> Result<Option<(DataFrame, Option<usize>)>, ExecError> {
         let fail = |message: String, hint: &str| ExecError::Incremental { message, hint: Some(hint.to_string()) };
         match mode {
-            Mode::Full if model.config.forecast.is_some() => {
-                let spec = model.config.forecast.as_ref().expect("checked");
+            Mode::Full if let Some(spec) = &model.config.forecast => {
                 Ok(Some((self.plan_forecast(model, spec, now).await?, None)))
             }
             Mode::Full => {

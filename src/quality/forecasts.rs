@@ -7,12 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use datafusion::arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
-
 use crate::compile::assertions::monitor::{dimension_sql, Forecasted};
-use crate::exec::Engine;
+use crate::exec::{columns, Engine};
 use crate::project::config::ForecastSpec;
 use crate::storage::Warehouse;
 
@@ -47,12 +43,10 @@ pub async fn load(engine: &Engine, warehouse: &Warehouse) -> BTreeMap<String, Ve
     let Ok((_, batches)) = engine.query(&sql).await else { return BTreeMap::new() };
     let mut out: BTreeMap<String, Vec<Made>> = BTreeMap::new();
     for b in &batches {
-        let texts = [0, 1].map(|i| cast(b.column(i), &DataType::Utf8).ok());
-        let texts =
-            texts.iter().map(|c| c.as_ref()?.as_any().downcast_ref::<StringArray>()).collect::<Option<Vec<_>>>();
-        let times = [2, 3].map(|i| micros(b, i));
-        let numbers = [4, 5, 6, 7].map(|i| numbers(b, i));
-        let (Some(texts), [Some(bucket), Some(through)], [Some(p), Some(l), Some(u), Some(lv)]) =
+        let texts = [0, 1].map(|i| columns::text(b, i));
+        let times = [2, 3].map(|i| columns::micros(b, i));
+        let numbers = [4, 5, 6, 7].map(|i| columns::floats(b, i));
+        let ([Some(model), Some(dimension)], [Some(bucket), Some(through)], [Some(p), Some(l), Some(u), Some(lv)]) =
             (texts, times, numbers)
         else {
             continue;
@@ -60,24 +54,15 @@ pub async fn load(engine: &Engine, warehouse: &Warehouse) -> BTreeMap<String, Ve
         for i in 0..b.num_rows() {
             let forecast = Forecasted { point: p.value(i), lower: l.value(i), upper: u.value(i), level: lv.value(i) };
             let made = Made {
-                dimension: texts[1].value(i).to_string(),
+                dimension: dimension.value(i).to_string(),
                 bucket: bucket.value(i),
                 trained_through: through.value(i),
                 forecast,
             };
-            out.entry(texts[0].value(i).to_string()).or_default().push(made);
+            out.entry(model.value(i).to_string()).or_default().push(made);
         }
     }
     out
-}
-
-fn micros(b: &RecordBatch, i: usize) -> Option<Int64Array> {
-    let c = cast(b.column(i), &DataType::Timestamp(TimeUnit::Microsecond, None)).ok()?;
-    cast(&c, &DataType::Int64).ok()?.as_any().downcast_ref::<Int64Array>().cloned()
-}
-
-fn numbers(b: &RecordBatch, i: usize) -> Option<Float64Array> {
-    cast(b.column(i), &DataType::Float64).ok()?.as_any().downcast_ref::<Float64Array>().cloned()
 }
 
 /// For each (dimension, bucket): the forecast made last before the bucket

@@ -13,17 +13,16 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::datatypes::{Field, Schema};
 
 use super::forecasts;
 use super::history::RunInfo;
 use super::run::Outcome;
 use crate::compile::assertions::monitor::{bucket_sql, Direction, Known, Method, Monitor, Target};
 use crate::compile::assertions::Assertion;
-use crate::exec::Engine;
+use crate::exec::{columns, Engine};
 use crate::series;
 use crate::storage::{publish, Warehouse};
 
@@ -151,12 +150,12 @@ pub async fn load(engine: &Engine, warehouse: &Warehouse) -> Loaded {
     let Ok((_, batches)) = engine.query(&sql).await else { return Loaded { monitors: BTreeMap::new(), forecasts } };
     let mut monitors: BTreeMap<String, Recorded> = BTreeMap::new();
     for b in &batches {
-        let (Some(keys), Some(dims), Some(buckets)) = (text_column(b, 0), text_column(b, 1), micros_column(b, 2))
+        let (Some(keys), Some(dims), Some(buckets)) = (columns::text(b, 0), columns::text(b, 1), columns::micros(b, 2))
         else {
             continue;
         };
         let [Some(values), Some(flags), Some(expected), Some(lower), Some(upper)] =
-            [3, 4, 5, 6, 7].map(|i| float_column(b, i))
+            [3, 4, 5, 6, 7].map(|i| columns::floats(b, i))
         else {
             continue;
         };
@@ -176,29 +175,14 @@ pub async fn load(engine: &Engine, warehouse: &Warehouse) -> Loaded {
     Loaded { monitors, forecasts }
 }
 
-fn text_column(b: &RecordBatch, i: usize) -> Option<StringArray> {
-    let c = cast(b.column(i), &DataType::Utf8).ok()?;
-    c.as_any().downcast_ref::<StringArray>().cloned()
-}
-
-fn micros_column(b: &RecordBatch, i: usize) -> Option<Int64Array> {
-    let c = cast(b.column(i), &DataType::Timestamp(TimeUnit::Microsecond, None)).ok()?;
-    let c = cast(&c, &DataType::Int64).ok()?;
-    c.as_any().downcast_ref::<Int64Array>().cloned()
-}
-
-fn float_column(b: &RecordBatch, i: usize) -> Option<Float64Array> {
-    let c = cast(b.column(i), &DataType::Float64).ok()?;
-    c.as_any().downcast_ref::<Float64Array>().cloned()
-}
-
 /// Computes the new buckets of `a`'s metric on the engine and scores them.
 pub async fn run(engine: &Engine, a: &Assertion, m: &Monitor) -> Result<Findings, String> {
     let sql = bucket_sql(m, &super::run::scoped_relation(a), m.known.recompute_from);
     let (_, batches) = engine.query(&sql).await.map_err(|e| e.to_string())?;
     let mut fresh = Vec::new();
     for b in &batches {
-        let (Some(buckets), Some(dims), Some(values)) = (micros_column(b, 0), text_column(b, 1), float_column(b, 2))
+        let (Some(buckets), Some(dims), Some(values)) =
+            (columns::micros(b, 0), columns::text(b, 1), columns::floats(b, 2))
         else {
             return Err("the metric's buckets could not be read".into());
         };

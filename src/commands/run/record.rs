@@ -127,7 +127,10 @@ pub(super) fn send_alerts(settings: &Settings, run: &Finished<'_>, stale: &[serd
         Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
             summary["report_url"] = serde_json::json!(url);
         }
-        Some(_) => eprintln!("warning: alerts.report_url is not an http(s) URL; the alert carries no report link"),
+        Some(url) => eprintln!(
+            "warning: `alerts.report_url` in wh_project.yml is `{url}`, not an http(s) URL: the alert carries no \
+             report link\n  hint: give the address where the team publishes `wh report`'s page, https://..."
+        ),
         None => {}
     }
     for problem in crate::alerts::send(alerts, &summary, level, &settings.project.root) {
