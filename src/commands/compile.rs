@@ -11,7 +11,7 @@ use crate::error::Error;
 
 /// Compiles the project.
 pub fn execute(settings: &Settings) -> Result<ExitCode, Error> {
-    let (compiled, _graph) = compile_project(settings)?;
+    let (compiled, graph) = compile_project(settings)?;
     let inv = Invocation::new("compile", &settings.project);
     write_compiled(settings, &inv, &compiled, None)?;
     settings.log(format!(
@@ -20,16 +20,35 @@ pub fn execute(settings: &Settings) -> Result<ExitCode, Error> {
         compiled.sources.len(),
         settings.project.target_path.join("compiled").display()
     ));
+    // The process ends next: its memory goes back whole (see short_lived).
+    std::mem::forget((compiled, graph));
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes each model's SQL under `target/compiled/` and `target/manifest.json`.
+/// Writes each model's SQL under `target/compiled/` and `target/manifest.json`,
+/// the manifest on a thread of its own beside the SQL files.
 pub fn write_compiled(
     settings: &Settings,
     inv: &Invocation,
     compiled: &Compiled,
     lineage: Option<&crate::lineage::ProjectLineage>,
 ) -> Result<(), Error> {
+    let path = settings.target_dir().join("manifest.json");
+    let manifest = || {
+        crate::failpoint::hit("manifest.write")
+            .and_then(|()| artifacts::write_manifest(&path, inv, compiled, &settings.project.exposures, lineage))
+            .map_err(|source| Error::Io { path: path.clone(), source })
+    };
+    std::thread::scope(|scope| {
+        let manifest = scope.spawn(manifest);
+        let files = write_sql_files(settings, compiled);
+        let manifest = manifest.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        files.and(manifest)
+    })
+}
+
+/// Writes each model's (and analysis') SQL under `target/compiled/`.
+fn write_sql_files(settings: &Settings, compiled: &Compiled) -> Result<(), Error> {
     let dir = settings.target_dir().join("compiled");
     for model in compiled.models.values() {
         let (full, incremental) = model.compiled_paths();
@@ -41,11 +60,7 @@ pub fn write_compiled(
     for (path, sql) in &compiled.analyses {
         write(&dir.join(path), format!("{sql}\n").as_bytes())?;
     }
-    let manifest = artifacts::manifest(inv, compiled, &settings.project.exposures, lineage);
-    let path = settings.target_dir().join("manifest.json");
-    crate::failpoint::hit("manifest.write")
-        .and_then(|()| artifacts::write_json(&path, &manifest))
-        .map_err(|source| Error::Io { path, source })
+    Ok(())
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), Error> {

@@ -31,5 +31,7 @@ pub fn execute(settings: &Settings, output: LsOutput) -> Result<ExitCode, Error>
         out.push('\n');
     }
     print!("{out}");
+    // The process ends next: its memory goes back whole (see short_lived).
+    std::mem::forget((compiled, graph));
     Ok(ExitCode::SUCCESS)
 }

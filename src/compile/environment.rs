@@ -9,6 +9,17 @@ use super::*;
 pub const SECRET_PREFIX: &str = "DBT_ENV_SECRET_";
 
 pub(super) fn environment<'a>(project: &'a Project, rec: &Shared) -> Result<Environment<'a>, CompileError> {
+    environment_with(project, rec, Arc::new(project.models.keys().cloned().collect()))
+}
+
+/// The environment, given the project's model names (shared by the
+/// environments that render a large project on several threads). Models are
+/// not templates of the environment: each is compiled when it is rendered.
+pub(super) fn environment_with<'a>(
+    project: &'a Project,
+    rec: &Shared,
+    models: Arc<BTreeSet<String>>,
+) -> Result<Environment<'a>, CompileError> {
     let mut env = Environment::new();
     // A dbt project gets Jinja2's undefined (empty when printed, false when
     // tested), as dbt renders with; wh's own projects fail on a typo.
@@ -19,7 +30,6 @@ pub(super) fn environment<'a>(project: &'a Project, rec: &Shared) -> Result<Envi
     dbt_context::register(&mut env, project);
     env.add_global("this", Value::from_object(CurrentThis { rec: rec.clone(), schema: project.target.schema.clone() }));
 
-    let models: Arc<BTreeSet<String>> = Arc::new(project.models.keys().cloned().collect());
     let r = rec.clone();
     let schema = project.target.schema.clone();
     env.add_function("ref", move |first: String, second: Option<String>| -> Result<Value, minijinja::Error> {
@@ -133,10 +143,6 @@ pub(super) fn environment<'a>(project: &'a Project, rec: &Shared) -> Result<Envi
                 dbt_context::returned(value.call(macro_state, &args))
             });
         }
-    }
-    for file in project.models.values() {
-        let tname = file.path.to_string_lossy().replace('\\', "/");
-        env.add_template_owned(tname.clone(), file.text.clone()).map_err(|e| template_error(&e, rec, &tname))?;
     }
     Ok(env)
 }

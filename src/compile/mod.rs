@@ -19,9 +19,11 @@ pub mod checksum;
 mod dbt_context;
 mod environment;
 mod nodes;
+mod render;
 
 use environment::environment;
 use nodes::{analyses, assertions};
+use render::{render_models, Rendered};
 
 use assertions::sql::{self as test_sql, Declared, Parsed};
 use assertions::{Assertion, Subject};
@@ -224,88 +226,16 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
     let started = run_started_at(project);
     let mut compat = project.compat.clone();
     let mut models = BTreeMap::new();
-    for (name, mut config) in declared_configs(project) {
-        let file = &project.models[&name];
-        *lock(&rec) = Recorder { this: Some(name.clone()), ..Default::default() };
-        let template_name = file.path.to_string_lossy().replace('\\', "/");
-        // `this` is the global that reads the recorder: the same relation in
-        // the model and in the macros it calls.
-        let ctx = context! {
-            model => context! { name => name.clone(), path => template_name.clone(), config => context! {
-                materialized => config.materialized.as_str() } },
-        };
-        let template = env.get_template(&template_name).map_err(|err| template_error(&err, &rec, &template_name))?;
-        let sql = template.render(&ctx).map_err(|err| template_error(&err, &rec, &template_name))?;
-        let recorded = std::mem::take(&mut *lock(&rec));
-        for patch in &recorded.configs {
-            config.apply(&config_patch(patch, file.text.as_str(), &file.path, &mut compat)?);
-        }
-        if file.snapshot {
-            config.materialized = Materialization::Snapshot;
-        }
-        if file.seed {
-            config.materialized = Materialization::Seed;
-            if let Some(src) = sources.get_mut(&format!("{}.{name}", crate::project::SEED_SOURCE)) {
-                src.table.column_types = config.column_types.clone();
-                src.table.delimiter = config.delimiter.unwrap_or(',');
+    for rendered in render_models(project, declared_configs(project), &started)? {
+        let Rendered { model, notes } = rendered;
+        if model.config.materialized == Materialization::Seed {
+            if let Some(src) = sources.get_mut(&format!("{}.{}", crate::project::SEED_SOURCE, model.name)) {
+                src.table.column_types = model.config.column_types.clone();
+                src.table.delimiter = model.config.delimiter.unwrap_or(',');
             }
         }
-        check_config(&name, &config, file)?;
-        if let Some(spec) = config.forecast.as_mut() {
-            spec.as_of = project.vars.get("as_of_date").and_then(|v| v.as_str()).map(str::to_string);
-        }
-        // An incremental model is also rendered as its incremental builds
-        // run it; which one runs is decided when the build starts.
-        let (mut refs, mut read_sources) = (recorded.refs, recorded.sources);
-        let incremental_sql = if config.materialized == Materialization::Incremental {
-            *lock(&rec) = Recorder { this: Some(name.clone()), incremental: true, ..Default::default() };
-            let rendered = template.render(&ctx).map_err(|err| template_error(&err, &rec, &template_name));
-            let more = std::mem::take(&mut *lock(&rec));
-            // Refs made only in the incremental branch are dependencies too.
-            refs.extend(more.refs);
-            read_sources.extend(more.sources);
-            Some(rendered?.trim().to_string())
-        } else {
-            None
-        };
-        let declared = project.props.get(&name);
-        let (description, columns, tests) = match declared {
-            Some(d) => {
-                let mut tests = d.props.tests.clone();
-                tests.extend(d.props.data_tests.clone());
-                (d.props.description.clone(), d.props.columns.clone(), tests)
-            }
-            None => Default::default(),
-        };
-        let access = match declared.and_then(|d| d.props.access.as_deref()).or(config.access.as_deref()) {
-            Some("public") => "public".to_string(),
-            _ => "internal".to_string(),
-        };
-        let props_at = declared.map(|d| d.defined_at.clone());
-        models.insert(
-            name.clone(),
-            CompiledModel {
-                unique_id: format!("{}.{}.{}", if file.seed { "seed" } else { "model" }, project.name, name),
-                name,
-                path: file.path.clone(),
-                folder: file.folder.clone(),
-                raw_sql: file.text.clone(),
-                definition: sql
-                    .trim()
-                    .replace(&started, "{{ run_started_at }}")
-                    .replace(&project.invocation_id, "{{ invocation_id }}"),
-                sql: sql.trim().to_string(),
-                incremental_sql,
-                config,
-                refs,
-                sources: read_sources,
-                description,
-                access,
-                columns,
-                tests,
-                props_at,
-            },
-        );
+        compat.extend(notes);
+        models.insert(model.name.clone(), model);
     }
     drop_disabled(&mut models)?;
     let assertions = assertions(project, &env, &rec, &models)?;

@@ -12,7 +12,9 @@ pub(super) fn assertions(
     models: &BTreeMap<String, CompiledModel>,
 ) -> Result<Vec<Assertion>, CompileError> {
     let as_of = project.vars.get("as_of_date").and_then(|v| v.as_str()).map(str::to_string);
-    let is_custom = |kind: &str| env.globals().any(|(name, _)| name == format!("test_{kind}"));
+    let custom: std::collections::HashSet<String> =
+        env.globals().filter_map(|(name, _)| name.strip_prefix("test_").map(str::to_string)).collect();
+    let is_custom = |kind: &str| custom.contains(kind);
     let mut declared: Vec<(Subject, Option<String>, &Json, Location)> = Vec::new();
     for m in models.values() {
         let at = project.props.get(&m.name).map(|d| d.defined_at.clone()).unwrap_or_else(|| Location::file(&m.path));
@@ -35,7 +37,7 @@ pub(super) fn assertions(
             }
         }
     }
-    let mut out: Vec<Assertion> = Vec::new();
+    let mut out: Vec<Assertion> = Vec::with_capacity(declared.len());
     for (subject, column, entry, at) in declared {
         let d =
             Declared { project: &project.name, subject, column, entry, defined_at: at.clone(), as_of: as_of.clone() };

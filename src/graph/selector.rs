@@ -59,6 +59,14 @@ pub struct Atom {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection(pub Vec<Vec<Atom>>);
 
+impl Selection {
+    /// Returns whether an atom selects against the previous run's
+    /// artifacts (`state:`, `result:`), which are read only then.
+    pub fn reads_previous(&self) -> bool {
+        self.0.iter().flatten().any(|a| matches!(a.method, Method::State(_) | Method::Result(_)))
+    }
+}
+
 impl fmt::Display for Method {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

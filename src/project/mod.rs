@@ -534,6 +534,29 @@ fn read(path: &Path) -> Result<String, ProjectError> {
     std::fs::read_to_string(path).map_err(|source| ProjectError::Io { path: path.to_path_buf(), source })
 }
 
+/// Maps `f` over `items` on every core, keeping their order; a short list
+/// is mapped on this thread.
+pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    par_runs(items, 500, |run| run.iter().map(&f).collect())
+}
+
+/// Splits `items` into contiguous runs, one per core but none shorter than
+/// `min_run` items, maps each run with `f` on its own thread and joins the
+/// results in order.
+pub fn par_runs<T: Sync, R: Send>(items: &[T], min_run: usize, f: impl Fn(&[T]) -> Vec<R> + Sync) -> Vec<R> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (items.len() / min_run.max(1)).clamp(1, cores);
+    if threads == 1 {
+        return f(items);
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            items.chunks(items.len().div_ceil(threads)).map(|run| scope.spawn(move || f(run))).collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    })
+}
+
 /// Lists files under `root/dir` with one of `exts`, as paths relative to
 /// `root`, sorted.
 fn files_under(root: &Path, dir: &str, exts: &[&str]) -> Result<Vec<PathBuf>, ProjectError> {

@@ -5,10 +5,22 @@ use super::*;
 
 impl Project {
     pub(super) fn load_model_path(&mut self, model_path: &str) -> Result<(), ProjectError> {
-        for rel in files_under(&self.root, model_path, &["sql", "yml", "yaml"])? {
-            let ext = rel.extension().and_then(|e| e.to_str()).unwrap_or_default();
-            if ext != "sql" {
-                self.load_schema_file(&rel)?;
+        let files = files_under(&self.root, model_path, &["sql", "yml", "yaml"])?;
+        // Reading and parsing are the cost of a large project's load: done on
+        // every core, then added in file order.
+        let root = &self.root;
+        let loaded = par_map(&files, |rel| {
+            let text = read(&root.join(rel))?;
+            let schema = match rel.extension().is_some_and(|e| e != "sql") {
+                true => Some(schema::parse_schema(&text, rel)?),
+                false => None,
+            };
+            Ok::<_, ProjectError>((text, schema))
+        });
+        for (rel, result) in files.into_iter().zip(loaded) {
+            let (text, schema) = result?;
+            if let Some(schema) = schema {
+                self.add_schema_file(&rel, &text, schema)?;
                 continue;
             }
             let name = rel.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
@@ -18,7 +30,6 @@ impl Project {
                 .parent()
                 .map(|p| p.iter().map(|c| c.to_string_lossy().into_owned()).collect())
                 .unwrap_or_default();
-            let text = read(&self.root.join(&rel))?;
             self.add_model(ModelFile { name, path: rel, folder, text, snapshot: false, seed: false })?;
         }
         Ok(())

@@ -7,16 +7,24 @@ use crate::project::config::{SourceDef, SourceTableDef};
 impl Project {
     pub(super) fn load_schema_file(&mut self, rel: &Path) -> Result<(), ProjectError> {
         let text = read(&self.root.join(rel))?;
-        if text.trim().is_empty() {
-            return Ok(());
-        }
-        let mut file: SchemaFile = yaml::parse(&text, rel)?;
-        let names = name_positions(&text);
+        let file = parse_schema(&text, rel)?;
+        self.add_schema_file(rel, &text, file)
+    }
+
+    /// Adds a parsed schema file's properties, sources and exposures.
+    pub(super) fn add_schema_file(
+        &mut self,
+        rel: &Path,
+        text: &str,
+        file: Option<SchemaFile>,
+    ) -> Result<(), ProjectError> {
+        let Some(mut file) = file else { return Ok(()) };
+        let names = name_positions(text);
         let at = |name: &str| {
             let (line, col) = names.get(name).copied().unwrap_or((0, 0));
             Location::at(rel, line, col)
         };
-        self.note_unused_keys(&file, &text, rel);
+        self.note_unused_keys(&file, text, rel);
         for props in file.models.iter().chain(&file.seeds).chain(&file.snapshots) {
             if props.versions.is_some() {
                 self.compat.push(CompatNote {
@@ -33,7 +41,11 @@ impl Project {
             let defined_at = at(&e.name);
             self.exposures.push((e, defined_at));
         }
-        for props in file.models {
+        for mut props in file.models {
+            // A schema file's vectors keep their growth room otherwise: a
+            // large project holds every model's properties until it is
+            // compiled.
+            props.columns.shrink_to_fit();
             let defined_at = at(&props.name);
             if let Some(prev) = self.props.get(&props.name) {
                 return Err(ProjectError::invalid(
@@ -43,7 +55,7 @@ impl Project {
                 ));
             }
             let config = match &props.config {
-                Some(map) => Some(self.yaml_config(map, &props.name, rel, &text, &defined_at)?),
+                Some(map) => Some(self.yaml_config(map, &props.name, rel, text, &defined_at)?),
                 None => None,
             };
             self.props.insert(props.name.clone(), DeclaredProps { props, config, defined_at });
@@ -87,6 +99,14 @@ impl Project {
             }
         }
     }
+}
+
+/// Parses a schema file's text; an empty file is `None`.
+pub(super) fn parse_schema(text: &str, rel: &Path) -> Result<Option<SchemaFile>, ProjectError> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    yaml::parse(text, rel).map(Some)
 }
 
 /// One table of a `sources:` entry, with what it inherits from its source.

@@ -290,13 +290,22 @@ pub fn remove_leftovers(root: &Path) -> usize {
 
 /// Writes `bytes` to `dest` through a temporary file and a rename.
 pub fn write_atomic(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_with(dest, |file| std::io::Write::write_all(file, bytes))
+}
+
+/// Writes `dest` through a temporary file and a rename, `write` filling
+/// the temporary file (a large artifact streamed as it is serialized).
+pub fn write_atomic_with(
+    dest: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".wh-")
         .suffix(&format!("{TMP_MARKER}{}", std::process::id()))
         .tempfile_in(dir)?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
+    write(tmp.as_file_mut())?;
     // Readable like any other file of the warehouse (tempfile creates 0600).
     #[cfg(unix)]
     {

@@ -109,3 +109,65 @@ fn sizes_parse_with_units_and_a_bad_one_is_a_usage_error() {
     assert!(stderr(&out).contains("--memory-limit `1 gallon` is not a size"), "{}", stderr(&out));
     assert!(stderr(&out).contains("hint: give bytes with a unit"), "{}", stderr(&out));
 }
+
+/// Writes a project of `n` models: each model past the first refs the one
+/// before it and calls a project macro; every 7th reads a var.
+fn large_project(n: usize) -> TempProject {
+    let p = TempProject::empty();
+    p.write("wh_project.yml", "name: large\nvars:\n  cap: 41\n");
+    p.write("macros/plus.sql", "{% macro plus(col, k) %}{{ col }} + {{ k }}{% endmacro %}\n");
+    p.write("data/t.csv", "id\n1\n");
+    p.write("sources.yml", "sources:\n  - name: raw\n    tables:\n      - {name: t, location: data/t.csv}\n");
+    let mut yml = String::from("models:\n");
+    for i in 0..n {
+        let from =
+            if i == 0 { "{{ source('raw', 't') }}".to_string() } else { format!("{{{{ ref('m{:05}') }}}}", i - 1) };
+        let filter = if i % 7 == 0 { " where id < {{ var('cap') }}" } else { "" };
+        p.write(
+            &format!("models/m{i:05}.sql"),
+            &format!("select {{{{ plus('id', {i}) }}}} as id from {from}{filter}\n"),
+        );
+        yml.push_str(&format!("  - name: m{i:05}\n    columns:\n      - name: id\n        tests: [not_null]\n"));
+    }
+    p.write("models/schema.yml", &yml);
+    p
+}
+
+#[test]
+fn a_large_project_renders_on_every_core_as_on_one_thread() {
+    // Above 2,000 models per core a project renders in runs of names on
+    // every core, each in an environment of its own (4,200 models: two runs
+    // on a 2-core machine, m00000-m02099 and m02100-m04199).
+    let n = 4_200;
+    let p = large_project(n);
+    assert_exit(&p.wh(&["compile", "--quiet"]), 0);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.path().join("target/manifest.json")).unwrap()).unwrap();
+    let nodes = manifest["nodes"].as_object().unwrap();
+    assert_eq!(nodes.len(), 2 * n);
+    for i in [0, 1, 7, 2_099, 2_100, 2_101, 4_193, 4_199] {
+        let node = &nodes[&format!("model.large.m{i:05}")];
+        let from = if i == 0 { "\"raw\".\"t\"".to_string() } else { format!("\"m{:05}\"", i - 1) };
+        let filter = if i % 7 == 0 { " where id < 41" } else { "" };
+        assert_eq!(node["compiled_code"], format!("select id + {i} as id from {from}{filter}"), "m{i:05}");
+        let parent = if i == 0 { "source.large.raw.t".to_string() } else { format!("model.large.m{:05}", i - 1) };
+        assert_eq!(node["depends_on"]["nodes"], serde_json::json!([parent]), "m{i:05}");
+        let test = &nodes[&format!("test.large.not_null_m{i:05}_id")];
+        assert_eq!(test["attached_node"], format!("model.large.m{i:05}"));
+    }
+    let sql = std::fs::read_to_string(p.path().join("target/compiled/models/m02101.sql")).unwrap();
+    assert_eq!(sql, "select id + 2101 as id from \"m02100\"\n");
+
+    // An error in the second run is reported with its file and line; with
+    // one in each run, the first by name, as on one thread.
+    p.write("models/m03000.sql", "select 1 as id\n\n{{ ref('nope') }}\n");
+    let out = p.wh(&["compile"]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("unknown model `nope` in ref()"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("models/m03000.sql:3"), "{}", stderr(&out));
+    p.write("models/m01000.sql", "select {{ var('missing') }} as id\n");
+    let out = p.wh(&["compile"]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("models/m01000.sql:1"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("m03000"), "{}", stderr(&out));
+}

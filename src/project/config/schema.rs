@@ -90,19 +90,20 @@ pub struct ModelProps {
     pub tests: Vec<Json>,
     #[serde(default)]
     pub data_tests: Vec<Json>,
-    /// dbt keys `wh` accepts without using them.
+    /// dbt keys `wh` accepts without using them (boxed: absent in most
+    /// files, and a large project holds every model's properties).
     #[serde(default)]
-    pub docs: Option<Json>,
+    pub docs: Option<Box<Json>>,
     #[serde(default)]
-    pub group: Option<Json>,
+    pub group: Option<Box<Json>>,
     #[serde(default)]
-    pub constraints: Option<Json>,
+    pub constraints: Option<Box<Json>>,
     #[serde(default)]
-    pub deprecation_date: Option<Json>,
+    pub deprecation_date: Option<Box<Json>>,
     #[serde(default)]
-    pub latest_version: Option<Json>,
+    pub latest_version: Option<Box<Json>>,
     #[serde(default)]
-    pub versions: Option<Json>,
+    pub versions: Option<Box<Json>>,
 }
 
 /// A column declared in YAML, with its contract type and tests.
@@ -124,13 +125,13 @@ pub struct ColumnDef {
     pub data_tests: Vec<Json>,
     /// dbt keys `wh` accepts without using them.
     #[serde(default, skip_serializing)]
-    pub quote: Option<Json>,
+    pub quote: Option<Box<Json>>,
     #[serde(default, skip_serializing)]
-    pub constraints: Option<Json>,
+    pub constraints: Option<Box<Json>>,
     #[serde(default, skip_serializing)]
-    pub policy_tags: Option<Json>,
+    pub policy_tags: Option<Box<Json>>,
     #[serde(default, skip_serializing)]
-    pub granularity: Option<Json>,
+    pub granularity: Option<Box<Json>>,
 }
 
 /// A source (`sources: - name: shop`) and its tables.

@@ -1,0 +1,153 @@
+//! Rendering the models: each model's template once (twice for an
+//! incremental model), on every core for a large project.
+
+use super::*;
+
+/// Below this many models a project renders on one thread: a second
+/// environment costs more than it saves.
+const MODELS_PER_WORKER: usize = 2_000;
+
+/// One rendered model and the compatibility notes its `config()` added.
+pub(super) struct Rendered {
+    pub model: CompiledModel,
+    pub notes: Vec<CompatNote>,
+}
+
+/// Renders every model of `configs` (folder and YAML configs resolved), in
+/// name order. A large project is split into contiguous runs of names, one
+/// per core, each rendered in its own environment; the first failing model
+/// by name is the error, as on one thread.
+pub(super) fn render_models(
+    project: &Project,
+    configs: BTreeMap<String, ModelConfig>,
+    started: &str,
+) -> Result<Vec<Rendered>, CompileError> {
+    let names: Arc<BTreeSet<String>> = Arc::new(project.models.keys().cloned().collect());
+    let todo: Vec<(String, ModelConfig)> = configs.into_iter().collect();
+    let runs =
+        crate::project::par_runs(&todo, MODELS_PER_WORKER, |run| vec![render_run(project, &names, run, started)]);
+    let mut out = Vec::with_capacity(todo.len());
+    for run in runs {
+        out.extend(run?);
+    }
+    Ok(out)
+}
+
+/// Renders a run of models in one environment of its own.
+fn render_run(
+    project: &Project,
+    names: &Arc<BTreeSet<String>>,
+    run: &[(String, ModelConfig)],
+    started: &str,
+) -> Result<Vec<Rendered>, CompileError> {
+    let rec: Shared = Arc::default();
+    let env = environment::environment_with(project, &rec, names.clone())?;
+    run.iter().map(|(name, config)| render_model(project, &env, &rec, name.clone(), config.clone(), started)).collect()
+}
+
+/// Renders one model: its SQL, the `config()` it calls applied, what it
+/// reads, and its YAML properties.
+fn render_model(
+    project: &Project,
+    env: &Environment<'_>,
+    rec: &Shared,
+    name: String,
+    mut config: ModelConfig,
+    started: &str,
+) -> Result<Rendered, CompileError> {
+    let file = &project.models[&name];
+    let template_name = file.path.to_string_lossy().replace('\\', "/");
+    let ctx = context! {
+        model => context! { name => name.clone(), path => template_name.clone(), config => context! {
+            materialized => config.materialized.as_str() } },
+    };
+    let template =
+        env.template_from_named_str(&template_name, &file.text).map_err(|e| template_error(&e, rec, &template_name))?;
+    // `this` is the global that reads the recorder: the same relation in the
+    // model and in the macros it calls.
+    let render = |incremental: bool| {
+        *lock(rec) = Recorder { this: Some(name.clone()), incremental, ..Default::default() };
+        let sql = template.render(&ctx).map_err(|err| template_error(&err, rec, &template_name));
+        (sql, std::mem::take(&mut *lock(rec)))
+    };
+    let (sql, recorded) = render(false);
+    let sql = sql?;
+    let mut notes = Vec::new();
+    for patch in &recorded.configs {
+        config.apply(&config_patch(patch, file.text.as_str(), &file.path, &mut notes)?);
+    }
+    if file.snapshot {
+        config.materialized = Materialization::Snapshot;
+    }
+    if file.seed {
+        config.materialized = Materialization::Seed;
+    }
+    check_config(&name, &config, file)?;
+    if let Some(spec) = config.forecast.as_mut() {
+        spec.as_of = project.vars.get("as_of_date").and_then(|v| v.as_str()).map(str::to_string);
+    }
+    // An incremental model is also rendered as its incremental builds run
+    // it; which one runs is decided when the build starts.
+    let (mut refs, mut read_sources) = (recorded.refs, recorded.sources);
+    let incremental_sql = if config.materialized == Materialization::Incremental {
+        let (rendered, more) = render(true);
+        // Refs made only in the incremental branch are dependencies too.
+        refs.extend(more.refs);
+        read_sources.extend(more.sources);
+        Some(rendered?.trim().to_string())
+    } else {
+        None
+    };
+    let model = CompiledModel {
+        unique_id: format!("{}.{}.{}", if file.seed { "seed" } else { "model" }, project.name, name),
+        path: file.path.clone(),
+        folder: file.folder.clone(),
+        raw_sql: file.text.clone(),
+        definition: sql
+            .trim()
+            .replace(started, "{{ run_started_at }}")
+            .replace(&project.invocation_id, "{{ invocation_id }}"),
+        sql: sql.trim().to_string(),
+        incremental_sql,
+        refs,
+        sources: read_sources,
+        ..with_props(project, name, config)
+    };
+    Ok(Rendered { model, notes })
+}
+
+/// A model with its YAML properties (description, access, columns, tests)
+/// and everything rendering fills still empty.
+fn with_props(project: &Project, name: String, config: ModelConfig) -> CompiledModel {
+    let declared = project.props.get(&name);
+    let (description, columns, tests) = match declared {
+        Some(d) => {
+            let mut tests = d.props.tests.clone();
+            tests.extend(d.props.data_tests.clone());
+            (d.props.description.clone(), d.props.columns.clone(), tests)
+        }
+        None => Default::default(),
+    };
+    let access = match declared.and_then(|d| d.props.access.as_deref()).or(config.access.as_deref()) {
+        Some("public") => "public".to_string(),
+        _ => "internal".to_string(),
+    };
+    CompiledModel {
+        name,
+        unique_id: String::new(),
+        path: PathBuf::new(),
+        folder: Vec::new(),
+        raw_sql: String::new(),
+        sql: String::new(),
+        definition: String::new(),
+        incremental_sql: None,
+        config,
+        refs: BTreeSet::new(),
+        sources: BTreeSet::new(),
+        description,
+        access,
+        columns,
+        tests,
+        props_at: declared.map(|d| d.defined_at.clone()),
+    }
+}
