@@ -8,14 +8,10 @@ use super::*;
 /// only, never rendered into SQL.
 pub const SECRET_PREFIX: &str = "DBT_ENV_SECRET_";
 
-pub(super) fn environment<'a>(project: &'a Project, rec: &Shared) -> Result<Environment<'a>, CompileError> {
-    environment_with(project, rec, Arc::new(project.models.keys().cloned().collect()))
-}
-
-/// The environment, given the project's model names (shared by the
+/// The environment, given the project's model names (one set shared by the
 /// environments that render a large project on several threads). Models are
 /// not templates of the environment: each is compiled when it is rendered.
-pub(super) fn environment_with<'a>(
+pub(super) fn environment<'a>(
     project: &'a Project,
     rec: &Shared,
     models: Arc<BTreeSet<String>>,

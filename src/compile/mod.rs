@@ -200,7 +200,8 @@ fn lock(rec: &Shared) -> MutexGuard<'_, Recorder> {
 /// Renders every model and source location of `project`.
 pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
     let rec: Shared = Arc::default();
-    let env = environment(project, &rec)?;
+    let names: Arc<BTreeSet<String>> = Arc::new(project.models.keys().cloned().collect());
+    let env = environment(project, &rec, names.clone())?;
 
     let mut sources = BTreeMap::new();
     for (key, table) in &project.sources {
@@ -226,7 +227,7 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
     let started = run_started_at(project);
     let mut compat = project.compat.clone();
     let mut models = BTreeMap::new();
-    for rendered in render_models(project, declared_configs(project), &started)? {
+    for rendered in render_models(project, &names, declared_configs(project), &started)? {
         let Rendered { model, notes } = rendered;
         if model.config.materialized == Materialization::Seed {
             if let Some(src) = sources.get_mut(&format!("{}.{}", crate::project::SEED_SOURCE, model.name)) {

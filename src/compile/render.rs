@@ -19,13 +19,12 @@ pub(super) struct Rendered {
 /// by name is the error, as on one thread.
 pub(super) fn render_models(
     project: &Project,
+    names: &Arc<BTreeSet<String>>,
     configs: BTreeMap<String, ModelConfig>,
     started: &str,
 ) -> Result<Vec<Rendered>, CompileError> {
-    let names: Arc<BTreeSet<String>> = Arc::new(project.models.keys().cloned().collect());
     let todo: Vec<(String, ModelConfig)> = configs.into_iter().collect();
-    let runs =
-        crate::project::par_runs(&todo, MODELS_PER_WORKER, |run| vec![render_run(project, &names, run, started)]);
+    let runs = crate::project::par_runs(&todo, MODELS_PER_WORKER, |run| vec![render_run(project, names, run, started)]);
     let mut out = Vec::with_capacity(todo.len());
     for run in runs {
         out.extend(run?);
@@ -41,7 +40,7 @@ fn render_run(
     started: &str,
 ) -> Result<Vec<Rendered>, CompileError> {
     let rec: Shared = Arc::default();
-    let env = environment::environment_with(project, &rec, names.clone())?;
+    let env = environment(project, &rec, names.clone())?;
     run.iter().map(|(name, config)| render_model(project, &env, &rec, name.clone(), config.clone(), started)).collect()
 }
 
