@@ -41,7 +41,7 @@ def main():
             name = node["name"]
             sql = (project / "target" / "compiled" / node["original_file_path"]).read_text()
             con.execute(f'create table "{name}" as {sql}')
-            dest = out / node["output_path"]
+            dest = out / node["config"]["wh"]["output_path"]
             dest.parent.mkdir(parents=True, exist_ok=True)
             con.execute(f"""copy "{name}" to '{dest}' (format parquet)""")
             done.add(uid)

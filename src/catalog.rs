@@ -69,11 +69,12 @@ pub fn catalog(
     generated_at: &str,
     invocation_id: &str,
 ) -> Json {
+    let schema = compiled.schema.as_str();
     let mut nodes = Map::new();
     for m in compiled.models.values() {
         let Some(rel) = m.output_path() else { continue };
         let Some(f) = footers.get(&m.name) else { continue };
-        nodes.insert(m.unique_id.clone(), entry(&m.name, &rel, f, &m.description));
+        nodes.insert(m.unique_id.clone(), entry(&m.unique_id, (schema, &m.name), &rel, f, &m.description));
     }
     let mut sources = Map::new();
     for s in compiled.sources.values() {
@@ -82,14 +83,15 @@ pub fn catalog(
             continue;
         }
         let Some(f) = footer(path) else { continue };
-        sources.insert(s.unique_id.clone(), entry(&s.table.name, &s.location, &f, &s.table.description));
+        let at = (s.table.source.as_str(), s.table.name.as_str());
+        sources.insert(s.unique_id.clone(), entry(&s.unique_id, at, &s.location, &f, &s.table.description));
     }
     json!({
         "metadata": {
             "dbt_schema_version": "https://schemas.getdbt.com/dbt/catalog/v1.json",
-            "wh_version": env!("CARGO_PKG_VERSION"),
             "generated_at": generated_at,
             "invocation_id": invocation_id,
+            "env": { "WH_VERSION": env!("CARGO_PKG_VERSION") },
         },
         "nodes": nodes,
         "sources": sources,
@@ -97,7 +99,9 @@ pub fn catalog(
     })
 }
 
-fn entry(name: &str, path: &str, f: &Footer, comment: &str) -> Json {
+/// One relation of dbt's `catalog/v1`: `(schema, name)` as the manifest
+/// names it; its file is a stat (the schema allows no other metadata).
+fn entry(unique_id: &str, (schema, name): (&str, &str), path: &str, f: &Footer, comment: &str) -> Json {
     let cols: Map<String, Json> = f
         .columns
         .iter()
@@ -105,11 +109,13 @@ fn entry(name: &str, path: &str, f: &Footer, comment: &str) -> Json {
         .map(|(i, (n, t))| (n.clone(), json!({"name": n, "type": t, "index": i + 1, "comment": Json::Null})))
         .collect();
     json!({
-        "metadata": {"type": "parquet", "name": name, "path": path, "comment": comment},
+        "unique_id": unique_id,
+        "metadata": {"type": "parquet", "schema": schema, "name": name, "database": Json::Null, "comment": comment},
         "columns": cols,
         "stats": {
             "row_count": {"id": "row_count", "label": "Row count", "value": f.rows, "include": true},
             "bytes": {"id": "bytes", "label": "File size (bytes)", "value": f.bytes, "include": true},
+            "path": {"id": "path", "label": "File", "value": path, "include": true},
         },
     })
 }

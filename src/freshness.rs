@@ -3,7 +3,7 @@
 //! with now, against `warn_after` and `error_after`
 //! (`{count: 12, period: minute|hour|day}`), with an optional `filter`.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value as Json};
 
 use crate::compile::{source_relation, Compiled};
@@ -40,8 +40,12 @@ pub struct Freshness {
     pub status: FreshStatus,
     /// Seconds since the newest `loaded_at_field` value.
     pub age_s: Option<f64>,
+    /// The newest `loaded_at_field` value.
+    pub max_loaded_at: Option<DateTime<Utc>>,
     pub criteria: FreshnessDef,
     pub message: String,
+    /// When its query started and ended.
+    pub timing: (DateTime<Utc>, DateTime<Utc>),
 }
 
 /// Checks every source table that declares freshness; the engine must
@@ -55,49 +59,55 @@ pub async fn check(engine: &Engine, compiled: &Compiled) -> Vec<Freshness> {
             "select date_part('epoch', max(cast({field} as timestamp))) as newest from {}{filter}",
             source_relation(&s.table.source, &s.table.name)
         );
+        let started = Utc::now();
         let mut f = Freshness {
             source: key.clone(),
             unique_id: s.unique_id.clone(),
             status: FreshStatus::RuntimeError,
             age_s: None,
+            max_loaded_at: None,
             criteria: criteria.clone(),
             message: String::new(),
+            timing: (started, started),
         };
         match engine.query(&sql).await {
             Err(e) => f.message = format!("freshness query failed: {e}"),
-            Ok((_, batches)) => {
-                let newest = batches.iter().find(|b| b.num_rows() > 0).and_then(|b| {
-                    let c =
-                        datafusion::arrow::compute::cast(b.column(0), &datafusion::arrow::datatypes::DataType::Float64)
-                            .ok()?;
-                    let c = c.as_any().downcast_ref::<datafusion::arrow::array::Float64Array>()?;
-                    (!datafusion::arrow::array::Array::is_null(c, 0)).then(|| c.value(0))
-                });
-                let now = Utc::now().timestamp_micros() as f64 / 1e6;
-                match newest {
-                    None => {
-                        f.status = FreshStatus::Error;
-                        f.message = format!("no `{field}` value: the table is empty");
-                    }
-                    Some(t) => {
-                        let age = now - t;
-                        f.age_s = Some(age);
-                        let over = |t: &Option<FreshnessAfter>| t.is_some_and(|t| age > t.seconds());
-                        f.status = if over(&criteria.error_after) {
-                            FreshStatus::Error
-                        } else if over(&criteria.warn_after) {
-                            FreshStatus::Warn
-                        } else {
-                            FreshStatus::Pass
-                        };
-                        f.message = format!("newest `{field}` is {} old", human(age));
-                    }
-                }
-            }
+            Ok((_, batches)) => match newest(&batches) {
+                // As dbt: no value to judge by is a runtime error.
+                None => f.message = format!("no `{field}` value: the table is empty"),
+                Some(t) => judge(&mut f, field, t),
+            },
         }
+        f.timing.1 = Utc::now();
         out.push(f);
     }
     out
+}
+
+/// The query's one value, as seconds since the epoch.
+fn newest(batches: &[datafusion::arrow::array::RecordBatch]) -> Option<f64> {
+    use datafusion::arrow::array::{Array, Float64Array};
+    let b = batches.iter().find(|b| b.num_rows() > 0)?;
+    let c = datafusion::arrow::compute::cast(b.column(0), &datafusion::arrow::datatypes::DataType::Float64).ok()?;
+    let c = c.as_any().downcast_ref::<Float64Array>()?;
+    (!c.is_null(0)).then(|| c.value(0))
+}
+
+/// Sets the status of `f` from the age of its newest value `t`.
+fn judge(f: &mut Freshness, field: &str, t: f64) {
+    let now = Utc::now().timestamp_micros() as f64 / 1e6;
+    let age = now - t;
+    f.age_s = Some(age);
+    f.max_loaded_at = DateTime::from_timestamp_micros((t * 1e6) as i64);
+    let over = |t: &Option<FreshnessAfter>| t.is_some_and(|t| age > t.seconds());
+    f.status = if over(&f.criteria.error_after) {
+        FreshStatus::Error
+    } else if over(&f.criteria.warn_after) {
+        FreshStatus::Warn
+    } else {
+        FreshStatus::Pass
+    };
+    f.message = format!("newest `{field}` is {} old", human(age));
 }
 
 /// Formats seconds as `3d 4h`, `5h 12m` or `42m`.
@@ -111,24 +121,35 @@ pub fn human(seconds: f64) -> String {
     }
 }
 
-/// Returns dbt's `sources.json` for the results.
+/// Returns dbt's `sources.json` (v3) for the results: a runtime error in
+/// dbt's short form (its message as `error`); wh's message of a judged
+/// source in `adapter_response`, the schema's one open map.
 pub fn artifact(results: &[Freshness], invocation_id: &str, elapsed: f64) -> Json {
-    let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let ts = |t: &DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let now = ts(&Utc::now());
+    let result = |f: &Freshness| match (f.age_s, f.max_loaded_at) {
+        (Some(age), Some(newest)) => json!({
+            "unique_id": f.unique_id,
+            "status": f.status.as_str(),
+            "max_loaded_at": ts(&newest),
+            "snapshotted_at": now,
+            "max_loaded_at_time_ago_in_s": age,
+            "criteria": f.criteria,
+            "adapter_response": { "message": f.message },
+            "timing": [{ "name": "execute", "started_at": ts(&f.timing.0), "completed_at": ts(&f.timing.1) }],
+            "thread_id": "main",
+            "execution_time": (f.timing.1 - f.timing.0).as_seconds_f64(),
+        }),
+        _ => json!({ "unique_id": f.unique_id, "status": "runtime error", "error": f.message }),
+    };
     json!({
         "metadata": {
             "dbt_schema_version": "https://schemas.getdbt.com/dbt/sources/v3.json",
-            "wh_version": env!("CARGO_PKG_VERSION"),
+            "env": { "WH_VERSION": env!("CARGO_PKG_VERSION") },
             "generated_at": now,
             "invocation_id": invocation_id,
         },
-        "results": results.iter().map(|f| json!({
-            "unique_id": f.unique_id,
-            "status": f.status.as_str(),
-            "max_loaded_at_time_ago_in_s": f.age_s,
-            "snapshotted_at": now,
-            "criteria": f.criteria,
-            "message": f.message,
-        })).collect::<Vec<_>>(),
+        "results": results.iter().map(result).collect::<Vec<_>>(),
         "elapsed_time": elapsed,
     })
 }

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value as Json};
 
 use super::Invocation;
+use crate::compile::macros::MacroDef;
 use crate::compile::{Compiled, CompiledModel};
 use crate::diagnostic::Location;
 use crate::lineage::{Input, Kind, ModelLineage, ProjectLineage};
@@ -20,6 +21,21 @@ use crate::project::config::{ColumnDef, ExposureDef, Materialization, ModelConfi
 use crate::quality::{Assertion, Subject};
 
 const SCHEMA: &str = "https://schemas.getdbt.com/dbt/manifest/v12.json";
+
+/// The manifest's maps of things wh does not declare: docs blocks,
+/// groups, metrics, semantic models, saved queries, selectors, unit tests,
+/// disabled nodes.
+const EMPTY: [&str; 9] = [
+    "docs",
+    "groups",
+    "group_map",
+    "metrics",
+    "saved_queries",
+    "selectors",
+    "semantic_models",
+    "unit_tests",
+    "disabled",
+];
 
 /// Writes the manifest of `compiled` to `path`, atomically.
 pub fn write_manifest(
@@ -49,23 +65,31 @@ struct Manifest<'a> {
 impl Serialize for Manifest<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let c = self.compiled;
-        let mut map = s.serialize_map(Some(6))?;
+        let mut map = s.serialize_map(Some(7 + EMPTY.len()))?;
         map.serialize_entry("metadata", &self.inv.metadata(SCHEMA))?;
         map.serialize_entry("nodes", &Nodes(self))?;
-        let sources: Map<String, Json> = c.sources.values().map(|s| (s.unique_id.clone(), source_node(s))).collect();
+        let sources: Map<String, Json> =
+            c.sources.values().map(|s| (s.unique_id.clone(), source_node(&c.project_name, s))).collect();
         map.serialize_entry("sources", &sources)?;
         let exposures: Map<String, Json> = self
             .exposures
             .iter()
             .map(|(e, at)| {
                 let id = exposure_id(&c.project_name, e);
-                let node = exposure_node(&id, e, at, self.maps.parents_of(&id));
+                let node = exposure_node(&c.project_name, &id, e, at, self.maps.parents_of(&id));
                 (id, node)
             })
             .collect();
         map.serialize_entry("exposures", &exposures)?;
+        let macros: Map<String, Json> =
+            c.macros.iter().map(|d| (macro_id(&c.project_name, &d.name), macro_node(&c.project_name, d))).collect();
+        map.serialize_entry("macros", &macros)?;
         map.serialize_entry("parent_map", &self.maps.parents)?;
         map.serialize_entry("child_map", &self.maps.children)?;
+        // What dbt's schema requires and wh has none of (yet): empty.
+        for key in EMPTY {
+            map.serialize_entry(key, &Map::new())?;
+        }
         map.end()
     }
 }
@@ -88,10 +112,7 @@ impl Serialize for Nodes<'_> {
         }
         for a in &compiled.assertions {
             if seen.insert(&a.unique_id) {
-                map.serialize_entry(
-                    &a.unique_id,
-                    &test_node(&compiled.project_name, a, maps.parents_of(&a.unique_id)),
-                )?;
+                map.serialize_entry(&a.unique_id, &test_node(compiled, a, maps.parents_of(&a.unique_id)))?;
             }
         }
         map.end()
@@ -168,10 +189,16 @@ fn attached_node(project: &str, a: &Assertion) -> String {
     }
 }
 
+/// `nodes` is left out for a seed, which dbt's schema gives only macros.
 #[derive(Serialize)]
 struct DependsOn<'a> {
-    nodes: &'a [String],
-    macros: [(); 0],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nodes: Option<&'a [String]>,
+    macros: Vec<String>,
+}
+
+fn macro_id(project: &str, name: &str) -> String {
+    format!("macro.{project}.{name}")
 }
 
 #[derive(Serialize)]
@@ -189,26 +216,47 @@ impl Serialize for Columns<'_> {
     }
 }
 
+/// A model, seed or snapshot as dbt's `manifest/v12` has it (which allows
+/// no keys of its own); wh's own facts are in `config.wh`.
 #[derive(Serialize)]
 struct ModelNode<'a> {
     unique_id: &'a str,
     resource_type: &'static str,
     name: &'a str,
+    alias: &'a str,
+    schema: &'a str,
     package_name: &'a str,
+    path: String,
     original_file_path: String,
     fqn: Vec<&'a str>,
     relation_name: String,
-    output_path: Option<String>,
     description: &'a str,
-    config: &'a ModelConfig,
+    config: NodeConfig<'a>,
     tags: &'a [String],
     meta: &'a Map<String, Json>,
     columns: Columns<'a>,
     raw_code: &'a str,
     checksum: Checksum,
-    compiled_code: &'a str,
+    /// None for a seed (dbt's seeds are not compiled and have no SQL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compiled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compiled_code: Option<&'a str>,
     depends_on: DependsOn<'a>,
-    data_tests: &'a [Json],
+}
+
+/// A model's resolved config and, under `wh`, what dbt's schema has no
+/// key for: the table's file in the warehouse and its column lineage.
+#[derive(Serialize)]
+struct NodeConfig<'a> {
+    #[serde(flatten)]
+    config: &'a ModelConfig,
+    wh: WhFacts,
+}
+
+#[derive(Serialize)]
+struct WhFacts {
+    output_path: Option<String>,
     column_lineage: Option<Json>,
 }
 
@@ -221,6 +269,7 @@ fn model_node<'a>(
     let mut fqn = vec![compiled.project_name.as_str()];
     fqn.extend(m.folder.iter().map(String::as_str));
     fqn.push(&m.name);
+    let seed = m.config.materialized == Materialization::Seed;
     ModelNode {
         unique_id: &m.unique_id,
         resource_type: match m.config.materialized {
@@ -229,22 +278,29 @@ fn model_node<'a>(
             _ => "model",
         },
         name: &m.name,
+        alias: &m.name,
+        schema: &compiled.schema,
         package_name: &compiled.project_name,
+        path: in_its_folder(&m.path),
         original_file_path: file_path(&m.path),
         fqn,
         relation_name: crate::compile::relation(&m.name),
-        output_path: m.output_path(),
         description: &m.description,
-        config: &m.config,
+        config: NodeConfig {
+            config: &m.config,
+            wh: WhFacts { output_path: m.output_path(), column_lineage: lineage.map(column_lineage) },
+        },
         tags: &m.config.tags,
         meta: &m.config.meta,
         columns: Columns(&m.columns),
         raw_code: &m.raw_sql,
         checksum: Checksum { name: "sha256", checksum: crate::compile::checksum::checksum(m) },
-        compiled_code: &m.sql,
-        depends_on: DependsOn { nodes: depends, macros: [] },
-        data_tests: &m.tests,
-        column_lineage: lineage.map(column_lineage),
+        compiled: (!seed).then_some(true),
+        compiled_code: (!seed).then_some(m.sql.as_str()),
+        depends_on: DependsOn {
+            nodes: (!seed).then_some(depends),
+            macros: m.macros.iter().map(|n| macro_id(&compiled.project_name, n)).collect(),
+        },
     }
 }
 
@@ -266,26 +322,34 @@ fn column_lineage(l: &ModelLineage) -> Json {
     json!({"columns": cols, "indirect": indirect})
 }
 
-fn source_node(s: &crate::compile::CompiledSource) -> Json {
+/// A source table; where it is read from is dbt's `external` (location
+/// and file format), as dbt-external-tables declares it.
+fn source_node(project: &str, s: &crate::compile::CompiledSource) -> Json {
     let t = &s.table;
     let columns: Map<String, Json> =
         t.columns.iter().map(|c| (c.name.clone(), serde_json::to_value(c).unwrap_or(Json::Null))).collect();
+    let file = file_path(&t.defined_at.file);
     json!({
         "unique_id": s.unique_id,
         "resource_type": "source",
+        "package_name": project,
+        "fqn": [project, t.source, t.name],
         "source_name": t.source,
         "name": t.name,
+        "schema": t.source,
+        "identifier": t.name,
+        "loader": "",
         "source_description": t.source_description,
         "description": t.description,
         "relation_name": crate::compile::source_relation(&t.source, &t.name),
-        "location": s.location,
-        "format": t.format,
+        "external": { "location": s.location, "file_format": t.format },
         "meta": t.meta,
         "tags": t.tags,
         "columns": columns,
         "loaded_at_field": t.loaded_at_field,
         "freshness": t.freshness,
-        "original_file_path": file_path(&t.defined_at.file),
+        "path": file,
+        "original_file_path": file,
     })
 }
 
@@ -294,11 +358,18 @@ struct TestNode<'a> {
     unique_id: &'a str,
     resource_type: &'static str,
     name: &'a str,
+    alias: &'a str,
+    schema: &'a str,
+    package_name: &'a str,
+    path: String,
+    fqn: [&'a str; 2],
+    checksum: Checksum,
     test_metadata: TestMetadata<'a>,
     attached_node: String,
     column_name: Option<&'a str>,
     config: TestConfig<'a>,
     original_file_path: String,
+    compiled: bool,
     compiled_code: &'a str,
     depends_on: DependsOn<'a>,
 }
@@ -318,11 +389,19 @@ struct TestConfig<'a> {
     filter: Option<&'a str>,
 }
 
-fn test_node<'a>(project: &str, a: &'a Assertion, depends: &'a [String]) -> TestNode<'a> {
+fn test_node<'a>(compiled: &'a Compiled, a: &'a Assertion, depends: &'a [String]) -> TestNode<'a> {
+    let project = compiled.project_name.as_str();
     TestNode {
         unique_id: &a.unique_id,
         resource_type: "test",
         name: &a.name,
+        alias: &a.name,
+        schema: &compiled.schema,
+        package_name: project,
+        path: format!("{}.sql", a.name),
+        fqn: [project, &a.name],
+        // dbt's checksum of a generic test: none (its SQL is the macro's).
+        checksum: Checksum { name: "none", checksum: String::new() },
         test_metadata: TestMetadata { name: &a.kind, kwargs: &a.params },
         attached_node: attached_node(project, a),
         column_name: a.column.as_deref(),
@@ -333,15 +412,19 @@ fn test_node<'a>(project: &str, a: &'a Assertion, depends: &'a [String]) -> Test
             filter: a.filter.as_deref(),
         },
         original_file_path: file_path(&a.defined_at.file),
+        compiled: true,
         compiled_code: &a.failing_sql,
-        depends_on: DependsOn { nodes: depends, macros: [] },
+        depends_on: DependsOn { nodes: Some(depends), macros: test_macro(compiled, &a.kind).into_iter().collect() },
     }
 }
 
-fn exposure_node(id: &str, e: &ExposureDef, at: &Location, depends: &[String]) -> Json {
+fn exposure_node(project: &str, id: &str, e: &ExposureDef, at: &Location, depends: &[String]) -> Json {
+    let file = file_path(&at.file);
     json!({
         "unique_id": id,
         "resource_type": "exposure",
+        "package_name": project,
+        "fqn": [project, e.name],
         "name": e.name,
         "label": e.label,
         "type": e.kind,
@@ -351,9 +434,42 @@ fn exposure_node(id: &str, e: &ExposureDef, at: &Location, depends: &[String]) -
         "maturity": e.maturity,
         "meta": e.meta,
         "tags": e.tags,
-        "original_file_path": file_path(&at.file),
+        "path": file,
+        "original_file_path": file,
         "depends_on": { "nodes": depends },
     })
+}
+
+/// A project macro. Its own `depends_on.macros` is left empty (only what
+/// rendering a model calls is recorded).
+fn macro_node(project: &str, d: &MacroDef) -> Json {
+    json!({
+        "unique_id": macro_id(project, &d.name),
+        "resource_type": "macro",
+        "name": d.name,
+        "package_name": project,
+        "path": file_path(&d.path),
+        "original_file_path": file_path(&d.path),
+        "macro_sql": d.sql,
+        "depends_on": { "macros": [] },
+        "description": "",
+        "meta": {},
+        "arguments": [],
+    })
+}
+
+/// The project's generic test macro (`test_<kind>`) a test runs, if any.
+fn test_macro(compiled: &Compiled, kind: &str) -> Option<String> {
+    let name = format!("test_{kind}");
+    compiled.macros.iter().any(|d| d.name == name).then(|| macro_id(&compiled.project_name, &name))
+}
+
+/// A node's path as dbt gives it: inside its resource folder (`models/`,
+/// `snapshots/`...), e.g. `staging/stg_orders.sql`.
+fn in_its_folder(path: &Path) -> String {
+    let mut parts = path.components();
+    parts.next();
+    file_path(parts.as_path())
 }
 
 fn file_path(path: &Path) -> String {

@@ -50,18 +50,22 @@ impl Invocation {
         }
     }
 
+    /// dbt's `metadata` block. dbt's schemas allow no other keys there, so
+    /// wh's own facts (its version, the command, target, user and host)
+    /// are in `env`, the one open map.
     fn metadata(&self, schema: &str) -> Json {
         json!({
             "dbt_schema_version": schema,
-            "wh_version": env!("CARGO_PKG_VERSION"),
             "generated_at": ts(&Utc::now()),
             "invocation_id": self.id,
             "invocation_started_at": ts(&self.started_at),
-            "command": self.command,
-            "project_name": self.project,
-            "target": self.target,
-            "user": self.user,
-            "host": self.host,
+            "env": {
+                "WH_VERSION": env!("CARGO_PKG_VERSION"),
+                "WH_COMMAND": self.command,
+                "WH_TARGET": self.target,
+                "WH_USER": self.user,
+                "WH_HOST": self.host,
+            },
         })
     }
 }
@@ -71,58 +75,72 @@ fn ts(t: &DateTime<Utc>) -> String {
 }
 
 /// Builds run results: one entry per model and per assertion, sorted by id.
+/// The keys are dbt's (`run-results/v6`, which allows no others); what wh
+/// adds of its own is in `adapter_response`, the adapter's open map.
 pub fn run_results(inv: &Invocation, results: &[NodeResult], tests: &[&Outcome], elapsed: f64, args: Json) -> Json {
-    let mut entries: Vec<Json> = results
-        .iter()
-        .map(|r| {
-            json!({
-                "unique_id": r.unique_id,
-                "status": r.status.as_str(),
-                "timing": [{
-                    "name": "execute",
-                    "started_at": ts(&r.started_at),
-                    "completed_at": ts(&r.completed_at),
-                }],
-                "execution_time": r.seconds,
-                "thread_id": Json::Null,
-                "adapter_response": { "rows_affected": r.rows, "bytes_written": r.bytes, "spilled_bytes": r.spilled_bytes },
-                "message": r.message,
-                "failures": Json::Null,
-                "relation_name": crate::compile::relation(&r.name),
-                "materialized": r.materialized.as_str(),
-                "output_path": r.output_path,
-                "location": r.failure.as_ref().and_then(|f| f.location.as_ref()).map(|l| l.to_string()),
-                "hint": r.failure.as_ref().and_then(|f| f.hint.clone()),
-            })
-        })
-        .collect();
-    for o in tests {
-        let a = &o.assertion;
-        entries.push(json!({
-            "unique_id": a.unique_id,
-            "status": o.status.as_str(),
-            "execution_time": o.seconds,
-            "failures": o.failing,
-            "message": o.message,
-            "resource_type": "test",
-            "test_kind": a.kind,
-            "attached_node": match &a.subject {
-                Subject::Model(m) => format!("model.{}.{m}", inv.project),
-                Subject::Source(s) => format!("source.{}.{s}", inv.project),
-            },
-            "column_name": a.column,
-            "severity": a.severity.as_str(),
-            "threshold": a.threshold_text(),
-            "rows_scanned": o.scanned,
-            "sample_path": o.sample,
-        }));
-    }
+    let mut entries: Vec<Json> = results.iter().map(model_result).collect();
+    entries.extend(tests.iter().map(|o| test_result(&inv.project, o)));
     entries.sort_by(|a, b| a["unique_id"].as_str().cmp(&b["unique_id"].as_str()));
     json!({
         "metadata": inv.metadata("https://schemas.getdbt.com/dbt/run-results/v6.json"),
         "results": entries,
         "elapsed_time": elapsed,
         "args": args,
+    })
+}
+
+/// wh runs nodes as tasks on one scheduler, not on numbered threads.
+const THREAD_ID: &str = "main";
+
+fn model_result(r: &NodeResult) -> Json {
+    json!({
+        "unique_id": r.unique_id,
+        "status": r.status.as_str(),
+        "timing": [{
+            "name": "execute",
+            "started_at": ts(&r.started_at),
+            "completed_at": ts(&r.completed_at),
+        }],
+        "execution_time": r.seconds,
+        "thread_id": THREAD_ID,
+        "adapter_response": {
+            "rows_affected": r.rows,
+            "bytes_written": r.bytes,
+            "spilled_bytes": r.spilled_bytes,
+            "materialized": r.materialized.as_str(),
+            "output_path": r.output_path,
+            "location": r.failure.as_ref().and_then(|f| f.location.as_ref()).map(|l| l.to_string()),
+            "hint": r.failure.as_ref().and_then(|f| f.hint.clone()),
+        },
+        "message": r.message,
+        "failures": Json::Null,
+        "relation_name": crate::compile::relation(&r.name),
+    })
+}
+
+fn test_result(project: &str, o: &Outcome) -> Json {
+    let a = &o.assertion;
+    json!({
+        "unique_id": a.unique_id,
+        "status": o.status.as_str(),
+        "timing": [],
+        "execution_time": o.seconds,
+        "thread_id": THREAD_ID,
+        "failures": o.failing,
+        "message": o.message,
+        "adapter_response": {
+            "resource_type": "test",
+            "test_kind": a.kind,
+            "attached_node": match &a.subject {
+                Subject::Model(m) => format!("model.{project}.{m}"),
+                Subject::Source(s) => format!("source.{project}.{s}"),
+            },
+            "column_name": a.column,
+            "severity": a.severity.as_str(),
+            "threshold": a.threshold_text(),
+            "rows_scanned": o.scanned,
+            "sample_path": o.sample,
+        },
     })
 }
 

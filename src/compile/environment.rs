@@ -128,16 +128,21 @@ pub(super) fn environment<'a>(
                 continue;
             };
             let template = name.clone();
-            env.add_function(macro_name, move |state: &State, args: Rest<Value>| -> Result<Value, minijinja::Error> {
-                let tmpl = state.env().get_template(&template)?;
-                let captured = tmpl.render_captured(())?;
-                let macro_state = captured.state();
-                let value = macro_state.lookup(&inner).ok_or_else(|| {
-                    minijinja::Error::new(ErrorKind::UnknownFunction, format!("macro `{inner}` vanished"))
-                })?;
-                let args = dbt_context::rendered_caller(state, &args)?;
-                dbt_context::returned(value.call(macro_state, &args))
-            });
+            let r = rec.clone();
+            env.add_function(
+                macro_name.clone(),
+                move |state: &State, args: Rest<Value>| -> Result<Value, minijinja::Error> {
+                    lock(&r).macros.insert(macro_name.clone());
+                    let tmpl = state.env().get_template(&template)?;
+                    let captured = tmpl.render_captured(())?;
+                    let macro_state = captured.state();
+                    let value = macro_state.lookup(&inner).ok_or_else(|| {
+                        minijinja::Error::new(ErrorKind::UnknownFunction, format!("macro `{inner}` vanished"))
+                    })?;
+                    let args = dbt_context::rendered_caller(state, &args)?;
+                    dbt_context::returned(value.call(macro_state, &args))
+                },
+            );
         }
     }
     Ok(env)

@@ -18,6 +18,7 @@ pub mod assertions;
 pub mod checksum;
 mod dbt_context;
 mod environment;
+pub mod macros;
 mod nodes;
 mod render;
 
@@ -58,6 +59,8 @@ pub struct CompiledModel {
     pub incremental_sql: Option<String>,
     pub config: ModelConfig,
     pub refs: BTreeSet<String>,
+    /// The project macros its rendering called (directly or not).
+    pub macros: BTreeSet<String>,
     /// Source keys (`source.table`) the model reads.
     pub sources: BTreeSet<String>,
     pub description: String,
@@ -126,7 +129,12 @@ pub struct CompiledSource {
 #[derive(Debug, Clone)]
 pub struct Compiled {
     pub project_name: String,
+    /// The target's schema (`main` unless set): the schema the artifacts
+    /// name every model in.
+    pub schema: String,
     pub models: BTreeMap<String, CompiledModel>,
+    /// The project's macros, by name.
+    pub macros: Vec<macros::MacroDef>,
     pub sources: BTreeMap<String, CompiledSource>,
     /// Every assertion: YAML tests on models, columns and sources, and
     /// singular tests.
@@ -155,6 +163,8 @@ fn quote_ident(name: &str) -> String {
 #[derive(Debug, Default)]
 struct Recorder {
     refs: BTreeSet<String>,
+    /// The project macros called, directly or through other macros.
+    macros: BTreeSet<String>,
     sources: BTreeSet<String>,
     configs: Vec<Json>,
     hint: Option<String>,
@@ -241,7 +251,16 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
     drop_disabled(&mut models)?;
     let assertions = assertions(project, &env, &rec, &models)?;
     let analyses = analyses(project, &env, &rec, &models)?;
-    Ok(Compiled { project_name: project.name.clone(), models, sources, assertions, compat, analyses })
+    Ok(Compiled {
+        project_name: project.name.clone(),
+        schema: project.target.schema.clone(),
+        macros: macros::definitions(&project.macros),
+        models,
+        sources,
+        assertions,
+        compat,
+        analyses,
+    })
 }
 
 /// Resolves folder and YAML configs; `config()` in SQL is applied after

@@ -87,12 +87,13 @@ fn render_model(
     }
     // An incremental model is also rendered as its incremental builds run
     // it; which one runs is decided when the build starts.
-    let (mut refs, mut read_sources) = (recorded.refs, recorded.sources);
+    let (mut refs, mut read_sources, mut macros) = (recorded.refs, recorded.sources, recorded.macros);
     let incremental_sql = if config.materialized == Materialization::Incremental {
         let (rendered, more) = render(true);
         // Refs made only in the incremental branch are dependencies too.
         refs.extend(more.refs);
         read_sources.extend(more.sources);
+        macros.extend(more.macros);
         Some(rendered?.trim().to_string())
     } else {
         None
@@ -110,6 +111,7 @@ fn render_model(
         incremental_sql,
         refs,
         sources: read_sources,
+        macros,
         ..with_props(project, name, config)
     };
     Ok(Rendered { model, notes })
@@ -142,6 +144,7 @@ fn with_props(project: &Project, name: String, config: ModelConfig) -> CompiledM
         incremental_sql: None,
         config,
         refs: BTreeSet::new(),
+        macros: BTreeSet::new(),
         sources: BTreeSet::new(),
         description,
         access,

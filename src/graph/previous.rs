@@ -49,7 +49,14 @@ pub struct RunArgs {
 pub struct RunResult {
     pub unique_id: String,
     pub status: String,
-    /// `test` for an assertion (wh's own key; absent in dbt's files).
+    /// wh's own keys, in the adapter's open map (absent in dbt's files).
+    #[serde(default)]
+    pub adapter_response: WhResponse,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct WhResponse {
+    /// `test` for an assertion.
     pub resource_type: Option<String>,
     /// For an assertion, the node it checks.
     pub attached_node: Option<String>,
@@ -57,7 +64,12 @@ pub struct RunResult {
 
 impl RunResult {
     pub fn is_test(&self) -> bool {
-        self.resource_type.as_deref() == Some("test") || self.unique_id.starts_with("test.")
+        self.adapter_response.resource_type.as_deref() == Some("test") || self.unique_id.starts_with("test.")
+    }
+
+    /// For an assertion, the node it checks (when wh wrote the file).
+    pub fn attached_node(&self) -> Option<&str> {
+        self.adapter_response.attached_node.as_deref()
     }
 }
 

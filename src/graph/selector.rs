@@ -319,7 +319,7 @@ fn from_previous(compiled: &Compiled, method: &Method, previous: &Previous) -> R
             let mut out = BTreeSet::new();
             for r in results.results.iter().filter(|r| r.status == *status) {
                 // A model's own status, or for an assertion the models it checks.
-                let id = if r.is_test() { r.attached_node.as_deref() } else { Some(r.unique_id.as_str()) };
+                let id = if r.is_test() { r.attached_node() } else { Some(r.unique_id.as_str()) };
                 out.extend(id.and_then(|n| by_id.get(n)).map(|n| n.to_string()));
             }
             Ok(out)

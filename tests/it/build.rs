@@ -664,6 +664,9 @@ fn state_and_result_selectors_and_retry() {
         assert_exit(&out, 0);
         stdout(&out).lines().map(str::to_string).collect()
     };
+    // A warned assertion selects the model it checks (the attached node
+    // that run_results keeps in adapter_response).
+    assert_eq!(ls("result:warn"), ["fct_orders".to_string()].into());
     // Nothing changed since the build's manifest.
     assert!(ls("state:modified").is_empty());
     let sql = std::fs::read_to_string(p.path().join("models/staging/stg_products.sql")).unwrap();

@@ -120,7 +120,8 @@ fn build_writes_catalog_from_footers_and_lineage_into_the_manifest() {
 
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(p.path().join("target/manifest.json")).unwrap()).unwrap();
-    let spent = &manifest["nodes"]["model.shop.customer_order_summary"]["column_lineage"]["columns"]["total_spent"];
+    let spent = &manifest["nodes"]["model.shop.customer_order_summary"]["config"]["wh"]["column_lineage"]["columns"]
+        ["total_spent"];
     assert_eq!(
         spent["inputs"],
         serde_json::json!([{"relation": "fct_orders", "column": "total_amount", "kinds": ["AGGREGATION"]}])

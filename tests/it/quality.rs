@@ -60,7 +60,12 @@ fn history_grows_by_one_row_per_assertion_and_never_changes() {
     let per_run = history_rows(&first[0]).len();
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(p.path().join("target/run_results.json")).unwrap()).unwrap();
-    let tests = results["results"].as_array().unwrap().iter().filter(|r| r["resource_type"] == "test").count();
+    let tests = results["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["adapter_response"]["resource_type"] == "test")
+        .count();
     assert_eq!(per_run, tests);
     assert!(per_run >= 30, "{per_run}");
 

@@ -45,7 +45,7 @@ def dependency_order(nodes):
         if uid in done or uid not in nodes:
             return
         done.add(uid)
-        for parent in nodes[uid]["depends_on"]["nodes"]:
+        for parent in nodes[uid]["depends_on"].get("nodes", []):  # none on a seed, as in dbt
             visit(parent)
         order.append(uid)
 
@@ -62,8 +62,8 @@ def duckdb_reference(project, manifest):
         if source["source_name"] == "wh_seeds":
             continue
         con.execute(f'create schema if not exists "{source["source_name"]}"')
-        reader = "read_csv" if source["format"] == "csv" else "read_parquet"
-        location = source["location"].replace("'", "''")
+        reader = "read_csv" if source["external"]["file_format"] == "csv" else "read_parquet"
+        location = source["external"]["location"].replace("'", "''")
         con.execute(f'create table "{source["source_name"]}"."{source["name"]}" as select * from {reader}(\'{location}\')')
     nodes = {k: n for k, n in manifest["nodes"].items() if n["resource_type"] in ("model", "seed")}
     for uid in dependency_order(nodes):
@@ -79,7 +79,9 @@ def duckdb_reference(project, manifest):
                 [str(path)],
             )
         kind = "view" if node["config"]["materialized"] in ("view", "ephemeral") else "table"
-        con.execute(f'create {kind} "{name}" as {node["compiled_code"]}')
+        # A seed has no SQL in dbt's manifest: its table is the CSV loaded above.
+        sql = node["compiled_code"] if node["resource_type"] != "seed" else f'select * from wh_seeds."{name}"'
+        con.execute(f'create {kind} "{name}" as {sql}')
     return con
 
 
@@ -116,10 +118,10 @@ def compare_tables(project, manifest, warehouse):
     con = duckdb_reference(project, manifest)
     compared = []
     for node in manifest["nodes"].values():
-        if node["resource_type"] not in ("model", "seed") or not node.get("output_path"):
+        if node["resource_type"] not in ("model", "seed") or not node["config"]["wh"].get("output_path"):
             continue
         name = node["name"]
-        path = warehouse / node["output_path"]
+        path = warehouse / node["config"]["wh"]["output_path"]
         assert path.is_file(), f"{name}: no table at {path}"
         ours = con.execute(f"select * from read_parquet('{path}')")
         our_columns = [d[0] for d in ours.description]
