@@ -461,7 +461,12 @@ fn macro_node(project: &str, d: &MacroDef) -> Json {
 /// The project's generic test macro (`test_<kind>`) a test runs, if any.
 fn test_macro(compiled: &Compiled, kind: &str) -> Option<String> {
     let name = format!("test_{kind}");
-    compiled.macros.iter().any(|d| d.name == name).then(|| macro_id(&compiled.project_name, &name))
+    // The macros are sorted by name.
+    compiled
+        .macros
+        .binary_search_by(|d| d.name.as_str().cmp(&name))
+        .ok()
+        .map(|_| macro_id(&compiled.project_name, &name))
 }
 
 /// A node's path as dbt gives it: inside its resource folder (`models/`,

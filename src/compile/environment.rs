@@ -132,7 +132,11 @@ pub(super) fn environment<'a>(
             env.add_function(
                 macro_name.clone(),
                 move |state: &State, args: Rest<Value>| -> Result<Value, minijinja::Error> {
-                    lock(&r).macros.insert(macro_name.clone());
+                    let mut recorded = lock(&r);
+                    if !recorded.macros.contains(&macro_name) {
+                        recorded.macros.insert(macro_name.clone());
+                    }
+                    drop(recorded);
                     let tmpl = state.env().get_template(&template)?;
                     let captured = tmpl.render_captured(())?;
                     let macro_state = captured.state();
