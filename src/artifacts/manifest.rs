@@ -17,25 +17,16 @@ use crate::compile::macros::MacroDef;
 use crate::compile::{Compiled, CompiledModel};
 use crate::diagnostic::Location;
 use crate::lineage::{Input, Kind, ModelLineage, ProjectLineage};
-use crate::project::config::{ColumnDef, ExposureDef, Materialization, ModelConfig};
+use crate::project::config::{ColumnDef, ExposureDef, FixtureFormat, Materialization, ModelConfig};
 use crate::quality::{Assertion, Subject};
 
 const SCHEMA: &str = "https://schemas.getdbt.com/dbt/manifest/v12.json";
 
 /// The manifest's maps of things wh does not declare: docs blocks,
-/// groups, metrics, semantic models, saved queries, selectors, unit tests,
-/// disabled nodes.
-const EMPTY: [&str; 9] = [
-    "docs",
-    "groups",
-    "group_map",
-    "metrics",
-    "saved_queries",
-    "selectors",
-    "semantic_models",
-    "unit_tests",
-    "disabled",
-];
+/// groups, metrics, semantic models, saved queries, selectors, disabled
+/// nodes.
+const EMPTY: [&str; 8] =
+    ["docs", "groups", "group_map", "metrics", "saved_queries", "selectors", "semantic_models", "disabled"];
 
 /// Writes the manifest of `compiled` to `path`, atomically.
 pub fn write_manifest(
@@ -65,7 +56,7 @@ struct Manifest<'a> {
 impl Serialize for Manifest<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let c = self.compiled;
-        let mut map = s.serialize_map(Some(7 + EMPTY.len()))?;
+        let mut map = s.serialize_map(Some(8 + EMPTY.len()))?;
         map.serialize_entry("metadata", &self.inv.metadata(SCHEMA))?;
         map.serialize_entry("nodes", &Nodes(self))?;
         let sources: Map<String, Json> =
@@ -84,6 +75,9 @@ impl Serialize for Manifest<'_> {
         let macros: Map<String, Json> =
             c.macros.iter().map(|d| (macro_id(&c.project_name, &d.name), macro_node(&c.project_name, d))).collect();
         map.serialize_entry("macros", &macros)?;
+        let units: Map<String, Json> =
+            c.unit_tests.iter().map(|t| (t.unique_id.clone(), unit_test_node(c, t))).collect();
+        map.serialize_entry("unit_tests", &units)?;
         map.serialize_entry("parent_map", &self.maps.parents)?;
         map.serialize_entry("child_map", &self.maps.children)?;
         // What dbt's schema requires and wh has none of (yet): empty.
@@ -143,6 +137,9 @@ impl DependencyMaps {
             let mut depends = vec![attached_node(project, a)];
             depends.extend(a.depends_on.iter().map(|m| format!("model.{project}.{m}")));
             maps.link(&a.unique_id, depends);
+        }
+        for t in &compiled.unit_tests {
+            maps.link(&t.unique_id, vec![format!("model.{project}.{}", t.model)]);
         }
         for (e, _) in exposures {
             let depends = e
@@ -416,6 +413,39 @@ fn test_node<'a>(compiled: &'a Compiled, a: &'a Assertion, depends: &'a [String]
         compiled_code: &a.failing_sql,
         depends_on: DependsOn { nodes: Some(depends), macros: test_macro(compiled, &a.kind).into_iter().collect() },
     }
+}
+
+/// A unit test as dbt's manifest declares it: its inputs and expected rows
+/// as written.
+fn unit_test_node(c: &Compiled, t: &crate::compile::unit_tests::UnitTest) -> Json {
+    let d = &t.declared;
+    let fixture = |format: FixtureFormat, rows: &Option<Json>, fixture: &Option<String>| json!({"rows": rows, "format": format.as_str(), "fixture": fixture});
+    let given: Vec<Json> = d
+        .given
+        .iter()
+        .map(|g| {
+            let mut v = fixture(g.format, &g.rows, &g.fixture);
+            v["input"] = json!(g.input);
+            v
+        })
+        .collect();
+    json!({
+        "model": t.model,
+        "given": given,
+        "expect": fixture(d.expect.format, &d.expect.rows, &d.expect.fixture),
+        "name": t.name,
+        "resource_type": "unit_test",
+        "package_name": c.project_name,
+        "path": in_its_folder(&t.defined_at.file),
+        "original_file_path": file_path(&t.defined_at.file),
+        "unique_id": t.unique_id,
+        "fqn": t.fqn,
+        "description": d.description,
+        "overrides": {"macros": d.overrides.macros, "vars": d.overrides.vars, "env_vars": d.overrides.env_vars},
+        "depends_on": {"macros": [], "nodes": [format!("model.{}.{}", c.project_name, t.model)]},
+        "config": {"tags": d.config.tags.0, "meta": d.config.meta, "enabled": true},
+        "schema": c.schema,
+    })
 }
 
 fn exposure_node(project: &str, id: &str, e: &ExposureDef, at: &Location, depends: &[String]) -> Json {

@@ -129,7 +129,7 @@ fn test_result(project: &str, o: &Outcome) -> Json {
         "failures": o.failing,
         "message": o.message,
         "adapter_response": {
-            "resource_type": "test",
+            "resource_type": if a.kind == crate::compile::unit_tests::UNIT_KIND { "unit_test" } else { "test" },
             "test_kind": a.kind,
             "attached_node": match &a.subject {
                 Subject::Model(m) => format!("model.{project}.{m}"),

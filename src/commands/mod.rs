@@ -144,6 +144,11 @@ impl Settings {
         Ok(selector::select(compiled, graph, &self.select, &self.exclude, &previous)?)
     }
 
+    /// Returns which test types the command line leaves (`test_type:`).
+    pub fn test_types(&self) -> selector::TestTypes {
+        selector::TestTypes::of(&self.select, &self.exclude)
+    }
+
     /// Returns the `target/` folder for artifacts.
     pub fn target_dir(&self) -> PathBuf {
         self.project.root.join(&self.project.target_path)

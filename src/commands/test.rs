@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::{compile_project, open_warehouse, Settings};
 use crate::artifacts::{self, Invocation};
+use crate::compile::unit_tests::{UnitTest, UNIT_KIND};
 use crate::compile::Compiled;
 use crate::error::Error;
 use crate::quality::history::{self, owners_from_meta, RunInfo};
@@ -30,25 +31,33 @@ pub async fn execute(settings: &Settings, junit: Option<&Path>) -> Result<ExitCo
     let everything = settings.select.0.is_empty() && settings.exclude.0.is_empty();
     let read_sources: std::collections::BTreeSet<&String> =
         compiled.models.values().filter(|m| selected.contains(&m.name)).flat_map(|m| m.sources.iter()).collect();
+    let types = settings.test_types();
     let chosen: Vec<Assertion> = compiled
         .assertions
         .iter()
+        .filter(|a| types.allows(&a.kind))
         .filter(|a| match &a.subject {
             Subject::Model(m) => selected.contains(m),
             Subject::Source(s) => everything || read_sources.contains(s),
         })
         .cloned()
         .collect();
+    let units: Vec<UnitTest> = match types.allows(UNIT_KIND) {
+        true => compiled.unit_tests.iter().filter(|t| selected.contains(&t.model)).cloned().collect(),
+        false => Vec::new(),
+    };
     settings.log(format!(
-        "Testing {} assertions on the published warehouse {}",
+        "Testing {} assertions{} on the published warehouse {}",
         chosen.len(),
+        if units.is_empty() { String::new() } else { format!(" and {} unit tests", units.len()) },
         settings.project.target.warehouse
     ));
     let engine = open_warehouse(settings, &ctx, &compiled, &graph).await?;
     let mut chosen = chosen;
     crate::quality::monitor::prepare(&engine, warehouse, &mut chosen, settings.project.run_started_at, false).await;
     let samples = Samples { warehouse, run_id: &inv.id };
-    let outcomes = run_all(&engine, &chosen, Some(&samples)).await;
+    let mut outcomes = crate::quality::unit::run_all(&engine, &units).await;
+    outcomes.extend(run_all(&engine, &chosen, Some(&samples)).await);
     let refs: Vec<&Outcome> = outcomes.iter().collect();
     for o in &refs {
         settings.log(format!(

@@ -55,48 +55,8 @@ pub(super) fn environment<'a>(
         Ok(source_relation(&source, &table))
     });
 
-    let vars = Arc::new(project.vars.clone());
-    let r = rec.clone();
-    // `Rest` rather than `Option`: `var('x', none)` gives a default of none.
-    env.add_function("var", move |name: String, default: Rest<Value>| -> Result<Value, minijinja::Error> {
-        match (vars.get(&name), default.first().cloned()) {
-            (Some(v), _) => Ok(Value::from_serialize(v)),
-            (None, Some(d)) => Ok(d),
-            (None, None) => {
-                lock(&r).hint = Some(format!("set it in `vars:` of wh_project.yml or with --vars '{{{name}: ...}}'"));
-                Err(minijinja::Error::new(ErrorKind::InvalidOperation, format!("required var `{name}` is not set")))
-            }
-        }
-    });
-
-    let r = rec.clone();
-    env.add_function("env_var", move |name: String, default: Option<String>| -> Result<String, minijinja::Error> {
-        if name.starts_with(SECRET_PREFIX) {
-            // As in dbt: a secret would be written to target/compiled/, the
-            // manifest and the lineage events with the SQL.
-            lock(&r).hint = Some(format!(
-                "use `{SECRET_PREFIX}*` variables only where wh keeps them out of every file (profiles.yml); \
-                 pass the value to the warehouse or source settings instead of the SQL"
-            ));
-            return Err(minijinja::Error::new(
-                ErrorKind::InvalidOperation,
-                format!(
-                    "`{name}` is a secret: {SECRET_PREFIX}* variables cannot be used in SQL or YAML that wh renders"
-                ),
-            ));
-        }
-        match (std::env::var(&name), default) {
-            (Ok(v), _) => Ok(v),
-            (Err(_), Some(d)) => Ok(d),
-            (Err(_), None) => {
-                lock(&r).hint = Some(format!("export {name}=... or give a default: env_var('{name}', 'value')"));
-                Err(minijinja::Error::new(
-                    ErrorKind::InvalidOperation,
-                    format!("environment variable `{name}` is not set"),
-                ))
-            }
-        }
-    });
+    env.add_function("var", var_function(Arc::new(project.vars.clone()), rec.clone()));
+    env.add_function("env_var", env_var_function(Arc::default(), rec.clone()));
 
     let r = rec.clone();
     env.add_function("config", move |kwargs: Kwargs| -> Result<String, minijinja::Error> {
@@ -150,4 +110,60 @@ pub(super) fn environment<'a>(
         }
     }
     Ok(env)
+}
+
+/// `var(name, default)`: the project's (or a unit test's) vars.
+pub(super) fn var_function(
+    vars: Arc<BTreeMap<String, Json>>,
+    rec: Shared,
+) -> impl Fn(String, Rest<Value>) -> Result<Value, minijinja::Error> + Send + Sync + 'static {
+    let r = rec;
+    // `Rest` rather than `Option`: `var('x', none)` gives a default of none.
+    move |name: String, default: Rest<Value>| -> Result<Value, minijinja::Error> {
+        match (vars.get(&name), default.first().cloned()) {
+            (Some(v), _) => Ok(Value::from_serialize(v)),
+            (None, Some(d)) => Ok(d),
+            (None, None) => {
+                lock(&r).hint = Some(format!("set it in `vars:` of wh_project.yml or with --vars '{{{name}: ...}}'"));
+                Err(minijinja::Error::new(ErrorKind::InvalidOperation, format!("required var `{name}` is not set")))
+            }
+        }
+    }
+}
+
+/// `env_var(name, default)`: the process's environment, `fixed` (a unit
+/// test's `env_vars`) first.
+pub(super) fn env_var_function(
+    fixed: Arc<BTreeMap<String, String>>,
+    rec: Shared,
+) -> impl Fn(String, Option<String>) -> Result<String, minijinja::Error> + Send + Sync + 'static {
+    let r = rec;
+    move |name: String, default: Option<String>| -> Result<String, minijinja::Error> {
+        if name.starts_with(SECRET_PREFIX) {
+            // As in dbt: a secret would be written to target/compiled/, the
+            // manifest and the lineage events with the SQL.
+            lock(&r).hint = Some(format!(
+                "use `{SECRET_PREFIX}*` variables only where wh keeps them out of every file (profiles.yml); \
+                 pass the value to the warehouse or source settings instead of the SQL"
+            ));
+            return Err(minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                format!(
+                    "`{name}` is a secret: {SECRET_PREFIX}* variables cannot be used in SQL or YAML that wh renders"
+                ),
+            ));
+        }
+        let value = fixed.get(&name).cloned().ok_or(()).or_else(|()| std::env::var(&name));
+        match (value, default) {
+            (Ok(v), _) => Ok(v),
+            (Err(_), Some(d)) => Ok(d),
+            (Err(_), None) => {
+                lock(&r).hint = Some(format!("export {name}=... or give a default: env_var('{name}', 'value')"));
+                Err(minijinja::Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("environment variable `{name}` is not set"),
+                ))
+            }
+        }
+    }
 }

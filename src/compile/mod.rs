@@ -21,6 +21,7 @@ mod environment;
 pub mod macros;
 mod nodes;
 mod render;
+pub mod unit_tests;
 
 use environment::environment;
 use nodes::{analyses, assertions};
@@ -143,6 +144,8 @@ pub struct Compiled {
     pub compat: Vec<CompatNote>,
     /// Analyses, rendered: their paths and SQL (compiled, never run).
     pub analyses: Vec<(PathBuf, String)>,
+    /// Unit tests, by unique id.
+    pub unit_tests: Vec<unit_tests::UnitTest>,
 }
 
 /// Returns the SQL relation a model renders to.
@@ -251,6 +254,7 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
     drop_disabled(&mut models)?;
     let assertions = assertions(project, &env, &rec, &models)?;
     let analyses = analyses(project, &env, &rec, &models)?;
+    let unit_tests = unit_tests::unit_tests(project, &names, &models)?;
     Ok(Compiled {
         project_name: project.name.clone(),
         schema: project.target.schema.clone(),
@@ -260,6 +264,7 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
         assertions,
         compat,
         analyses,
+        unit_tests,
     })
 }
 

@@ -144,8 +144,9 @@ pub(super) fn singular_tests(
         .into_iter()
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "sql"))
-        // Generic tests (dbt's `tests/generic/`) are macros, not singular tests.
-        .filter(|e| !e.path().strip_prefix(&base).is_ok_and(|p| p.starts_with("generic")))
+        // Generic tests (dbt's `tests/generic/`) are macros, and
+        // `tests/fixtures/` holds unit tests' rows: neither is a singular test.
+        .filter(|e| !e.path().strip_prefix(&base).is_ok_and(|p| p.starts_with("generic") || p.starts_with("fixtures")))
         .map(|e| e.path().strip_prefix(&project.root).unwrap_or(e.path()).to_path_buf())
         .collect();
     files.sort();

@@ -55,11 +55,8 @@ fn render_model(
     started: &str,
 ) -> Result<Rendered, CompileError> {
     let file = &project.models[&name];
-    let template_name = file.path.to_string_lossy().replace('\\', "/");
-    let ctx = context! {
-        model => context! { name => name.clone(), path => template_name.clone(), config => context! {
-            materialized => config.materialized.as_str() } },
-    };
+    let template_name = template_name(file);
+    let ctx = model_context(&name, &template_name, config.materialized);
     let template =
         env.template_from_named_str(&template_name, &file.text).map_err(|e| template_error(&e, rec, &template_name))?;
     // `this` is the global that reads the recorder: the same relation in the
@@ -115,6 +112,38 @@ fn render_model(
         ..with_props(project, name, config)
     };
     Ok(Rendered { model, notes })
+}
+
+/// Returns the name a model's template renders under: its path.
+fn template_name(file: &crate::project::ModelFile) -> String {
+    file.path.to_string_lossy().replace('\\', "/")
+}
+
+/// Returns the `model` variable a model's template sees.
+fn model_context(name: &str, template_name: &str, materialized: Materialization) -> Value {
+    context! {
+        model => context! { name => name, path => template_name, config => context! {
+            materialized => materialized.as_str() } },
+    }
+}
+
+/// Renders a model's template once more, `is_incremental()` answering
+/// `incremental` (a unit test's rendering); returns its SQL and what it read.
+pub(super) fn render_again(
+    project: &Project,
+    env: &Environment<'_>,
+    rec: &Shared,
+    model: &CompiledModel,
+    incremental: bool,
+) -> Result<(String, Recorder), CompileError> {
+    let file = &project.models[&model.name];
+    let template_name = template_name(file);
+    let ctx = model_context(&model.name, &template_name, model.config.materialized);
+    let template =
+        env.template_from_named_str(&template_name, &file.text).map_err(|e| template_error(&e, rec, &template_name))?;
+    *lock(rec) = Recorder { this: Some(model.name.clone()), incremental, ..Default::default() };
+    let sql = template.render(&ctx).map_err(|err| template_error(&err, rec, &template_name))?;
+    Ok((sql.trim().to_string(), std::mem::take(&mut *lock(rec))))
 }
 
 /// A model with its YAML properties (description, access, columns, tests)

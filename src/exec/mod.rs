@@ -7,6 +7,7 @@ pub mod columns;
 pub mod contract;
 pub mod duckdb;
 mod forecast;
+mod mock;
 pub use forecast::forecast_schema;
 pub mod incremental;
 pub mod partitioned;

@@ -64,7 +64,9 @@ pub struct WhResponse {
 
 impl RunResult {
     pub fn is_test(&self) -> bool {
-        self.adapter_response.resource_type.as_deref() == Some("test") || self.unique_id.starts_with("test.")
+        matches!(self.adapter_response.resource_type.as_deref(), Some("test" | "unit_test"))
+            || self.unique_id.starts_with("test.")
+            || self.unique_id.starts_with("unit_test.")
     }
 
     /// For an assertion, the node it checks (when wh wrote the file).

@@ -12,7 +12,12 @@
 //!            | 'state:' ('modified' | 'new')     against the previous manifest (`--state`)
 //!            | 'result:' STATUS                  in the previous run_results: error, skipped,
 //!                                                success, or fail / warn (an assertion on the model)
+//!            | 'test_type:' ('unit' | 'data' | 'generic' | 'singular')
 //! ```
+//!
+//! `test_type:x` selects the models with a test of that type, and the
+//! command runs only those tests; in `--exclude` it leaves the models and
+//! drops those tests (`--exclude test_type:unit` builds without unit tests).
 //!
 //! `source:x` selects no model by itself; `source:x+` selects the models
 //! that read it and their descendants.
@@ -42,6 +47,34 @@ pub enum Method {
     Materialized(String),
     State(String),
     Result(String),
+    TestType(String),
+}
+
+/// Test types `test_type:` names.
+const TEST_TYPES: [&str; 4] = ["unit", "data", "generic", "singular"];
+
+/// Which tests a command line's `test_type:` atoms leave.
+#[derive(Debug, Clone, Default)]
+pub struct TestTypes {
+    include: BTreeSet<String>,
+    exclude: BTreeSet<String>,
+}
+
+impl TestTypes {
+    pub fn of(select: &Selection, exclude: &Selection) -> TestTypes {
+        TestTypes { include: select.test_types(), exclude: exclude.test_types() }
+    }
+
+    /// Returns whether a test of `kind` (an assertion's kind) runs.
+    pub fn allows(&self, kind: &str) -> bool {
+        let types: &[&str] = match kind {
+            crate::compile::unit_tests::UNIT_KIND => &["unit"],
+            "singular" => &["data", "singular"],
+            _ => &["data", "generic"],
+        };
+        (self.include.is_empty() || types.iter().any(|t| self.include.contains(*t)))
+            && !types.iter().any(|t| self.exclude.contains(*t))
+    }
 }
 
 pub use super::previous::Previous;
@@ -65,6 +98,21 @@ impl Selection {
     pub fn reads_previous(&self) -> bool {
         self.0.iter().flatten().any(|a| matches!(a.method, Method::State(_) | Method::Result(_)))
     }
+
+    /// Returns the test types its `test_type:` atoms name.
+    fn test_types(&self) -> BTreeSet<String> {
+        let types = self.0.iter().flatten().filter_map(|a| match &a.method {
+            Method::TestType(t) => Some(t.clone()),
+            _ => None,
+        });
+        types.collect()
+    }
+
+    /// Returns it without the terms that name a test type.
+    fn without_test_types(&self) -> Selection {
+        let keep = |term: &&Vec<Atom>| !term.iter().any(|a| matches!(a.method, Method::TestType(_)));
+        Selection(self.0.iter().filter(keep).cloned().collect())
+    }
 }
 
 impl fmt::Display for Method {
@@ -77,6 +125,7 @@ impl fmt::Display for Method {
             Method::Materialized(m) => write!(f, "config.materialized:{m}"),
             Method::State(s) => write!(f, "state:{s}"),
             Method::Result(s) => write!(f, "result:{s}"),
+            Method::TestType(t) => write!(f, "test_type:{t}"),
         }
     }
 }
@@ -187,6 +236,7 @@ fn parse_method(text: &str) -> Option<Method> {
         Some(("result", v)) if ["error", "fail", "warn", "skipped", "success"].contains(&v) => {
             Method::Result(v.to_string())
         }
+        Some(("test_type", v)) if TEST_TYPES.contains(&v) => Method::TestType(v.to_string()),
         Some(_) => return None,
     };
     Some(method)
@@ -205,7 +255,8 @@ pub fn select(
     } else {
         evaluate(compiled, graph, select, previous)?
     };
-    for name in evaluate(compiled, graph, exclude, previous)? {
+    // An excluded test type drops tests, not models.
+    for name in evaluate(compiled, graph, &exclude.without_test_types(), previous)? {
         chosen.remove(&name);
     }
     Ok(chosen)
@@ -372,6 +423,22 @@ fn base_models(
                 ));
             }
             return Ok((BTreeSet::new(), readers));
+        }
+        Method::TestType(t) => {
+            let types = TestTypes { include: BTreeSet::from([t.clone()]), exclude: BTreeSet::new() };
+            let mut set: BTreeSet<String> = compiled
+                .assertions
+                .iter()
+                .filter(|a| types.allows(&a.kind))
+                .filter_map(|a| match &a.subject {
+                    crate::compile::assertions::Subject::Model(m) => Some(m.clone()),
+                    _ => None,
+                })
+                .collect();
+            if types.allows(crate::compile::unit_tests::UNIT_KIND) {
+                set.extend(compiled.unit_tests.iter().map(|u| u.model.clone()));
+            }
+            set
         }
         Method::State(_) | Method::Result(_) => BTreeSet::new(),
     };

@@ -44,6 +44,9 @@ pub struct RunPlan<'a> {
     pub threads: usize,
     /// Run assertions (write-audit-publish); `wh run` does not.
     pub audit: bool,
+    /// Run each model's unit tests before it (`wh build`, unless excluded
+    /// with `--exclude test_type:unit`).
+    pub unit_tests: bool,
     /// Names failing-row samples.
     pub run_id: String,
     /// Table models whose published version is up to date: registered from
@@ -256,6 +259,10 @@ fn job_for(plan: &RunPlan<'_>, audits: &Audits, model: &CompiledModel, staging: 
     ModelJob {
         engine: plan.engine.clone(),
         assertions: audits.by_model.get(name).cloned().unwrap_or_default(),
+        unit_tests: match plan.unit_tests {
+            true => plan.compiled.unit_tests.iter().filter(|t| t.model == *name).cloned().collect(),
+            false => Vec::new(),
+        },
         model: model.clone(),
         warehouse: plan.warehouse.clone(),
         run_id: plan.run_id.clone(),

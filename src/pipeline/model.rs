@@ -12,7 +12,7 @@ use datafusion::prelude::DataFrame;
 use super::audits::audit_verdict;
 use super::staging::{Readable, Staging};
 use super::{failure_of, finished, register_output};
-use crate::compile::assertions::Assertion;
+use crate::compile::assertions::{Assertion, Status as TestStatus};
 use crate::compile::CompiledModel;
 use crate::diagnostic::Location;
 use crate::exec::{Engine, ExecError, Mode};
@@ -26,6 +26,8 @@ pub(super) struct ModelJob {
     pub engine: Engine,
     pub model: CompiledModel,
     pub assertions: Vec<Assertion>,
+    /// Run before it is built: a failure skips it.
+    pub unit_tests: Vec<crate::compile::unit_tests::UnitTest>,
     pub warehouse: Warehouse,
     pub run_id: String,
     pub compiled_at: PathBuf,
@@ -74,8 +76,30 @@ impl ModelJob {
     }
 }
 
-/// Runs one model: stage, check the contract, audit, publish.
+/// Runs one model: its unit tests, then stage, check the contract, audit,
+/// publish. A failed unit test skips the model (and so its descendants).
 pub(super) async fn run_model(job: ModelJob) -> NodeResult {
+    let (started_at, clock) = (Utc::now(), Instant::now());
+    let units = crate::quality::unit::run_all(&job.engine, &job.unit_tests).await;
+    let failed: Vec<&str> = units
+        .iter()
+        .filter(|o| matches!(o.status, TestStatus::Fail | TestStatus::Error))
+        .map(|o| o.assertion.name.as_str())
+        .collect();
+    if !failed.is_empty() {
+        let mut r = finished(&job.model, Status::Skipped, started_at, clock, None, None, None);
+        r.message =
+            format!("skipped: unit test{} `{}` failed", if failed.len() > 1 { "s" } else { "" }, failed.join("`, `"));
+        r.assertions = units;
+        return r;
+    }
+    let mut r = run_tested(job).await;
+    r.assertions.splice(0..0, units);
+    r
+}
+
+/// Runs a model whose unit tests passed.
+async fn run_tested(job: ModelJob) -> NodeResult {
     let (started_at, clock) = (Utc::now(), Instant::now());
     let model = &job.model;
     if job.reuse && register_output(&job.engine, &job.warehouse, model).await.is_ok() {

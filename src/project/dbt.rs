@@ -108,7 +108,8 @@ pub fn load(root: &Path, text: &str, overrides: &Overrides) -> Result<(ProjectFi
         notes.push(CompatNote { kind, what: what.to_string(), detail, location: Some(at(key)) });
     };
 
-    let ignored: [(&str, bool); 13] = [
+    let ignored: [(&str, bool); 14] = [
+        ("unit_tests", file.unit_tests.is_some()),
         ("analyses", file.analyses.is_some()),
         ("require-dbt-version", file.require_dbt_version.is_some()),
         ("clean-targets", file.clean_targets.is_some()),
@@ -126,6 +127,9 @@ pub fn load(root: &Path, text: &str, overrides: &Overrides) -> Result<(ProjectFi
     for (key, present) in ignored {
         if present {
             let detail = match key {
+                "unit_tests" => "project-level unit test configs (tags, meta, enabled) are not applied; \
+                                 set them in each unit test's config"
+                    .to_string(),
                 "tests" => "project-level test configs (severity, store_failures) are not applied; \
                             set severity on each test"
                     .to_string(),
@@ -134,7 +138,7 @@ pub fn load(root: &Path, text: &str, overrides: &Overrides) -> Result<(ProjectFi
             note(CompatKind::Ignored, key, detail, key);
         }
     }
-    let unsupported: [(&str, bool, &str); 8] = [
+    let unsupported: [(&str, bool, &str); 7] = [
         ("on-run-start", file.on_run_start.is_some(), "hooks run SQL against a database; wh does not run them"),
         ("on-run-end", file.on_run_end.is_some(), "hooks run SQL against a database; wh does not run them"),
         (
@@ -143,7 +147,6 @@ pub fn load(root: &Path, text: &str, overrides: &Overrides) -> Result<(ProjectFi
             "macro search orders are not read; adapter.dispatch looks for duckdb__ then default__",
         ),
         ("packages-install-path", file.packages_install_path.is_some(), "packages are not installed or read"),
-        ("unit_tests", file.unit_tests.is_some(), "unit tests are not run"),
         ("metrics", file.metrics.is_some(), "the semantic layer is not supported"),
         ("semantic-models", file.semantic_models.is_some(), "the semantic layer is not supported"),
         ("saved-queries", file.saved_queries.is_some(), "the semantic layer is not supported"),

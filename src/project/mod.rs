@@ -24,7 +24,9 @@ use std::sync::Arc;
 use serde_json::{Map, Value as Json};
 
 use crate::diagnostic::{closest, did_you_mean, find_in_text, Location};
-use config::{ColumnDef, ConfigPatch, ExposureDef, FileFormat, ModelProps, ProjectFile, SchemaFile, CONFIG_KEYS};
+use config::{
+    ColumnDef, ConfigPatch, ExposureDef, FileFormat, ModelProps, ProjectFile, SchemaFile, UnitTestDef, CONFIG_KEYS,
+};
 
 /// The project file's name.
 pub const PROJECT_FILE: &str = "wh_project.yml";
@@ -181,6 +183,27 @@ impl SourceTable {
     }
 }
 
+impl Project {
+    /// Finds a unit test fixture: `<test-path>/fixtures/**/<name>.<ext>`;
+    /// returns its path inside the project and its text.
+    pub fn fixture(&self, name: &str, ext: &str) -> Result<Option<(PathBuf, String)>, ProjectError> {
+        let file_name = format!("{name}.{ext}");
+        for test_path in &self.test_paths {
+            let base = self.root.join(test_path).join("fixtures");
+            let found = walkdir::WalkDir::new(&base)
+                .sort_by_file_name()
+                .into_iter()
+                .filter_map(Result::ok)
+                .find(|e| e.file_type().is_file() && e.file_name().to_string_lossy() == file_name);
+            if let Some(e) = found {
+                let rel = e.path().strip_prefix(&self.root).unwrap_or(e.path()).to_path_buf();
+                return Ok(Some((rel, read(e.path())?)));
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// Model properties from YAML, with where they were declared.
 #[derive(Debug, Clone)]
 pub struct DeclaredProps {
@@ -206,6 +229,8 @@ pub struct Project {
     /// Analyses (a path and its text, as macro files): compiled, never run.
     pub analyses: Vec<MacroFile>,
     pub props: BTreeMap<String, DeclaredProps>,
+    /// Enabled unit tests, with where each is declared.
+    pub unit_tests: Vec<(UnitTestDef, Location)>,
     pub sources: BTreeMap<String, SourceTable>,
     /// Folder configs from `wh_project.yml`, shallowest first.
     pub folder_configs: Vec<(Vec<String>, ConfigPatch)>,
@@ -284,6 +309,7 @@ impl Project {
             macros: Vec::new(),
             analyses: Vec::new(),
             props: BTreeMap::new(),
+            unit_tests: Vec::new(),
             sources: BTreeMap::new(),
             folder_configs,
             seed_configs,

@@ -37,6 +37,18 @@ impl Project {
         }
         file.models.append(&mut file.seeds);
         file.models.append(&mut file.snapshots);
+        for t in file.unit_tests {
+            if t.config.enabled == Some(false) {
+                continue;
+            }
+            let defined_at = at(&t.name);
+            if let Some((_, prev)) = self.unit_tests.iter().find(|(u, _)| u.name == t.name && u.model == t.model) {
+                let message =
+                    format!("unit test `{}` of model `{}` is declared twice (first at {prev})", t.name, t.model);
+                return Err(ProjectError::invalid(message, defined_at, None));
+            }
+            self.unit_tests.push((t, defined_at));
+        }
         for e in file.exposures {
             let defined_at = at(&e.name);
             self.exposures.push((e, defined_at));
@@ -82,7 +94,6 @@ impl Project {
             ("macros", file.macros.is_some(), CompatKind::Ignored, "macro properties are documentation only"),
             ("analyses", file.analyses.is_some(), CompatKind::Ignored, "analyses are not run"),
             ("groups", file.groups.is_some(), CompatKind::Ignored, "groups are accepted and not enforced"),
-            ("unit_tests", file.unit_tests.is_some(), CompatKind::Unsupported, "unit tests are not run"),
             ("semantic_models", file.semantic_models.is_some(), CompatKind::Unsupported, SEMANTIC),
             ("metrics", file.metrics.is_some(), CompatKind::Unsupported, SEMANTIC),
             ("saved_queries", file.saved_queries.is_some(), CompatKind::Unsupported, SEMANTIC),

@@ -6,5 +6,6 @@ pub mod forecasts;
 pub mod history;
 pub mod monitor;
 pub mod run;
+pub mod unit;
 
 pub use crate::compile::assertions::{Assertion, Severity, Status, Subject, Threshold};

@@ -184,3 +184,34 @@ fn jinja_as_dbt_users_write_it() {
         ]])
     );
 }
+
+#[test]
+fn unit_tests_run_alone_and_report_what_they_lack() {
+    let p = dbt_project("name: demo\n");
+    let unit = "version: 2\nunit_tests:\n  - name: names_upper\n    model: people_out\n    given:\n\
+                \x20     - input: ref('people')\n        rows:\n          - {id: 4, name: dee, zip: '1'}\n\
+                \x20   expect:\n      rows:\n        - {id: 4, name: DEE, half: 2}\n";
+    p.write("models/unit.yml", unit);
+    let out = p.wh(&["build"]);
+    assert_exit(&out, 0);
+    // Only the unit tests, on the published warehouse.
+    let out = p.wh(&["test", "--select", "test_type:unit"]);
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("Testing 0 assertions and 1 unit tests"), "{}", stderr(&out));
+    // A wrong expectation fails with the differing rows.
+    p.write("models/unit.yml", &unit.replace("half: 2", "half: 3"));
+    let out = p.wh(&["test", "--select", "test_type:unit"]);
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("  - | 4  | DEE  | 3") && err.contains("  + | 4  | DEE  | 2"), "{err}");
+    // An input the model reads and the test does not mock.
+    p.write(
+        "models/unit.yml",
+        &unit.replace("      - input: ref('people')\n        rows:\n          - {id: 4, name: dee, zip: '1'}\n", ""),
+    );
+    let out = p.wh(&["compile"]);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("the model reads `ref('people')`, which `given` does not mock"), "{err}");
+    assert!(err.contains("models/unit.yml:3"), "{err}");
+}

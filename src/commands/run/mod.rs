@@ -207,6 +207,7 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, mut p: P
         compiled_dir: settings.project.target_path.join("compiled"),
         threads,
         audit,
+        unit_tests: audit && settings.test_types().allows(crate::compile::unit_tests::UNIT_KIND),
         run_id: p.inv.id.clone(),
         reuse,
         stale_sources: stale.skipped,
@@ -465,8 +466,13 @@ fn summarize(settings: &Settings, run: &Finished<'_>, unrecorded: &[String], aud
     // ran on sources or after the models are counted here.
     let late_failures =
         run.output.other_assertions.iter().any(|o| matches!(o.status, TestStatus::Fail | TestStatus::Error));
+    // A failed unit test skips its model rather than failing it.
+    let unit_failures = run.outcomes.iter().any(|o| {
+        o.assertion.kind == crate::compile::unit_tests::UNIT_KIND
+            && matches!(o.status, TestStatus::Fail | TestStatus::Error)
+    });
     for e in unrecorded {
         eprintln!("error: the run's records are incomplete: {e}");
     }
-    errors > 0 || late_failures || (failed_checks > 0 && !audit) || !unrecorded.is_empty()
+    errors > 0 || late_failures || unit_failures || (failed_checks > 0 && !audit) || !unrecorded.is_empty()
 }

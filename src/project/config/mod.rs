@@ -10,10 +10,12 @@ use serde_json::{Map, Value as Json};
 mod governance;
 mod model;
 mod schema;
+mod unit_test;
 
 pub use governance::*;
 pub use model::*;
 pub use schema::*;
+pub use unit_test::*;
 
 /// The job timeout when neither `--job-timeout` nor the target's
 /// `job_timeout:` gives one

@@ -21,16 +21,17 @@ pub struct SchemaFile {
     /// Snapshot properties.
     #[serde(default)]
     pub snapshots: Vec<ModelProps>,
+    /// Models' SQL run on mock rows.
+    #[serde(default)]
+    pub unit_tests: Vec<UnitTestDef>,
     /// dbt properties `wh` does not use (macro and analysis docs, groups)
-    /// or cannot run (unit tests, the semantic layer), by key.
+    /// or cannot run (the semantic layer), by key.
     #[serde(default)]
     pub macros: Option<Json>,
     #[serde(default)]
     pub analyses: Option<Json>,
     #[serde(default)]
     pub groups: Option<Json>,
-    #[serde(default)]
-    pub unit_tests: Option<Json>,
     #[serde(default)]
     pub semantic_models: Option<Json>,
     #[serde(default)]
