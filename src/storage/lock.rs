@@ -89,12 +89,17 @@ impl Warehouse {
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
-                match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-                    Ok(mut f) => {
-                        std::io::Write::write_all(&mut f, bytes)?;
-                        f.sync_all()?;
-                        Ok(true)
-                    }
+                // Written whole beside it, then linked in place: the link
+                // fails if the lock exists, and a reader never sees it empty.
+                let tmp =
+                    path.with_file_name(format!(".lock.{}.{}", std::process::id(), uuid::Uuid::new_v4().simple()));
+                let mut f = std::fs::File::create(&tmp)?;
+                std::io::Write::write_all(&mut f, bytes)?;
+                f.sync_all()?;
+                let linked = std::fs::hard_link(&tmp, &path);
+                let _ = std::fs::remove_file(&tmp);
+                match linked {
+                    Ok(()) => Ok(true),
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
                     Err(e) => Err(e),
                 }
