@@ -41,11 +41,29 @@ install_tools() {
 install_tools > .test-tools.log 2>&1 &
 tools=$!
 
-# One build: wh, wh-datagen and the test binaries (where its time goes:
-# cargo-timings/cargo-timing.html in the target directory).
+# First wh and wh-datagen (where the build's time goes:
+# cargo-timings/cargo-timing.html in the target directory): the Python
+# tests start on them while the test binaries build.
 step=$(date +%s)
-cargo test --all-features --no-run --timings
-took "the build" "$step"
+cargo build --all-features --bins --timings
+took "the build of wh" "$step"
+
+if ! wait "$tools"; then
+  cat .test-tools.log >&2
+  echo "error: installing the test tools failed (see above)" >&2
+  exit 1
+fi
+
+# The Python tests run beside the Rust tests' build and run: they spend
+# much of their time waiting on wh processes, servers and sleeps, so
+# together they take less than one after the other. Their output follows
+# the Rust tests'.
+step=$(date +%s)
+WH_BIN="$target_dir/debug/wh" "$venv/bin/python" -m pytest -q --durations=15 tests/readers > .pytest.log 2>&1 &
+pytest=$!
+rust=0
+cargo test --all-features --no-run || rust=$?
+took "the test binaries' build" "$step"
 
 # mdBook for the docs book, pinned, built while the tests run (after the
 # build, so that it does not slow DataFusion's), in its own target folder
@@ -61,20 +79,7 @@ if [ ! -x "$mdbook" ]; then
   mdbook_install=$!
 fi
 
-if ! wait "$tools"; then
-  cat .test-tools.log >&2
-  echo "error: installing the test tools failed (see above)" >&2
-  exit 1
-fi
-
-# The Python tests run beside the Rust tests: both spend part of their
-# time waiting on wh processes, servers and sleeps, so together they take
-# less than one after the other. Their output follows the Rust tests'.
-step=$(date +%s)
-WH_BIN="$target_dir/debug/wh" "$venv/bin/python" -m pytest -q --durations=15 tests/readers > .pytest.log 2>&1 &
-pytest=$!
-rust=0
-cargo test --all-features || rust=$?
+[ "$rust" != 0 ] || cargo test --all-features || rust=$?
 took "the Rust tests" "$step"
 python=0
 wait "$pytest" || python=$?

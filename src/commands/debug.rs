@@ -107,5 +107,8 @@ fn text_report(
     for (name, reason) in unresolved {
         out.push_str(&format!("  {name}: {reason}\n"));
     }
+    if !unresolved.is_empty() && compiled.has_hooks() {
+        out.push_str(&format!("  (this project has hooks: {})\n", crate::compile::HOOKS_PLANNING_NOTE));
+    }
     out
 }

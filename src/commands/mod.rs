@@ -48,6 +48,16 @@ pub struct Settings {
     pub log_format: crate::cli::LogFormat,
 }
 
+/// dbt's name of a wh command, as `flags.WHICH` gives it.
+fn dbt_command_name(command: &str) -> &str {
+    match command {
+        "ls" => "list",
+        "source freshness" => "freshness",
+        "docs" => "generate",
+        other => other,
+    }
+}
+
 impl Settings {
     /// Loads the project and merges the command line into its settings.
     pub fn resolve(shared: &SharedArgs, command: &str) -> Result<Settings, Error> {
@@ -73,6 +83,7 @@ impl Settings {
             engine: shared.engine,
             scheduler: shared.scheduler.clone(),
             job_timeout: shared.job_timeout.clone(),
+            which: dbt_command_name(command).to_string(),
         };
         let root = absolute(&shared.project_dir);
         let project = Project::load(&root, &overrides)?;
@@ -287,7 +298,9 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             runtime.block_on(lineage::execute(&Settings::resolve(shared, "lineage")?, req))
         }
         Command::Build { junit, full_refresh } => {
-            runtime.block_on(build::execute(&Settings::resolve(shared, "build")?, junit.as_deref(), full_refresh))
+            let mut settings = Settings::resolve(shared, "build")?;
+            settings.project.flags.full_refresh = full_refresh;
+            runtime.block_on(build::execute(&settings, junit.as_deref(), full_refresh))
         }
         Command::Source { action: crate::cli::SourceAction::Freshness } => {
             runtime.block_on(source::freshness(&Settings::resolve(shared, "source freshness")?))
@@ -310,7 +323,9 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             runtime.block_on(debug::compat(&Settings::resolve(shared, "debug")?, format))
         }
         Command::Run { full_refresh } => {
-            runtime.block_on(run::execute(&Settings::resolve(shared, "run")?, "run", false, None, full_refresh))
+            let mut settings = Settings::resolve(shared, "run")?;
+            settings.project.flags.full_refresh = full_refresh;
+            runtime.block_on(run::execute(&settings, "run", false, None, full_refresh))
         }
         Command::Test { junit } => {
             runtime.block_on(test::execute(&Settings::resolve(shared, "test")?, junit.as_deref()))

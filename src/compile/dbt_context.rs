@@ -461,7 +461,10 @@ pub fn register(env: &mut Environment<'_>, project: &Project) {
     env.add_global("exceptions", Value::from_object(Exceptions));
     env.add_global("dbt", Value::from_object(CrossDatabase));
     env.add_global("modules", Value::from_object(Modules));
-    env.add_global("flags", minijinja::context! { FULL_REFRESH => false, WHICH => "build" });
+    env.add_global(
+        "flags",
+        minijinja::context! { FULL_REFRESH => project.flags.full_refresh, WHICH => project.flags.which.clone() },
+    );
 
     env.add_function("return", |value: Option<Value>| -> Result<Value, Error> {
         Err(Error::new(ErrorKind::InvalidOperation, "return() called outside a macro")

@@ -11,7 +11,7 @@ use minijinja::{context, Environment, ErrorKind, State, UndefinedBehavior, Value
 use serde_json::Value as Json;
 
 use crate::diagnostic::{did_you_mean, find_in_text, Location};
-use crate::project::config::{ColumnDef, ConfigPatch, Materialization, ModelConfig, TableFormat, CONFIG_KEYS};
+use crate::project::config::{ColumnDef, ConfigPatch, Hook, Materialization, ModelConfig, TableFormat, CONFIG_KEYS};
 use crate::project::{CompatNote, Project, SourceTable};
 
 pub mod assertions;
@@ -71,6 +71,10 @@ pub struct CompiledModel {
     pub tests: Vec<Json>,
     /// Where the model's YAML properties are, if any.
     pub props_at: Option<Location>,
+    /// Its hooks, rendered (empty ones left out): run on the session before
+    /// it is built and after.
+    pub pre_hooks: Vec<Hook>,
+    pub post_hooks: Vec<Hook>,
 }
 
 impl CompiledModel {
@@ -146,7 +150,24 @@ pub struct Compiled {
     pub analyses: Vec<(PathBuf, String)>,
     /// Unit tests, by unique id.
     pub unit_tests: Vec<unit_tests::UnitTest>,
+    /// `on-run-start` and `on-run-end`, rendered (empty ones left out).
+    pub on_run_start: Vec<Hook>,
+    pub on_run_end: Vec<Hook>,
 }
+
+impl Compiled {
+    /// Tells whether any hook runs: what hooks create on the session is
+    /// unknown until they run, so a model reading it cannot be planned
+    /// before the build.
+    pub fn has_hooks(&self) -> bool {
+        !self.on_run_start.is_empty()
+            || self.models.values().any(|m| !m.pre_hooks.is_empty() || !m.post_hooks.is_empty())
+    }
+}
+
+/// What a list of models that cannot be planned adds when hooks run.
+pub const HOOKS_PLANNING_NOTE: &str =
+    "a table a hook creates exists only once the hook runs: a model reading one plans when the build runs it";
 
 /// Returns the SQL relation a model renders to.
 pub fn relation(model: &str) -> String {
@@ -255,6 +276,9 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
     let assertions = assertions(project, &env, &rec, &models)?;
     let analyses = analyses(project, &env, &rec, &models)?;
     let unit_tests = unit_tests::unit_tests(project, &names, &models)?;
+    *lock(&rec) = Recorder::default();
+    let on_run_start = render_hooks(&env, &rec, &project.on_run_start, Value::UNDEFINED, project.file_name)?;
+    let on_run_end = render_hooks(&env, &rec, &project.on_run_end, Value::UNDEFINED, project.file_name)?;
     Ok(Compiled {
         project_name: project.name.clone(),
         schema: project.target.schema.clone(),
@@ -265,7 +289,34 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
         compat,
         analyses,
         unit_tests,
+        on_run_start,
+        on_run_end,
     })
+}
+
+/// Renders hooks in the context `ctx` (a model's, or none for the run's
+/// hooks); a hook that renders to nothing is left out, as dbt does.
+fn render_hooks(
+    env: &Environment<'_>,
+    rec: &Shared,
+    hooks: &[Hook],
+    ctx: Value,
+    file: &str,
+) -> Result<Vec<Hook>, CompileError> {
+    let mut out = Vec::new();
+    for hook in hooks {
+        let at = hook.at.clone().unwrap_or_else(|| Location::file(file));
+        let sql = env.render_str(&hook.sql, &ctx).map_err(|err| {
+            let mut e = template_error(&err, rec, file);
+            e.message = format!("cannot render a hook: {}", e.message);
+            e.location = at.clone();
+            e
+        })?;
+        if !sql.trim().is_empty() {
+            out.push(Hook { sql: sql.trim().to_string(), ..hook.clone() });
+        }
+    }
+    Ok(out)
 }
 
 /// Resolves folder and YAML configs; `config()` in SQL is applied after
@@ -438,7 +489,7 @@ fn config_patch(
             },
         ));
     }
-    serde_json::from_value(patch).map_err(|err| {
+    let mut patch: ConfigPatch = serde_json::from_value(patch).map_err(|err| {
         let (line, col) = find_in_text(text, "config(").unwrap_or((0, 0));
         let message = err.to_string();
         let hint = message
@@ -446,7 +497,9 @@ fn config_patch(
             .and_then(|r| r.split('`').next())
             .and_then(|bad| did_you_mean(bad, CONFIG_KEYS.iter().copied()));
         CompileError { message: format!("invalid config(): {message}"), location: Location::at(path, line, col), hint }
-    })
+    })?;
+    patch.locate_hooks(path, text);
+    Ok(patch)
 }
 
 fn resolve_location(project: &Project, location: &str) -> String {

@@ -39,6 +39,7 @@ pub(super) fn assertions(
     }
     let mut out: Vec<Assertion> = Vec::with_capacity(declared.len());
     for (subject, column, entry, at) in declared {
+        let entry = &render_test_config(env, rec, entry, &at)?;
         let d =
             Declared { project: &project.name, subject, column, entry, defined_at: at.clone(), as_of: as_of.clone() };
         let fail = |e: test_sql::InvalidTest| CompileError {
@@ -46,7 +47,9 @@ pub(super) fn assertions(
             location: at.clone(),
             hint: e.hint,
         };
-        let assertion = match test_sql::parse(&d, &is_custom).map_err(fail)? {
+        let limit = test_sql::limit(entry).map_err(|e| fail(e.into()))?;
+        let mut assertion = match test_sql::parse(&d, &is_custom).map_err(fail)? {
+            Parsed::Disabled => continue,
             Parsed::Builtin(a) => a,
             Parsed::Custom { kind, args, mut shell } => {
                 let model_rel = match &shell.subject {
@@ -78,6 +81,10 @@ pub(super) fn assertions(
                 shell
             }
         };
+        if let Some(n) = limit {
+            assertion.failing_sql = format!("select * from ({}) as dbt_limited limit {n}", assertion.failing_sql);
+            assertion.row_predicate = None;
+        }
         out.push(assertion);
     }
     for dir in &project.test_paths {
@@ -94,6 +101,47 @@ pub(super) fn assertions(
         }
     }
     Ok(out)
+}
+
+/// Test configs dbt renders as Jinja: a test's `where`, `enabled`,
+/// `limit`, `severity`, `warn_if`, `error_if`, at its top level or under
+/// `config:` (`where: "day > '{{ var(\"start\") }}'"`).
+const RENDERED_TEST_CONFIGS: &[&str] = &["where", "enabled", "limit", "severity", "warn_if", "error_if"];
+
+/// Returns the test entry with its Jinja configs rendered.
+fn render_test_config(env: &Environment<'_>, rec: &Shared, entry: &Json, at: &Location) -> Result<Json, CompileError> {
+    let mut entry = entry.clone();
+    let Some(args) = entry.as_object_mut().and_then(|m| m.values_mut().next()).and_then(Json::as_object_mut) else {
+        return Ok(entry);
+    };
+    render_configs(env, rec, args, at)?;
+    if let Some(Json::Object(cfg)) = args.get_mut("config") {
+        render_configs(env, rec, cfg, at)?;
+    }
+    Ok(entry)
+}
+
+fn render_configs(
+    env: &Environment<'_>,
+    rec: &Shared,
+    map: &mut serde_json::Map<String, Json>,
+    at: &Location,
+) -> Result<(), CompileError> {
+    for key in RENDERED_TEST_CONFIGS {
+        let Some(Json::String(text)) = map.get(*key) else { continue };
+        if !text.contains("{{") && !text.contains("{%") {
+            continue;
+        }
+        *lock(rec) = Recorder::default();
+        let rendered = env.render_str(text, context! {}).map_err(|e| {
+            let mut err = template_error(&e, rec, &at.file.to_string_lossy());
+            err.message = format!("cannot render the test's `{key}`: {}", err.message);
+            err.location = at.clone();
+            err
+        })?;
+        map.insert(key.to_string(), Json::String(rendered.trim().to_string()));
+    }
+    Ok(())
 }
 
 /// Renders the analyses; a `ref()` to a model that does not exist (or is

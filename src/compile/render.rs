@@ -95,7 +95,15 @@ fn render_model(
     } else {
         None
     };
+    // Hooks render as the model does (`this` is the model); what they read
+    // is not a dependency.
+    *lock(rec) = Recorder { this: Some(name.clone()), ..Default::default() };
+    let pre_hooks = render_hooks(env, rec, &config.pre_hook, ctx.clone(), &template_name)?;
+    let post_hooks = render_hooks(env, rec, &config.post_hook, ctx.clone(), &template_name)?;
+    *lock(rec) = Recorder::default();
     let model = CompiledModel {
+        pre_hooks,
+        post_hooks,
         unique_id: format!("{}.{}.{}", if file.seed { "seed" } else { "model" }, project.name, name),
         path: file.path.clone(),
         folder: file.folder.clone(),
@@ -180,5 +188,7 @@ fn with_props(project: &Project, name: String, config: ModelConfig) -> CompiledM
         columns,
         tests,
         props_at: declared.map(|d| d.defined_at.clone()),
+        pre_hooks: Vec::new(),
+        post_hooks: Vec::new(),
     }
 }

@@ -137,6 +137,14 @@ fn spilled_bytes(plan: &dyn datafusion::physical_plan::ExecutionPlan) -> usize {
 /// model fails with a hint instead of exhausting memory.
 pub const MAX_INLINED_PLAN_NODES: u64 = 100_000;
 
+/// Tells whether a statement only refreshes a database's statistics
+/// (`ANALYZE t`, common in dbt hooks): DataFusion keeps none to refresh,
+/// so it has nothing to do.
+fn refreshes_statistics(statement: &datafusion::sql::parser::Statement) -> bool {
+    use datafusion::sql::sqlparser::ast::Statement as Sql;
+    matches!(statement, datafusion::sql::parser::Statement::Statement(s) if matches!(**s, Sql::Analyze(_)))
+}
+
 /// One DataFusion session for a whole command.
 #[derive(Clone)]
 pub struct Engine {
@@ -483,6 +491,36 @@ impl Engine {
         self.deregister(name);
         self.ctx.register_table(TableReference::bare(name), provider).map_err(runtime_error)?;
         Ok(())
+    }
+
+    /// Runs `sql` for its effect on the session (a hook): one statement or
+    /// several separated by `;`, each planned once the one before ran (a
+    /// table it creates, a setting it changes). Rows returned are dropped.
+    pub async fn execute(&self, sql: &str) -> Result<(), ExecError> {
+        for statement in self.statements(sql)? {
+            if refreshes_statistics(&statement) {
+                continue;
+            }
+            let plan = self.ctx.state().statement_to_plan(statement).await.map_err(sql_error)?;
+            let df = self.ctx.execute_logical_plan(plan).await.map_err(sql_error)?;
+            self.bounded(async { df.collect().await.map_err(runtime_error) }).await?;
+        }
+        Ok(())
+    }
+
+    /// Parses `sql` into its statements, in the session's dialect.
+    fn statements(&self, sql: &str) -> Result<Vec<datafusion::sql::parser::Statement>, ExecError> {
+        let dialect = self.ctx.state().config().options().sql_parser.dialect;
+        let parser = datafusion::sql::sqlparser::dialect::dialect_from_str(dialect).ok_or_else(|| ExecError::Sql {
+            message: format!("the session's SQL dialect `{dialect}` is unknown"),
+            location: None,
+            hint: None,
+        })?;
+        let mut parser = datafusion::sql::parser::DFParserBuilder::new(sql)
+            .with_dialect(parser.as_ref())
+            .build()
+            .map_err(sql_error)?;
+        Ok(parser.parse_statements().map_err(sql_error)?.into())
     }
 
     /// Runs `sql` and returns its batches.

@@ -31,6 +31,10 @@ use model::{run_model, ModelJob};
 use scheduler::Scheduler;
 use staging::Staging;
 
+/// What a failed hook's error adds.
+pub const HOOK_HINT: &str = "hooks run on wh's DataFusion session: CREATE [OR REPLACE] TABLE/VIEW, \
+     INSERT INTO a table the session holds, SET datafusion.*; the rendered SQL is in the manifest";
+
 /// Everything a run needs.
 pub struct RunPlan<'a> {
     pub compiled: &'a Compiled,
@@ -267,7 +271,8 @@ fn job_for(plan: &RunPlan<'_>, audits: &Audits, model: &CompiledModel, staging: 
         warehouse: plan.warehouse.clone(),
         run_id: plan.run_id.clone(),
         compiled_at: compiled_location(&plan.compiled_dir, model),
-        reuse: plan.reuse.contains(name),
+        // Hooks are asked for on every build: a model with hooks is rebuilt.
+        reuse: plan.reuse.contains(name) && model.pre_hooks.is_empty() && model.post_hooks.is_empty(),
         full_refresh: plan.full_refresh,
         now: plan.now,
         policy: policy.cloned().unwrap_or_default(),

@@ -11,12 +11,12 @@ use datafusion::prelude::DataFrame;
 
 use super::audits::audit_verdict;
 use super::staging::{Readable, Staging};
-use super::{failure_of, finished, register_output};
+use super::{failure_of, finished, register_output, HOOK_HINT};
 use crate::compile::assertions::{Assertion, Status as TestStatus};
 use crate::compile::CompiledModel;
 use crate::diagnostic::Location;
 use crate::exec::{Engine, ExecError, Mode};
-use crate::project::config::{Export, Materialization};
+use crate::project::config::{Export, Hook, Materialization};
 use crate::quality::run::{run_all, Outcome, Samples};
 use crate::results::{Failure, NodeResult, Status};
 use crate::storage::{publish, Entry, Warehouse};
@@ -70,10 +70,32 @@ impl ModelJob {
     /// the contract, then the assertions.
     async fn audit(&self, compat: Result<(), Failure>, schema: &Schema, written: &mut Written) -> Result<(), Failure> {
         compat.and_then(|()| check_contract(&self.model, schema))?;
+        self.post_hooks().await?;
         crate::failpoint::hit("model.before_assertions").map_err(|e| io_failure(&self.model, e))?;
         written.outcomes = self.run_assertions().await;
         audit_verdict(&written.outcomes)
     }
+}
+
+impl ModelJob {
+    /// Runs the model's post-hooks: its new version is registered under its
+    /// name (`this`), not yet checked or published.
+    async fn post_hooks(&self) -> Result<(), Failure> {
+        run_hooks(&self.engine, &self.model, "post-hook", &self.model.post_hooks).await
+    }
+}
+
+/// Runs hooks of one kind in order on the build's session; the first that
+/// fails fails the model, at the line the hook was written on.
+async fn run_hooks(engine: &Engine, model: &CompiledModel, kind: &str, hooks: &[Hook]) -> Result<(), Failure> {
+    for (i, hook) in hooks.iter().enumerate() {
+        engine.execute(&hook.sql).await.map_err(|e| Failure {
+            message: format!("{kind} {} of {} failed: {e}", i + 1, hooks.len()),
+            location: hook.at.clone().or_else(|| Some(Location::file(&model.path))),
+            hint: Some(e.hint().map(str::to_string).unwrap_or_else(|| HOOK_HINT.to_string())),
+        })?;
+    }
+    Ok(())
 }
 
 /// Runs one model: its unit tests, then stage, check the contract, audit,
@@ -119,6 +141,9 @@ async fn run_tested(job: ModelJob) -> NodeResult {
         };
         return finished(model, Status::Error, started_at, clock, None, None, Some(f));
     }
+    if let Err(f) = run_hooks(&job.engine, model, "pre-hook", &model.pre_hooks).await {
+        return finished(model, Status::Error, started_at, clock, None, None, Some(named(model, f)));
+    }
     let mode = match model.output_path() {
         Some(rel) => Some(mode_of(&job.warehouse, model, job.full_refresh, &rel).await),
         None => None,
@@ -133,6 +158,9 @@ async fn run_tested(job: ModelJob) -> NodeResult {
         let mut r = finished(model, Status::Success, started_at, clock, rows, None, None);
         r.merged = Some(0);
         r.message = "no new rows: the published table stays as it is".into();
+        if let Err(f) = job.post_hooks().await {
+            return finished(model, Status::Error, started_at, clock, None, None, Some(named(model, f)));
+        }
         r.assertions = job.run_assertions().await;
         return r;
     }
@@ -149,13 +177,16 @@ async fn run_tested(job: ModelJob) -> NodeResult {
             }
             r
         }
-        Err(mut f) => {
-            f.message = format!("model `{}` ({}) failed: {}", model.name, model.path.display(), f.message);
-            finished(model, Status::Error, started_at, clock, None, None, Some(f))
-        }
+        Err(f) => finished(model, Status::Error, started_at, clock, None, None, Some(named(model, f))),
     };
     r.assertions = written.outcomes;
     r
+}
+
+/// A model's failure, its message naming the model.
+fn named(model: &CompiledModel, mut f: Failure) -> Failure {
+    f.message = format!("model `{}` ({}) failed: {}", model.name, model.path.display(), f.message);
+    f
 }
 
 /// Forgotten identifiers, consent and masks apply to whatever the SQL (or
@@ -209,6 +240,7 @@ async fn write(job: &ModelJob, mode: Option<Mode>, planned: Planned, written: &m
         }
         _ => match job.engine.register_view(&model.name, &model.sql).await {
             Ok(()) => {
+                job.post_hooks().await?;
                 written.outcomes = job.run_assertions().await;
                 audit_verdict(&written.outcomes).map(|()| (None, None))
             }

@@ -111,7 +111,7 @@ impl ConfigTree<'_> {
         let prefix: Vec<String> = std::iter::once(kind.to_string()).chain(path.iter().cloned()).collect();
         let prefix = prefix.join(".");
         notes.extend(note_dbt_keys(&mut plain, |key| format!("{prefix}.+{key}"), |key| self.at(&format!("{key}:"))));
-        serde_json::from_value(Json::Object(plain)).map_err(|err| {
+        let mut patch: ConfigPatch = serde_json::from_value(Json::Object(plain)).map_err(|err| {
             let message = err.to_string();
             let bad = message.strip_prefix("unknown field `").and_then(|r| r.split('`').next()).map(str::to_string);
             let location = bad.as_ref().map(|b| self.at(b)).unwrap_or_else(|| Location::file(self.file_name));
@@ -120,7 +120,9 @@ impl ConfigTree<'_> {
                 .and_then(|b| did_you_mean(b, CONFIG_KEYS.iter().copied()))
                 .map(|h| h.replacen('`', "`+", 1));
             ProjectError::invalid(format!("invalid config in `{kind}:`: {message}"), location, hint)
-        })
+        })?;
+        patch.locate_hooks(Path::new(self.file_name), self.text);
+        Ok(patch)
     }
 }
 
@@ -155,9 +157,6 @@ pub fn note_dbt_keys(
 /// What the compatibility report says of a dbt config key `wh` does not use.
 pub fn dbt_key_detail(key: &str) -> String {
     match key {
-        "pre-hook" | "post-hook" | "pre_hook" | "post_hook" => {
-            "hooks run SQL against a database; wh does not run them".into()
-        }
         "incremental_predicates" => "not applied: the merge considers every published row".into(),
         "schema" | "database" => "accepted; tables land at <folder>/<model>.parquet whatever the schema".into(),
         "alias" => "accepted; the table keeps the model's name".into(),

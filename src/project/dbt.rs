@@ -138,9 +138,7 @@ pub fn load(root: &Path, text: &str, overrides: &Overrides) -> Result<(ProjectFi
             note(CompatKind::Ignored, key, detail, key);
         }
     }
-    let unsupported: [(&str, bool, &str); 7] = [
-        ("on-run-start", file.on_run_start.is_some(), "hooks run SQL against a database; wh does not run them"),
-        ("on-run-end", file.on_run_end.is_some(), "hooks run SQL against a database; wh does not run them"),
+    let unsupported: [(&str, bool, &str); 5] = [
         (
             "dispatch",
             file.dispatch.is_some(),
@@ -217,8 +215,25 @@ pub fn load(root: &Path, text: &str, overrides: &Overrides) -> Result<(ProjectFi
         classification: Default::default(),
         consent: None,
         forget: None,
+        on_run_start: run_hooks(file.on_run_start, "on-run-start")?,
+        on_run_end: run_hooks(file.on_run_end, "on-run-end")?,
     };
     Ok((project, notes))
+}
+
+/// Reads `on-run-start` or `on-run-end` as dbt writes them.
+fn run_hooks(value: Option<Json>, key: &str) -> Result<Option<config::HookList>, ProjectError> {
+    value
+        .map(|v| {
+            serde_json::from_value(v).map_err(|_| {
+                ProjectError::invalid(
+                    format!("`{key}` in {DBT_PROJECT_FILE} must be a SQL statement or a list of them"),
+                    Location::file(DBT_PROJECT_FILE),
+                    None,
+                )
+            })
+        })
+        .transpose()
 }
 
 /// One output of a profile.

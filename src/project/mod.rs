@@ -100,6 +100,17 @@ pub struct Overrides {
     pub scheduler: Option<String>,
     /// `--job-timeout`.
     pub job_timeout: Option<String>,
+    /// The command (`build`, `run`, ...): dbt's `flags.WHICH`.
+    pub which: String,
+}
+
+/// dbt's `flags` as templates see them: true to the command.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    /// `flags.WHICH`: dbt's name of the command (`build`, `run`, `list`...).
+    pub which: String,
+    /// `flags.FULL_REFRESH`: `--full-refresh` was given.
+    pub full_refresh: bool,
 }
 
 /// Where a target's queries run.
@@ -213,6 +224,13 @@ pub struct DeclaredProps {
     pub defined_at: Location,
 }
 
+/// A project file's run hooks, each placed in the file.
+fn run_hooks(list: &Option<config::HookList>, file_name: &str, text: &str, key: &str) -> Vec<config::Hook> {
+    let mut list = list.clone().unwrap_or_default();
+    list.locate(Path::new(file_name), text, &format!("{key}:"));
+    list.0
+}
+
 /// A loaded, validated project.
 #[derive(Debug)]
 pub struct Project {
@@ -252,6 +270,11 @@ pub struct Project {
     pub forget: Option<config::ForgetPolicy>,
     /// Downstream consumers, with where each is declared.
     pub exposures: Vec<(ExposureDef, Location)>,
+    /// dbt's `flags` for templates.
+    pub flags: Flags,
+    /// `on-run-start` and `on-run-end` hooks, as written.
+    pub on_run_start: Vec<config::Hook>,
+    pub on_run_end: Vec<config::Hook>,
     /// When this invocation started (`run_started_at` in templates; the
     /// time snapshots record).
     pub run_started_at: chrono::DateTime<chrono::Utc>,
@@ -321,6 +344,9 @@ impl Project {
             consent: file.consent.clone(),
             forget: file.forget.clone(),
             exposures: Vec::new(),
+            flags: Flags { which: overrides.which.clone(), full_refresh: false },
+            on_run_start: run_hooks(&file.on_run_start, file_name, &text, "on-run-start"),
+            on_run_end: run_hooks(&file.on_run_end, file_name, &text, "on-run-end"),
             run_started_at: chrono::Utc::now(),
             invocation_id: uuid::Uuid::new_v4().to_string(),
         };

@@ -198,7 +198,7 @@ impl Project {
             },
         );
         self.compat.extend(notes);
-        serde_json::from_value(Json::Object(plain)).map_err(|err| {
+        let mut patch: ConfigPatch = serde_json::from_value(Json::Object(plain)).map_err(|err| {
             let message = err.to_string();
             let bad = message.strip_prefix("unknown field `").and_then(|r| r.split('`').next()).map(str::to_string);
             let location = bad
@@ -208,7 +208,9 @@ impl Project {
                 .unwrap_or_else(|| defined_at.clone());
             let hint = bad.as_ref().and_then(|b| did_you_mean(b, CONFIG_KEYS.iter().copied()));
             ProjectError::invalid(format!("invalid config of `{model}`: {message}"), location, hint)
-        })
+        })?;
+        patch.locate_hooks(rel, text);
+        Ok(patch)
     }
 
     /// Rejects YAML that describes models that do not exist, and exposures

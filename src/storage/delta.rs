@@ -46,39 +46,20 @@ impl Warehouse {
         Url::parse(&text).map_err(|e| e.to_string())
     }
 
-    /// Settings for delta-rs: the target's S3 settings; credentials come
-    /// from the environment as for every S3 access.
-    fn delta_options(&self) -> std::collections::HashMap<String, String> {
-        let mut options = std::collections::HashMap::new();
-        if let Warehouse::Remote(r) = self {
-            DELTA_S3.call_once(|| deltalake::aws::register_handlers(None));
-            let s = &r.settings;
-            if let Some(v) = &s.region {
-                options.insert("AWS_REGION".into(), v.clone());
+    /// A delta-rs table builder for `rel`. On S3 it goes through the
+    /// warehouse's own object_store client (its settings and credentials),
+    /// with delta-rs's default log store: a commit is a conditional PUT
+    /// (`If-None-Match`), so two writers of one version cannot both win.
+    fn delta_builder(&self, rel: &str) -> Result<deltalake::DeltaTableBuilder, String> {
+        let url = self.delta_url(rel)?;
+        let builder = deltalake::DeltaTableBuilder::from_url(url.clone()).map_err(|e| e.to_string())?;
+        Ok(match self {
+            Warehouse::Local(_) => builder,
+            Warehouse::Remote(r) => {
+                DELTA_S3.call_once(register_s3_log_store);
+                builder.with_storage_backend(r.store.clone(), url)
             }
-            if let Some(v) = &s.endpoint {
-                options.insert("AWS_ENDPOINT_URL".into(), v.clone());
-            }
-            if let Some(v) = s.allow_http {
-                options.insert("AWS_ALLOW_HTTP".into(), v.to_string());
-            }
-            if let Some(v) = s.path_style {
-                options.insert("AWS_VIRTUAL_HOSTED_STYLE_REQUEST".into(), (!v).to_string());
-            }
-            // One writer per table at a time (wh builds a table once per
-            // run): commits go through copy-if-absent emulation by rename.
-            options.insert("AWS_S3_ALLOW_UNSAFE_RENAME".into(), "true".into());
-            if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-                if let Some(c) = profile_credentials() {
-                    options.insert("AWS_ACCESS_KEY_ID".into(), c.key_id);
-                    options.insert("AWS_SECRET_ACCESS_KEY".into(), c.secret);
-                    if let Some(t) = c.token {
-                        options.insert("AWS_SESSION_TOKEN".into(), t);
-                    }
-                }
-            }
-        }
-        options
+        })
     }
 
     /// Commits `batches` as the new version of the Delta table at `rel`
@@ -91,13 +72,15 @@ impl Warehouse {
         batches: Vec<datafusion::arrow::array::RecordBatch>,
         partition_by: &[String],
     ) -> Result<i64, StorageError> {
-        let url = self.delta_url(rel)?;
         if let Warehouse::Local(root) = self {
             std::fs::create_dir_all(root.join(rel)).map_err(|e| e.to_string())?;
         }
-        let table = deltalake::DeltaTable::try_from_url_with_storage_options(url, self.delta_options())
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut table = self.delta_builder(rel)?.build().map_err(|e| e.to_string())?;
+        // The first write creates the table.
+        match table.load().await {
+            Ok(()) | Err(deltalake::DeltaTableError::NotATable(_)) => {}
+            Err(e) => return Err(e.to_string().into()),
+        }
         // An empty result still commits, with the model's schema.
         let batches =
             if batches.is_empty() { vec![datafusion::arrow::array::RecordBatch::new_empty(schema)] } else { batches };
@@ -115,12 +98,34 @@ impl Warehouse {
 
     /// Opens the Delta table at `rel` for reading, at its latest version.
     pub async fn delta_provider(&self, rel: &str) -> Result<Arc<dyn datafusion::catalog::TableProvider>, StorageError> {
-        let url = self.delta_url(rel)?;
-        let table =
-            deltalake::open_table_with_storage_options(url, self.delta_options()).await.map_err(|e| e.to_string())?;
+        let table = self.delta_builder(rel)?.load().await.map_err(|e| e.to_string())?;
         Ok(table.table_provider().await.map_err(|e| e.to_string())?)
     }
 }
 
 #[cfg(feature = "delta")]
 static DELTA_S3: std::sync::Once = std::sync::Once::new();
+
+/// delta-rs's default log store for `s3://` tables, over the store wh
+/// passes in (delta-rs's own S3 support, with the AWS SDK, is not built).
+#[cfg(feature = "delta")]
+struct S3LogStores;
+
+#[cfg(feature = "delta")]
+impl deltalake::logstore::LogStoreFactory for S3LogStores {
+    fn with_options(
+        &self,
+        prefixed_store: deltalake::logstore::ObjectStoreRef,
+        root_store: deltalake::logstore::ObjectStoreRef,
+        location: &Url,
+        options: &deltalake::logstore::StorageConfig,
+    ) -> deltalake::DeltaResult<Arc<dyn deltalake::logstore::LogStore>> {
+        Ok(deltalake::logstore::default_logstore(prefixed_store, root_store, location, options))
+    }
+}
+
+#[cfg(feature = "delta")]
+fn register_s3_log_store() {
+    let scheme = Url::parse("s3://").expect("a valid URL");
+    deltalake::logstore::logstore_factories().insert(scheme, Arc::new(S3LogStores));
+}

@@ -57,8 +57,6 @@ pub struct Remote {
     pub bucket: String,
     pub prefix: String,
     pub store: Arc<dyn ObjectStore>,
-    #[cfg_attr(not(feature = "delta"), allow(dead_code))]
-    settings: S3Settings,
     scratch: tempfile::TempDir,
 }
 
@@ -199,7 +197,6 @@ impl Warehouse {
             bucket: bucket.to_string(),
             prefix,
             store,
-            settings: s3.clone(),
             scratch,
         })))
     }

@@ -215,3 +215,89 @@ fn unit_tests_run_alone_and_report_what_they_lack() {
     assert!(err.contains("the model reads `ref('people')`, which `given` does not mock"), "{err}");
     assert!(err.contains("models/unit.yml:3"), "{err}");
 }
+
+#[test]
+fn failing_post_hook_fails_its_model_before_it_is_published() {
+    let p = dbt_project("name: demo\n");
+    assert_exit(&p.wh(&["build"]), 0);
+    let published = p.path().join("warehouse/people_out.parquet");
+    let before = checksum(&published);
+    // The folder's post-hook reads the new version (`this`) and fails.
+    p.write("dbt_project.yml", "name: demo\nmodels:\n  demo:\n    +post-hook: \"select nope from {{ this }}\"\n");
+    let out = p.wh(&["build"]);
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("model `people_out` (models/people_out.sql) failed: post-hook 1 of 1 failed"), "{err}");
+    assert!(err.contains("nope") && err.contains("dbt_project.yml:4"), "{err}");
+    assert_eq!(checksum(&published), before, "the failed build published the table");
+    // A hook is rendered with the model: a bad template is a project error.
+    p.write("models/people_out.sql", "{{ config(pre_hook='select {{ this.name.nope.deeper }}') }}\nselect 1 as id\n");
+    p.write("dbt_project.yml", "name: demo\n");
+    let out = p.wh(&["build"]);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("cannot render a hook") && err.contains("models/people_out.sql:1"), "{err}");
+}
+
+#[test]
+fn failing_run_hooks_exit_1_at_their_line() {
+    let p = dbt_project("name: demo\non-run-start:\n  - \"create table log as select 1 as x\"\n  - \"insert into missing values (1)\"\n");
+    let out = p.wh(&["build"]);
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("on-run-start hook 2 of 2 failed") && err.contains("dbt_project.yml:4"), "{err}");
+    assert!(!p.path().join("warehouse/people_out.parquet").exists(), "a model ran after on-run-start failed");
+    // on-run-end runs once the models are published; its failure is the exit code.
+    p.write("dbt_project.yml", "name: demo\non-run-end: \"select * from nowhere\"\n");
+    let out = p.wh(&["build"]);
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("on-run-end hook 1 of 1 failed") && err.contains("dbt_project.yml:2"), "{err}");
+    assert_eq!(p.rows("people_out.parquet").len(), 3);
+}
+
+#[test]
+fn flags_are_true_to_the_command() {
+    let p = dbt_project("name: demo\n");
+    p.write("models/flags.sql", "select '{{ flags.WHICH }}' as which, {{ flags.FULL_REFRESH }} as full_refresh\n");
+    assert_exit(&p.wh(&["build", "--full-refresh", "--select", "flags"]), 0);
+    assert_eq!(p.rows("flags.parquet"), table(&[&["build", "true"]]));
+    assert_exit(&p.wh(&["run", "--select", "flags"]), 0);
+    assert_eq!(p.rows("flags.parquet"), table(&[&["run", "false"]]));
+}
+
+#[test]
+fn test_configs_are_rendered_and_applied_as_dbt_does() {
+    let p = dbt_project("name: demo\nvars:\n  lo: 1\n");
+    p.write("models/nums.sql", "select * from (values (1), (1), (2), (2), (3), (null)) as t(id)\n");
+    p.write(
+        "models/nums.yml",
+        "version: 2\nmodels:\n  - name: nums\n    columns:\n      - name: id\n        data_tests:\n\
+         \x20         - not_null:\n              config:\n                enabled: \"{{ target.name == 'prod' }}\"\n\
+         \x20         - unique:\n              where: \"id > {{ var('lo') }}\"\n              config:\n\
+         \x20               error_if: \">1\"\n\
+         \x20         - accepted_values:\n              values: [3]\n              config:\n\
+         \x20               limit: 2\n                severity: warn\n",
+    );
+    let out = p.wh(&["build", "--select", "nums"]);
+    assert_exit(&out, 0);
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.path().join("target/run_results.json")).unwrap()).unwrap();
+    let tests: std::collections::BTreeMap<String, (String, u64)> = results["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["unique_id"].as_str().unwrap().starts_with("test."))
+        .map(|r| {
+            let id = r["unique_id"].as_str().unwrap().to_string();
+            (id, (r["status"].as_str().unwrap().to_string(), r["failures"].as_u64().unwrap_or(0)))
+        })
+        .collect();
+    // not_null is disabled on this target; unique sees only ids above `lo`
+    // (one duplicate: 2); accepted_values counts at most `limit` rows.
+    let expected = [
+        ("test.demo.accepted_values_nums_id".to_string(), ("warn".to_string(), 2)),
+        ("test.demo.unique_nums_id".to_string(), ("warn".to_string(), 1)),
+    ];
+    assert_eq!(tests, expected.into_iter().collect(), "{}", stderr(&out));
+}

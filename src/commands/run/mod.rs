@@ -22,7 +22,7 @@ use crate::graph::Graph;
 use crate::lineage::ProjectLineage;
 use crate::pipeline::{self as runner, RunPlan};
 use crate::policy::WritePolicy;
-use crate::project::config::StalePolicy;
+use crate::project::config::{Hook, StalePolicy};
 use crate::project::EngineChoice;
 use crate::quality::run::Outcome;
 use crate::quality::Status as TestStatus;
@@ -197,6 +197,9 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, mut p: P
     crate::quality::monitor::prepare(&engine, &p.ctx.warehouse, &mut p.compiled.assertions, now, p.full_refresh).await;
     let scratch = engine.clone();
     policies.register(&engine, &p.ctx.warehouse).await?;
+    // A failing on-run-start hook stops the run before any model.
+    run_hooks(&engine, "on-run-start", &p.compiled.on_run_start, settings.project.file_name).await?;
+    let hooks_engine = engine.clone();
     let plan = RunPlan {
         compiled: &p.compiled,
         graph: &p.graph,
@@ -232,7 +235,21 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, mut p: P
     record::write_catalog(settings, &p.compiled, &p.ctx.warehouse, &p.inv).await?;
     let failed = summarize(settings, &run, &unrecorded, audit);
     record::send_alerts(settings, &run, &stale.report);
+    run_hooks(&hooks_engine, "on-run-end", &p.compiled.on_run_end, settings.project.file_name).await?;
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Runs the project's `on-run-start` or `on-run-end` hooks in order; the
+/// first that fails is the error (exit 1), at the line it was written on.
+async fn run_hooks(engine: &Engine, kind: &str, hooks: &[Hook], file: &str) -> Result<(), Error> {
+    for (i, hook) in hooks.iter().enumerate() {
+        engine.execute(&hook.sql).await.map_err(|e| Error::Hook {
+            message: format!("{kind} hook {} of {} failed: {e}", i + 1, hooks.len()),
+            location: hook.at.clone().unwrap_or_else(|| crate::diagnostic::Location::file(file)),
+            hint: e.hint().unwrap_or(crate::pipeline::HOOK_HINT).to_string(),
+        })?;
+    }
+    Ok(())
 }
 
 /// A finished run, for what records and reports it.
@@ -253,8 +270,12 @@ fn warn_unplannable(settings: &Settings, p: &Prepared, lineage: &ProjectLineage)
         .map(|(name, reason)| format!("  {name}: {}", reason.lines().next().unwrap_or_default()))
         .collect();
     if !doomed.is_empty() {
+        let hooks = match p.compiled.has_hooks() {
+            true => format!("\n  (this project has hooks: {})", crate::compile::HOOKS_PLANNING_NOTE),
+            false => String::new(),
+        };
         settings.log(format!(
-            "warning: {} selected model(s) cannot be planned and will fail (see `wh debug --compat`):\n{}",
+            "warning: {} selected model(s) cannot be planned and will fail (see `wh debug --compat`):\n{}{hooks}",
             doomed.len(),
             doomed.join("\n")
         ));

@@ -33,7 +33,25 @@ pub const BUILTIN: &[&str] = &[
 pub const VOLUME_BASELINE: &str = "__wh_volume_baseline__";
 
 /// Keys every test accepts, beside its own parameters.
-const COMMON: &[&str] = &["severity", "warn_if", "error_if", "where", "name", "config", "description", "meta", "tags"];
+const COMMON: &[&str] = &[
+    "severity",
+    "warn_if",
+    "error_if",
+    "where",
+    "name",
+    "config",
+    "description",
+    "meta",
+    "tags",
+    "enabled",
+    "limit",
+    "store_failures",
+    "store_failures_as",
+    "alias",
+    "schema",
+    "database",
+    "group",
+];
 
 /// One test as declared on a model, source or column.
 pub struct Declared<'a> {
@@ -50,7 +68,43 @@ pub struct Declared<'a> {
 /// (its SQL comes from rendering a `{% test %}` macro).
 pub enum Parsed {
     Builtin(Assertion),
-    Custom { kind: String, args: Map<String, Json>, shell: Assertion },
+    Custom {
+        kind: String,
+        args: Map<String, Json>,
+        shell: Assertion,
+    },
+    /// `enabled: false`: the test is left out, as in dbt.
+    Disabled,
+}
+
+/// A common key of a test entry, given at its top level or under
+/// `config:` (which wins, as in dbt).
+pub fn common_value<'a>(entry: &'a Json, key: &str) -> Option<&'a Json> {
+    let args = entry.as_object()?.values().next()?.as_object()?;
+    args.get("config").and_then(|c| c.get(key)).or_else(|| args.get(key))
+}
+
+/// A test's `limit`: at most that many failing rows are counted.
+pub fn limit(entry: &Json) -> Result<Option<u64>, String> {
+    match common_value(entry, "limit") {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64()),
+        Some(Json::String(s)) if s.trim().parse::<u64>().is_ok() => Ok(s.trim().parse().ok()),
+        Some(other) => Err(format!("`limit` is a number of rows, not `{other}`")),
+    }
+}
+
+/// Reads a boolean config written as YAML or rendered from Jinja.
+fn truthy(value: &Json) -> Option<bool> {
+    match value {
+        Json::Bool(b) => Some(*b),
+        Json::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// A declared test that cannot be turned into an assertion.
@@ -90,6 +144,13 @@ pub fn parse(d: &Declared<'_>, is_custom: &dyn Fn(&str) -> bool) -> Result<Parse
     // dbt accepts common keys at the top level or under `config:`.
     if let Some(Json::Object(cfg)) = args.remove("config") {
         args.extend(cfg);
+    }
+    if let Some(enabled) = args.get("enabled") {
+        match truthy(enabled) {
+            Some(false) => return Ok(Parsed::Disabled),
+            Some(true) => {}
+            None => return Err(format!("`enabled` is true or false, not `{enabled}`").into()),
+        }
     }
     let mut shell = shell(d, &kind, &args)?;
     if !BUILTIN.contains(&kind.as_str()) {

@@ -8,11 +8,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
 mod governance;
+mod hooks;
 mod model;
 mod schema;
 mod unit_test;
 
 pub use governance::*;
+pub use hooks::*;
 pub use model::*;
 pub use schema::*;
 pub use unit_test::*;
@@ -86,6 +88,13 @@ pub struct ProjectFile {
     /// Where `wh forget` finds a person's identifiers.
     #[serde(default)]
     pub forget: Option<ForgetPolicy>,
+    /// SQL run on the session before the first model of `wh build`/`wh run`
+    /// (a failure skips every model).
+    #[serde(default)]
+    pub on_run_start: Option<HookList>,
+    /// SQL run on the session after the last model, whatever happened.
+    #[serde(default)]
+    pub on_run_end: Option<HookList>,
 }
 
 fn default_model_paths() -> Vec<String> {

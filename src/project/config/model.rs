@@ -154,6 +154,13 @@ pub struct ConfigPatch {
     /// A forecast model: the SQL gives the series, the table the forecast.
     #[serde(default)]
     pub forecast: Option<ForecastSpec>,
+    /// SQL run on the session before the model is built.
+    #[serde(default, alias = "pre-hook")]
+    pub pre_hook: Option<HookList>,
+    /// SQL run on the session once the model is built, before its checks
+    /// and its publishing; a failure fails the model.
+    #[serde(default, alias = "post-hook")]
+    pub post_hook: Option<HookList>,
 }
 
 /// `forecast:` in a table model's config: the model's SQL returns the
@@ -359,6 +366,10 @@ pub const CONFIG_KEYS: &[&str] = &[
     "delimiter",
     "access",
     "forecast",
+    "pre_hook",
+    "post_hook",
+    "pre-hook",
+    "post-hook",
 ];
 
 /// dbt config keys that `wh` accepts and does not use: they change where
@@ -398,11 +409,10 @@ pub const DBT_UNUSED_KEYS: &[&str] = &[
     "dbt_valid_to_current",
 ];
 
-/// dbt config keys whose effect `wh` cannot reproduce: hooks run SQL
-/// against a database, predicates change what a merge touches. They are
-/// reported as unsupported; the models still build without them.
-pub const DBT_UNSUPPORTED_KEYS: &[&str] =
-    &["pre-hook", "post-hook", "pre_hook", "post_hook", "incremental_predicates", "packages", "python_version"];
+/// dbt config keys whose effect `wh` cannot reproduce: predicates change
+/// what a merge touches, packages and versions are Python models'. They
+/// are reported as unsupported; the models still build without them.
+pub const DBT_UNSUPPORTED_KEYS: &[&str] = &["incremental_predicates", "packages", "python_version"];
 
 /// Removes the dbt keys `wh` does not use from a config map (keys without
 /// their `+`), returning them.
@@ -463,6 +473,12 @@ pub struct ModelConfig {
     pub access: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forecast: Option<ForecastSpec>,
+    /// Hooks of every level, the project's first (dbt adds them up), as
+    /// written; dbt's manifest names them `pre-hook` and `post-hook`.
+    #[serde(rename = "pre-hook", skip_serializing_if = "Vec::is_empty")]
+    pub pre_hook: Vec<Hook>,
+    #[serde(rename = "post-hook", skip_serializing_if = "Vec::is_empty")]
+    pub post_hook: Vec<Hook>,
 }
 
 impl Default for ModelConfig {
@@ -489,6 +505,8 @@ impl Default for ModelConfig {
             delimiter: None,
             access: None,
             forecast: None,
+            pre_hook: Vec::new(),
+            post_hook: Vec::new(),
         }
     }
 }
@@ -567,6 +585,12 @@ impl ModelConfig {
         }
         if let Some(f) = &patch.forecast {
             self.forecast = Some(f.clone());
+        }
+        if let Some(h) = &patch.pre_hook {
+            self.pre_hook.extend(h.0.iter().cloned());
+        }
+        if let Some(h) = &patch.post_hook {
+            self.post_hook.extend(h.0.iter().cloned());
         }
     }
 
