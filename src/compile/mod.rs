@@ -150,9 +150,9 @@ pub struct Compiled {
     pub analyses: Vec<(PathBuf, String)>,
     /// Unit tests, by unique id.
     pub unit_tests: Vec<unit_tests::UnitTest>,
-    /// `on-run-start` and `on-run-end`, rendered (empty ones left out).
+    /// `on-run-start`, rendered (empty ones left out); `on-run-end` is
+    /// rendered once the models ran ([`render_run_end`]).
     pub on_run_start: Vec<Hook>,
-    pub on_run_end: Vec<Hook>,
 }
 
 impl Compiled {
@@ -278,7 +278,6 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
     let unit_tests = unit_tests::unit_tests(project, &names, &models)?;
     *lock(&rec) = Recorder::default();
     let on_run_start = render_hooks(&env, &rec, &project.on_run_start, Value::UNDEFINED, project.file_name)?;
-    let on_run_end = render_hooks(&env, &rec, &project.on_run_end, Value::UNDEFINED, project.file_name)?;
     Ok(Compiled {
         project_name: project.name.clone(),
         schema: project.target.schema.clone(),
@@ -290,8 +289,21 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
         analyses,
         unit_tests,
         on_run_start,
-        on_run_end,
     })
+}
+
+/// Renders the project's `on-run-end` hooks once the models ran, with
+/// dbt's `results` (one per model and test: `status`, `message`,
+/// `execution_time`, `failures`, `node.name`, `node.unique_id`,
+/// `node.resource_type`) and `schemas` in their context.
+pub fn render_run_end(project: &Project, results: &Json) -> Result<Vec<Hook>, CompileError> {
+    if project.on_run_end.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rec: Shared = Arc::default();
+    let env = environment(project, &rec, Arc::new(project.models.keys().cloned().collect()))?;
+    let ctx = context! { results => Value::from_serialize(results), schemas => vec![project.target.schema.clone()] };
+    render_hooks(&env, &rec, &project.on_run_end, ctx, project.file_name)
 }
 
 /// Renders hooks in the context `ctx` (a model's, or none for the run's

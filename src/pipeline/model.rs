@@ -75,9 +75,7 @@ impl ModelJob {
         written.outcomes = self.run_assertions().await;
         audit_verdict(&written.outcomes)
     }
-}
 
-impl ModelJob {
     /// Runs the model's post-hooks: its new version is registered under its
     /// name (`this`), not yet checked or published.
     async fn post_hooks(&self) -> Result<(), Failure> {

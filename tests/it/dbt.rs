@@ -247,12 +247,16 @@ fn failing_run_hooks_exit_1_at_their_line() {
     let err = stderr(&out);
     assert!(err.contains("on-run-start hook 2 of 2 failed") && err.contains("dbt_project.yml:4"), "{err}");
     assert!(!p.path().join("warehouse/people_out.parquet").exists(), "a model ran after on-run-start failed");
-    // on-run-end runs once the models are published; its failure is the exit code.
-    p.write("dbt_project.yml", "name: demo\non-run-end: \"select * from nowhere\"\n");
+    // on-run-end runs once the models are published, with dbt's `results`;
+    // its failure is the exit code (here the table its SQL names is missing).
+    let end = "{% for r in results if r.node.name == 'people_out' %}select * from done_{{ r.status }}_\
+               {{ r.node.resource_type }}_{{ results | length }}{% endfor %}";
+    p.write("dbt_project.yml", &format!("name: demo\non-run-end: \"{end}\"\n"));
     let out = p.wh(&["build"]);
     assert_exit(&out, 1);
     let err = stderr(&out);
     assert!(err.contains("on-run-end hook 1 of 1 failed") && err.contains("dbt_project.yml:2"), "{err}");
+    assert!(err.contains("done_success_model_2"), "{err}");
     assert_eq!(p.rows("people_out.parquet").len(), 3);
 }
 

@@ -10,6 +10,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use serde_json::json;
+
 use super::context::Context;
 use super::{compile_project, test, Settings};
 use crate::artifacts::Invocation;
@@ -235,8 +237,36 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, mut p: P
     record::write_catalog(settings, &p.compiled, &p.ctx.warehouse, &p.inv).await?;
     let failed = summarize(settings, &run, &unrecorded, audit);
     record::send_alerts(settings, &run, &stale.report);
-    run_hooks(&hooks_engine, "on-run-end", &p.compiled.on_run_end, settings.project.file_name).await?;
+    let on_run_end = crate::compile::render_run_end(&settings.project, &hook_results(&output))?;
+    run_hooks(&hooks_engine, "on-run-end", &on_run_end, settings.project.file_name).await?;
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// dbt's `results` for `on-run-end`: every model's and test's result.
+fn hook_results(output: &RunOutput) -> serde_json::Value {
+    let node =
+        |name: &str, unique_id: &str, kind: &str| json!({"name": name, "unique_id": unique_id, "resource_type": kind});
+    let models = output.models.iter().map(|m| {
+        json!({
+            "status": m.status.as_str(),
+            "message": m.message,
+            "execution_time": m.seconds,
+            "failures": null,
+            "adapter_response": {"rows_affected": m.rows},
+            "node": node(&m.name, &m.unique_id, m.unique_id.split('.').next().unwrap_or("model")),
+        })
+    });
+    let tests = output.all_assertions().into_iter().map(|o| {
+        json!({
+            "status": o.status.as_str(),
+            "message": o.message,
+            "execution_time": o.seconds,
+            "failures": o.failing,
+            "adapter_response": {},
+            "node": node(&o.assertion.name, &o.assertion.unique_id, "test"),
+        })
+    });
+    serde_json::Value::Array(models.chain(tests).collect())
 }
 
 /// Runs the project's `on-run-start` or `on-run-end` hooks in order; the
