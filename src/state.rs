@@ -119,6 +119,9 @@ pub async fn fingerprints(
         }
         for a in audits.get(name.as_str()).into_iter().flatten() {
             h.update(format!("\n{} {} {:?} {:?} {:?}", a.name, a.failing_sql, a.severity, a.warn_if, a.error_if));
+            if let Some(calc) = &a.fail_calc {
+                h.update(format!(" fail_calc {calc}"));
+            }
             for d in &a.depends_on {
                 h.update(format!(" reads {d} {}", out.get(d).map(String::as_str).unwrap_or("")));
             }

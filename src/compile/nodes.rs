@@ -85,6 +85,10 @@ pub(super) fn assertions(
             assertion.failing_sql = format!("select * from ({}) as dbt_limited limit {n}", assertion.failing_sql);
             assertion.row_predicate = None;
         }
+        if assertion.fail_calc.is_some() {
+            // Counted by its own expression, not in the shared row scan.
+            assertion.row_predicate = None;
+        }
         out.push(assertion);
     }
     for dir in &project.test_paths {
@@ -104,9 +108,9 @@ pub(super) fn assertions(
 }
 
 /// Test configs dbt renders as Jinja: a test's `where`, `enabled`,
-/// `limit`, `severity`, `warn_if`, `error_if`, at its top level or under
+/// `limit`, `severity`, `warn_if`, `error_if`, `fail_calc`, at its top level or under
 /// `config:` (`where: "day > '{{ var(\"start\") }}'"`).
-const RENDERED_TEST_CONFIGS: &[&str] = &["where", "enabled", "limit", "severity", "warn_if", "error_if"];
+const RENDERED_TEST_CONFIGS: &[&str] = &["where", "enabled", "limit", "severity", "warn_if", "error_if", "fail_calc"];
 
 /// Returns the test entry with its Jinja configs rendered.
 fn render_test_config(env: &Environment<'_>, rec: &Shared, entry: &Json, at: &Location) -> Result<Json, CompileError> {
@@ -260,6 +264,7 @@ pub(super) fn singular_tests(
             depends_on,
             defined_at: Location::file(&rel),
             monitor: None,
+            fail_calc: None,
         });
     }
     Ok(out)

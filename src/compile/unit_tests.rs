@@ -91,6 +91,7 @@ impl UnitTest {
             depends_on: BTreeSet::new(),
             defined_at: self.defined_at.clone(),
             monitor: None,
+            fail_calc: None,
         }
     }
 }

@@ -126,8 +126,9 @@ pub async fn run_all(engine: &Engine, assertions: &[Assertion], samples: Option<
                 r
             }
         };
+        let calc = a.fail_calc.as_deref().unwrap_or("count(*)");
         let failing =
-            single_row(engine, &format!("select count(*) from ({}) as failing", a.failing_sql)).await.map(|v| v[0]);
+            single_row(engine, &format!("select {calc} from ({}) as failing", a.failing_sql)).await.map(|v| v[0]);
         counts[i] = Some(scanned.and_then(|s| failing.map(|f| (s, f))));
         seconds[i] = clock.elapsed().as_secs_f64();
     }

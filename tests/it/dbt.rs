@@ -281,7 +281,9 @@ fn test_configs_are_rendered_and_applied_as_dbt_does() {
          \x20         - unique:\n              where: \"id > {{ var('lo') }}\"\n              config:\n\
          \x20               error_if: \">1\"\n\
          \x20         - accepted_values:\n              values: [3]\n              config:\n\
-         \x20               limit: 2\n                severity: warn\n",
+         \x20               limit: 2\n                severity: warn\n\
+         \x20         - not_null:\n              config:\n                fail_calc: \"count(*) * 10\"\n\
+         \x20               severity: warn\n",
     );
     let out = p.wh(&["build", "--select", "nums"]);
     assert_exit(&out, 0);
@@ -297,10 +299,12 @@ fn test_configs_are_rendered_and_applied_as_dbt_does() {
             (id, (r["status"].as_str().unwrap().to_string(), r["failures"].as_u64().unwrap_or(0)))
         })
         .collect();
-    // not_null is disabled on this target; unique sees only ids above `lo`
-    // (one duplicate: 2); accepted_values counts at most `limit` rows.
+    // The first not_null is disabled on this target; unique sees only ids
+    // above `lo` (one duplicate: 2); accepted_values counts at most `limit`
+    // rows; the second not_null counts its one null row by its `fail_calc`.
     let expected = [
         ("test.demo.accepted_values_nums_id".to_string(), ("warn".to_string(), 2)),
+        ("test.demo.not_null_nums_id".to_string(), ("warn".to_string(), 10)),
         ("test.demo.unique_nums_id".to_string(), ("warn".to_string(), 1)),
     ];
     assert_eq!(tests, expected.into_iter().collect(), "{}", stderr(&out));

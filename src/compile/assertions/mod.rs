@@ -170,6 +170,9 @@ pub struct Assertion {
     pub warn_if: Threshold,
     pub error_if: Threshold,
     pub filter: Option<String>,
+    /// dbt's `fail_calc`: how the failing rows count (`count(*)` unless
+    /// set, e.g. `sum(n_records)`).
+    pub fail_calc: Option<String>,
     /// A query selecting the failing rows.
     pub failing_sql: String,
     /// For row-level checks: a predicate true on a failing row, so that all

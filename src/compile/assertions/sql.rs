@@ -45,6 +45,7 @@ const COMMON: &[&str] = &[
     "tags",
     "enabled",
     "limit",
+    "fail_calc",
     "store_failures",
     "store_failures_as",
     "alias",
@@ -218,6 +219,7 @@ fn shell(d: &Declared<'_>, kind: &str, args: &Map<String, Json>) -> Result<Asser
         depends_on: BTreeSet::new(),
         defined_at: d.defined_at.clone(),
         monitor: None,
+        fail_calc: args.get("fail_calc").and_then(Json::as_str).map(str::to_string),
     })
 }
 
