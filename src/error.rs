@@ -26,8 +26,8 @@ pub enum Error {
     #[error("cannot write `{}`", path.display())]
     Io { path: std::path::PathBuf, source: std::io::Error },
     /// An `on-run-start` or `on-run-end` hook failed.
-    #[error("{message}")]
-    Hook { message: String, location: Location, hint: String },
+    #[error("{}", .0.message)]
+    Hook(Diagnostic),
     /// A broken invariant inside wh.
     #[error("internal error: {0} (this is a bug in wh; please report it)")]
     Internal(String),
@@ -37,7 +37,7 @@ impl Error {
     /// Returns the exit code: 2 for project and usage errors, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Io { .. } | Error::Internal(_) | Error::Hook { .. } => 1,
+            Error::Io { .. } | Error::Internal(_) | Error::Hook(_) => 1,
             Error::Query(ExecError::Runtime { .. } | ExecError::Timeout { .. }) => 1,
             _ => 2,
         }
@@ -52,7 +52,7 @@ impl Error {
             Error::Compile(e) => Some(&e.location),
             Error::Graph(GraphError::Cycle { location, .. } | GraphError::Artifact { location, .. }) => Some(location),
             Error::Query(ExecError::Source { location, .. }) => Some(location),
-            Error::Hook { location, .. } => Some(location),
+            Error::Hook(d) => d.location.as_ref(),
             _ => None,
         }
     }
@@ -73,7 +73,7 @@ impl Error {
             }
             Error::Query(e) => e.hint().map(str::to_string),
             Error::Usage { hint, .. } => hint.clone(),
-            Error::Hook { hint, .. } => Some(hint.clone()),
+            Error::Hook(d) => d.hint.clone(),
             _ => None,
         }
     }

@@ -297,9 +297,6 @@ pub fn compile(project: &Project) -> Result<Compiled, CompileError> {
 /// `execution_time`, `failures`, `node.name`, `node.unique_id`,
 /// `node.resource_type`) and `schemas` in their context.
 pub fn render_run_end(project: &Project, results: &Json) -> Result<Vec<Hook>, CompileError> {
-    if project.on_run_end.is_empty() {
-        return Ok(Vec::new());
-    }
     let rec: Shared = Arc::default();
     let env = environment(project, &rec, Arc::new(project.models.keys().cloned().collect()))?;
     let ctx = context! { results => Value::from_serialize(results), schemas => vec![project.target.schema.clone()] };

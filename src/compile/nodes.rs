@@ -39,7 +39,7 @@ pub(super) fn assertions(
     }
     let mut out: Vec<Assertion> = Vec::with_capacity(declared.len());
     for (subject, column, entry, at) in declared {
-        let entry = &render_test_config(env, rec, entry, &at)?;
+        let entry = &*render_test_config(env, rec, entry, &at)?;
         let d =
             Declared { project: &project.name, subject, column, entry, defined_at: at.clone(), as_of: as_of.clone() };
         let fail = |e: test_sql::InvalidTest| CompileError {
@@ -113,16 +113,26 @@ pub(super) fn assertions(
 const RENDERED_TEST_CONFIGS: &[&str] = &["where", "enabled", "limit", "severity", "warn_if", "error_if", "fail_calc"];
 
 /// Returns the test entry with its Jinja configs rendered.
-fn render_test_config(env: &Environment<'_>, rec: &Shared, entry: &Json, at: &Location) -> Result<Json, CompileError> {
-    let mut entry = entry.clone();
-    let Some(args) = entry.as_object_mut().and_then(|m| m.values_mut().next()).and_then(Json::as_object_mut) else {
-        return Ok(entry);
+fn render_test_config<'a>(
+    env: &Environment<'_>,
+    rec: &Shared,
+    entry: &'a Json,
+    at: &Location,
+) -> Result<std::borrow::Cow<'a, Json>, CompileError> {
+    let templated = |key: &&str| {
+        test_sql::common_value(entry, key).and_then(Json::as_str).is_some_and(|t| t.contains("{{") || t.contains("{%"))
     };
-    render_configs(env, rec, args, at)?;
-    if let Some(Json::Object(cfg)) = args.get_mut("config") {
-        render_configs(env, rec, cfg, at)?;
+    if !RENDERED_TEST_CONFIGS.iter().any(templated) {
+        return Ok(std::borrow::Cow::Borrowed(entry));
     }
-    Ok(entry)
+    let mut entry = entry.clone();
+    if let Some(args) = entry.as_object_mut().and_then(|m| m.values_mut().next()).and_then(Json::as_object_mut) {
+        render_configs(env, rec, args, at)?;
+        if let Some(Json::Object(cfg)) = args.get_mut("config") {
+            render_configs(env, rec, cfg, at)?;
+        }
+    }
+    Ok(std::borrow::Cow::Owned(entry))
 }
 
 fn render_configs(

@@ -22,6 +22,7 @@ use crate::compile::{Compiled, CompiledModel};
 use crate::diagnostic::Location;
 use crate::exec::{Engine, ExecError};
 use crate::graph::Graph;
+use crate::project::config::Hook;
 use crate::quality::run::{run_all, Outcome, Samples};
 use crate::results::{Failure, NodeResult, RunOutput, Status};
 use crate::storage::Warehouse;
@@ -32,8 +33,22 @@ use scheduler::Scheduler;
 use staging::Staging;
 
 /// What a failed hook's error adds.
-pub const HOOK_HINT: &str = "hooks run on wh's DataFusion session: CREATE [OR REPLACE] TABLE/VIEW, \
+const HOOK_HINT: &str = "hooks run on wh's DataFusion session: CREATE [OR REPLACE] TABLE/VIEW, \
      INSERT INTO a table the session holds, SET datafusion.*; the rendered SQL is in the manifest";
+
+/// Runs hooks of one kind (`pre-hook`, `on-run-start hook`, ...) in order
+/// on the session; the first that fails is the failure, at the line the
+/// hook was written on (else in `file`).
+pub async fn run_hooks(engine: &Engine, kind: &str, hooks: &[Hook], file: &Path) -> Result<(), Failure> {
+    for (i, hook) in hooks.iter().enumerate() {
+        engine.execute(&hook.sql).await.map_err(|e| Failure {
+            message: format!("{kind} {} of {} failed: {e}", i + 1, hooks.len()),
+            location: Some(hook.at.clone().unwrap_or_else(|| Location::file(file))),
+            hint: Some(e.hint().unwrap_or(HOOK_HINT).to_string()),
+        })?;
+    }
+    Ok(())
+}
 
 /// Everything a run needs.
 pub struct RunPlan<'a> {

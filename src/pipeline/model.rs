@@ -11,12 +11,12 @@ use datafusion::prelude::DataFrame;
 
 use super::audits::audit_verdict;
 use super::staging::{Readable, Staging};
-use super::{failure_of, finished, register_output, HOOK_HINT};
+use super::{failure_of, finished, register_output, run_hooks};
 use crate::compile::assertions::{Assertion, Status as TestStatus};
 use crate::compile::CompiledModel;
 use crate::diagnostic::Location;
 use crate::exec::{Engine, ExecError, Mode};
-use crate::project::config::{Export, Hook, Materialization};
+use crate::project::config::{Export, Materialization};
 use crate::quality::run::{run_all, Outcome, Samples};
 use crate::results::{Failure, NodeResult, Status};
 use crate::storage::{publish, Entry, Warehouse};
@@ -79,21 +79,8 @@ impl ModelJob {
     /// Runs the model's post-hooks: its new version is registered under its
     /// name (`this`), not yet checked or published.
     async fn post_hooks(&self) -> Result<(), Failure> {
-        run_hooks(&self.engine, &self.model, "post-hook", &self.model.post_hooks).await
+        run_hooks(&self.engine, "post-hook", &self.model.post_hooks, &self.model.path).await
     }
-}
-
-/// Runs hooks of one kind in order on the build's session; the first that
-/// fails fails the model, at the line the hook was written on.
-async fn run_hooks(engine: &Engine, model: &CompiledModel, kind: &str, hooks: &[Hook]) -> Result<(), Failure> {
-    for (i, hook) in hooks.iter().enumerate() {
-        engine.execute(&hook.sql).await.map_err(|e| Failure {
-            message: format!("{kind} {} of {} failed: {e}", i + 1, hooks.len()),
-            location: hook.at.clone().or_else(|| Some(Location::file(&model.path))),
-            hint: Some(e.hint().map(str::to_string).unwrap_or_else(|| HOOK_HINT.to_string())),
-        })?;
-    }
-    Ok(())
 }
 
 /// Runs one model: its unit tests, then stage, check the contract, audit,
@@ -139,7 +126,7 @@ async fn run_tested(job: ModelJob) -> NodeResult {
         };
         return finished(model, Status::Error, started_at, clock, None, None, Some(f));
     }
-    if let Err(f) = run_hooks(&job.engine, model, "pre-hook", &model.pre_hooks).await {
+    if let Err(f) = run_hooks(&job.engine, "pre-hook", &model.pre_hooks, &model.path).await {
         return finished(model, Status::Error, started_at, clock, None, None, Some(named(model, f)));
     }
     let mode = match model.output_path() {

@@ -114,7 +114,14 @@ impl ConfigTree<'_> {
         let mut patch: ConfigPatch = serde_json::from_value(Json::Object(plain)).map_err(|err| {
             let message = err.to_string();
             let bad = message.strip_prefix("unknown field `").and_then(|r| r.split('`').next()).map(str::to_string);
-            let location = bad.as_ref().map(|b| self.at(b)).unwrap_or_else(|| Location::file(self.file_name));
+            // A hook that does not read is placed at its key.
+            let hook_key =
+                message.contains(config::HOOK_SHAPE).then(|| configs.keys().find(|k| k.contains("hook"))).flatten();
+            let location = bad
+                .as_deref()
+                .or(hook_key.map(String::as_str))
+                .map(|b| self.at(b))
+                .unwrap_or_else(|| Location::file(self.file_name));
             let hint = bad
                 .as_ref()
                 .and_then(|b| did_you_mean(b, CONFIG_KEYS.iter().copied()))

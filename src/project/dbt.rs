@@ -215,21 +215,21 @@ pub fn load(root: &Path, text: &str, overrides: &Overrides) -> Result<(ProjectFi
         classification: Default::default(),
         consent: None,
         forget: None,
-        on_run_start: run_hooks(file.on_run_start, "on-run-start")?,
-        on_run_end: run_hooks(file.on_run_end, "on-run-end")?,
+        on_run_start: run_hooks(file.on_run_start, "on-run-start", at("on-run-start"))?,
+        on_run_end: run_hooks(file.on_run_end, "on-run-end", at("on-run-end"))?,
     };
     Ok((project, notes))
 }
 
 /// Reads `on-run-start` or `on-run-end` as dbt writes them.
-fn run_hooks(value: Option<Json>, key: &str) -> Result<Option<config::HookList>, ProjectError> {
+fn run_hooks(value: Option<Json>, key: &str, at: Location) -> Result<Option<config::HookList>, ProjectError> {
     value
         .map(|v| {
-            serde_json::from_value(v).map_err(|_| {
+            serde_json::from_value(v).map_err(|e| {
                 ProjectError::invalid(
-                    format!("`{key}` in {DBT_PROJECT_FILE} must be a SQL statement or a list of them"),
-                    Location::file(DBT_PROJECT_FILE),
-                    None,
+                    format!("invalid `{key}` in {DBT_PROJECT_FILE}: {e}"),
+                    at.clone(),
+                    Some(format!("{key}: [\"create table if not exists log (model varchar)\"]")),
                 )
             })
         })

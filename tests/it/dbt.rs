@@ -258,6 +258,17 @@ fn failing_run_hooks_exit_1_at_their_line() {
     assert!(err.contains("on-run-end hook 1 of 1 failed") && err.contains("dbt_project.yml:2"), "{err}");
     assert!(err.contains("done_success_model_2"), "{err}");
     assert_eq!(p.rows("people_out.parquet").len(), 3);
+    // A hook that is not SQL is a project error at its key, in either place.
+    for (yml, line) in [
+        ("models:\n  demo:\n    +post-hook: 3\n", "dbt_project.yml:4"),
+        ("on-run-start: [{x: 1}]\n", "dbt_project.yml:2"),
+    ] {
+        p.write("dbt_project.yml", &format!("name: demo\n{yml}"));
+        let out = p.wh(&["compile"]);
+        assert_exit(&out, 2);
+        let err = stderr(&out);
+        assert!(err.contains("a hook is a SQL statement") && err.contains(line), "{err}");
+    }
 }
 
 #[test]

@@ -200,7 +200,7 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, mut p: P
     let scratch = engine.clone();
     policies.register(&engine, &p.ctx.warehouse).await?;
     // A failing on-run-start hook stops the run before any model.
-    run_hooks(&engine, "on-run-start", &p.compiled.on_run_start, settings.project.file_name).await?;
+    run_project_hooks(&engine, "on-run-start", &p.compiled.on_run_start, settings).await?;
     let hooks_engine = engine.clone();
     let plan = RunPlan {
         compiled: &p.compiled,
@@ -237,9 +237,20 @@ async fn locked(settings: &Settings, audit: bool, junit: Option<&Path>, mut p: P
     record::write_catalog(settings, &p.compiled, &p.ctx.warehouse, &p.inv).await?;
     let failed = summarize(settings, &run, &unrecorded, audit);
     record::send_alerts(settings, &run, &stale.report);
-    let on_run_end = crate::compile::render_run_end(&settings.project, &hook_results(&output))?;
-    run_hooks(&hooks_engine, "on-run-end", &on_run_end, settings.project.file_name).await?;
+    // `results` is built only for a project that has on-run-end hooks.
+    let on_run_end = match settings.project.on_run_end.is_empty() {
+        true => Vec::new(),
+        false => crate::compile::render_run_end(&settings.project, &hook_results(&output))?,
+    };
+    run_project_hooks(&hooks_engine, "on-run-end", &on_run_end, settings).await?;
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Runs `on-run-start` or `on-run-end`: the first that fails is the error
+/// (exit 1), at the line it was written on.
+async fn run_project_hooks(engine: &Engine, kind: &str, hooks: &[Hook], settings: &Settings) -> Result<(), Error> {
+    let file = Path::new(settings.project.file_name);
+    runner::run_hooks(engine, &format!("{kind} hook"), hooks, file).await.map_err(Error::Hook)
 }
 
 /// dbt's `results` for `on-run-end`: every model's and test's result.
@@ -267,19 +278,6 @@ fn hook_results(output: &RunOutput) -> serde_json::Value {
         })
     });
     serde_json::Value::Array(models.chain(tests).collect())
-}
-
-/// Runs the project's `on-run-start` or `on-run-end` hooks in order; the
-/// first that fails is the error (exit 1), at the line it was written on.
-async fn run_hooks(engine: &Engine, kind: &str, hooks: &[Hook], file: &str) -> Result<(), Error> {
-    for (i, hook) in hooks.iter().enumerate() {
-        engine.execute(&hook.sql).await.map_err(|e| Error::Hook {
-            message: format!("{kind} hook {} of {} failed: {e}", i + 1, hooks.len()),
-            location: hook.at.clone().unwrap_or_else(|| crate::diagnostic::Location::file(file)),
-            hint: e.hint().unwrap_or(crate::pipeline::HOOK_HINT).to_string(),
-        })?;
-    }
-    Ok(())
 }
 
 /// A finished run, for what records and reports it.

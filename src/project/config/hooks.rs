@@ -19,6 +19,9 @@ pub struct Hook {
     pub at: Option<Location>,
 }
 
+/// What a hook that does not read says.
+pub const HOOK_SHAPE: &str = "a hook is a SQL statement, a list of them, or {sql: ..., transaction: ...}";
+
 /// Hooks as dbt accepts them: one string, a list of strings, or items
 /// `{sql: ..., transaction: ...}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,7 +51,9 @@ enum HookItems {
 
 impl<'de> Deserialize<'de> for HookList {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let items = match Option::<HookItems>::deserialize(d)? {
+        use serde::de::Error;
+        let items = Option::<HookItems>::deserialize(d).map_err(|_| D::Error::custom(HOOK_SHAPE))?;
+        let items = match items {
             None => Vec::new(),
             Some(HookItems::One(item)) => vec![item],
             Some(HookItems::Many(items)) => items,
